@@ -1,0 +1,54 @@
+# TokenHub: `make run` for a local instance, `make test` for the whole suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WORKERS ?= 1
+
+.PHONY: install run serve worker beat test lint typecheck pytest bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/python manage.py migrate --noinput -v0
+	$(BIN)/python manage.py demo_setup
+	$(BIN)/python -m tokenhub.launcher --host $(HOST) --port $(PORT)
+
+serve: install
+	$(BIN)/uvicorn tokenhub.asgi:application --host $(HOST) --port $(PORT) \
+		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log --lifespan on
+
+worker: install
+	$(BIN)/celery -A tokenhub worker -l INFO
+
+beat: install
+	$(BIN)/celery -A tokenhub beat -l INFO
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install
+	bash scripts/ensure-test-servers.sh
+	$(BIN)/python -m pytest
+	TOKENHUB_TEST_EMBEDDED=1 $(BIN)/python -m pytest -m embedded
+
+test: lint typecheck pytest
+
+bench: install
+	bash scripts/ensure-test-servers.sh
+	$(BIN)/python benchmarks/relay_overhead.py
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3* .mypy_cache .pytest_cache .ruff_cache

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.http import HttpRequest
+
+from accounts.models import ApiKey, Membership, Organization, User
+
+
+@admin.register(User)
+class UserAdmin(BaseUserAdmin):  # type: ignore[type-arg]
+    ordering = ("email",)
+    list_display = ("email", "name", "is_staff", "email_verified", "is_active", "date_joined")
+    list_filter = ("is_staff", "is_active", "email_verified")
+    search_fields = ("email", "name")
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Profile", {"fields": ("name", "email_verified")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
+    filter_horizontal = ("groups",)
+
+
+class MembershipInline(admin.TabularInline[Membership, Organization]):
+    model = Membership
+    extra = 0
+    autocomplete_fields = ("user",)
+
+
+@admin.register(Organization)
+class OrganizationAdmin(admin.ModelAdmin[Organization]):
+    list_display = ("name", "is_personal", "pricing_group", "balance", "created_at")
+    search_fields = ("name", "membership__user__email")
+    inlines: ClassVar = [MembershipInline]
+    list_select_related = ("wallet", "pricing_group")
+
+    @admin.display(description="balance (USD)")
+    def balance(self, obj: Organization) -> str:
+        from billing.money import micros_to_usd
+
+        return micros_to_usd(obj.wallet.balance)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+    # The secret is never stored; the hash is not shown either (it is a lookup handle).
+    list_display = (
+        "prefix",
+        "name",
+        "organization",
+        "status",
+        "scopes",
+        "expires_at",
+        "last_used_at",
+    )
+    list_filter = ("status",)
+    search_fields = ("prefix", "name", "organization__name")
+    exclude = ("key_hash",)
+    readonly_fields = (
+        "prefix",
+        "organization",
+        "created_by",
+        "spent",
+        "last_used_at",
+        "created_at",
+    )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Keys are created through the dashboard, API or CLI, which show the secret once.
+        return False

@@ -1,0 +1,40 @@
+"""DRF authentication for the management API: an API key carrying the `manage` scope."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.request import Request
+
+from accounts.keysecrets import hash_secret, looks_like_key
+from accounts.models import ApiKey
+
+
+class ManagementKeyAuthentication(BaseAuthentication):
+    """`Authorization: Bearer sk-th-…`; the request acts as the user who owns the key."""
+
+    def authenticate(self, request: Request) -> tuple[Any, ApiKey] | None:
+        header = get_authorization_header(request).split()
+        if len(header) != 2 or header[0].lower() != b"bearer":
+            return None
+        secret = header[1].decode("latin-1")
+        if not looks_like_key(secret):
+            return None
+        key = (
+            ApiKey.objects.select_related("created_by", "organization")
+            .filter(key_hash=hash_secret(secret))
+            .first()
+        )
+        if key is None or not key.is_usable(timezone.now()):
+            raise exceptions.AuthenticationFailed("invalid, disabled or expired API key")
+        if ApiKey.Scope.MANAGE not in key.scopes:
+            raise exceptions.PermissionDenied("this API key lacks the 'manage' scope")
+        if key.created_by is None or not key.created_by.is_active:
+            raise exceptions.AuthenticationFailed("the key's owner is inactive")
+        return key.created_by, key
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'

@@ -1,0 +1,135 @@
+"""People, the organizations that are billed, and the API keys they call models with."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.db import models
+from django.utils import timezone
+
+
+class UserManager(BaseUserManager["User"]):
+    # Django's createsuperuser calls this; product code uses accounts.services.user_create.
+    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
+        from accounts.services import user_create
+
+        return user_create(email=email, password=password, **extra)
+
+    def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
+        from accounts.services import user_create
+
+        return user_create(email=email, password=password, is_admin=True)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    email = models.EmailField(unique=True)
+    name = models.CharField(max_length=150, blank=True)
+    is_active = models.BooleanField(default=True)
+    is_staff = models.BooleanField(default=False)
+    email_verified = models.BooleanField(default=False)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    def __str__(self) -> str:
+        return self.email
+
+
+class Organization(models.Model):
+    """The billed party. Every user owns a personal one; teams share one."""
+
+    name = models.CharField(max_length=150)
+    is_personal = models.BooleanField(default=False)
+    pricing_group = models.ForeignKey(
+        "billing.PricingGroup", null=True, blank=True, on_delete=models.PROTECT
+    )
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        MEMBER = "member"
+        BILLING = "billing"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["user", "organization"], name="uniq_membership")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.organization_id}:{self.role}"
+
+
+class ApiKey(models.Model):
+    """A customer's secret. Only a SHA-256 hash is stored; the prefix stays readable."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active"
+        DISABLED = "disabled"
+        REVOKED = "revoked"
+
+    class LimitPeriod(models.TextChoices):
+        TOTAL = "total"
+        MONTH = "month"
+
+    class Scope(models.TextChoices):
+        RELAY = "relay"
+        MANAGE = "manage"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="keys")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, db_index=True)
+    key_hash = models.CharField(max_length=64, unique=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    scopes = models.JSONField(default=list)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    allowed_models = models.JSONField(default=list, blank=True)
+    allowed_ips = models.JSONField(default=list, blank=True)
+    spend_limit = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
+    spend_limit_period = models.CharField(
+        max_length=8, choices=LimitPeriod.choices, default=LimitPeriod.TOTAL
+    )
+    spent = models.BigIntegerField(default=0, help_text="micro-USD, all time")
+    # Spend in the current limit period (all time for TOTAL, this month for MONTH) and
+    # credit held by in-flight requests; reserve checks period_spent + held + x <= limit.
+    period_spent = models.BigIntegerField(default=0)
+    period_start = models.DateField(null=True, blank=True)
+    held = models.BigIntegerField(default=0)
+    rpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    pricing_group = models.ForeignKey(
+        "billing.PricingGroup", null=True, blank=True, on_delete=models.PROTECT
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})" if self.name else f"{self.prefix}…"
+
+    def is_usable(self, now: Any = None) -> bool:
+        now = now or timezone.now()
+        if self.status != self.Status.ACTIVE:
+            return False
+        return self.expires_at is None or self.expires_at > now

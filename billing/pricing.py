@@ -1,0 +1,81 @@
+"""Cost of a request from its metered usage: integer micro-USD, rounded once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.money import round_micros
+
+_PER_MILLION = 1_000_000
+
+
+@dataclass(slots=True)
+class Usage:
+    """What one request consumed. input_tokens counts every prompt token, cached or not."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    images: int = 0
+    seconds: int = 0
+    estimated: bool = False
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class PriceSheet:
+    """A model's prices: micro-USD per 1M tokens, or per request / image / second."""
+
+    input_per_1m: int = 0
+    output_per_1m: int = 0
+    cache_read_per_1m: int | None = None
+    cache_write_per_1m: int | None = None
+    per_request: int = 0
+    per_image: int = 0
+    per_second: int = 0
+    max_output_tokens: int | None = None
+
+
+def cost_micros(usage: Usage, price: PriceSheet, multiplier: Decimal) -> int:
+    """Exact cost: every component at its own price, times the group multiplier.
+
+    Cache reads and writes default to the input price when no own price is set.
+    """
+    cache_read_price = (
+        price.input_per_1m if price.cache_read_per_1m is None else price.cache_read_per_1m
+    )
+    cache_write_price = (
+        price.input_per_1m if price.cache_write_per_1m is None else price.cache_write_per_1m
+    )
+    uncached = max(0, usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens)
+    numerator = (
+        uncached * price.input_per_1m
+        + usage.cache_read_tokens * cache_read_price
+        + usage.cache_write_tokens * cache_write_price
+        + usage.output_tokens * price.output_per_1m
+        + (price.per_request + usage.images * price.per_image + usage.seconds * price.per_second)
+        * _PER_MILLION
+    )
+    return round_micros(Decimal(numerator) * multiplier / _PER_MILLION)
+
+
+def worst_case_micros(
+    *, prompt_tokens: int, max_output_tokens: int, price: PriceSheet, multiplier: Decimal
+) -> int:
+    """The hold for a request: every prompt token at the dearest input rate, all output used."""
+    dearest_input = max(
+        price.input_per_1m, price.cache_read_per_1m or 0, price.cache_write_per_1m or 0
+    )
+    sheet = PriceSheet(
+        input_per_1m=dearest_input,
+        output_per_1m=price.output_per_1m,
+        per_request=price.per_request,
+    )
+    usage = Usage(input_tokens=prompt_tokens, output_tokens=max_output_tokens)
+    return cost_micros(usage, sheet, multiplier)

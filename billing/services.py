@@ -1,0 +1,116 @@
+"""Every write that moves money. Each balance change writes its ledger row atomically."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+
+from accounts.models import Organization, User
+from billing.models import LedgerEntry, Price, PricingGroup, Wallet
+
+DEFAULT_GROUP = "default"
+
+
+def wallet_credit(
+    *,
+    organization: Organization,
+    amount: int,
+    kind: str,
+    source_type: str,
+    source_id: str,
+    note: str = "",
+    created_by: User | None = None,
+) -> tuple[LedgerEntry, bool]:
+    """Add AMOUNT micro-USD (may be negative for refunds) exactly once per source.
+
+    Atomic; returns (entry, created). A replay of the same (source_type, source_id)
+    changes nothing and returns the existing entry with created=False.
+    """
+    if kind not in LedgerEntry.Kind.values:
+        raise ValueError(f"unknown ledger kind {kind!r}")
+    with transaction.atomic():
+        # Lock the wallet first: concurrent credits serialise here, and a replay that
+        # waited for the lock sees the entry the first one committed.
+        wallet = Wallet.objects.select_for_update().get(organization=organization)
+        existing = LedgerEntry.objects.filter(source_type=source_type, source_id=source_id).first()
+        if existing is not None:
+            return existing, False
+        try:
+            with transaction.atomic():
+                entry = LedgerEntry.objects.create(
+                    wallet=wallet,
+                    kind=kind,
+                    amount=amount,
+                    balance_after=wallet.balance + amount,
+                    source_type=source_type,
+                    source_id=source_id,
+                    note=note,
+                    created_by=created_by,
+                )
+        except IntegrityError:
+            # Same source recorded against another wallet concurrently: still a replay.
+            return LedgerEntry.objects.get(source_type=source_type, source_id=source_id), False
+        Wallet.objects.filter(pk=wallet.pk).update(balance=F("balance") + amount)
+    return entry, True
+
+
+def wallet_adjust(
+    *, organization: Organization, amount: int, reason: str, created_by: User | None
+) -> LedgerEntry:
+    """An operator's correction, positive or negative. A reason is mandatory."""
+    if not reason.strip():
+        raise ValueError("an adjustment needs a reason")
+    if amount == 0:
+        raise ValueError("an adjustment of zero changes nothing")
+    entry, _ = wallet_credit(
+        organization=organization,
+        amount=amount,
+        kind=LedgerEntry.Kind.ADJUST,
+        source_type="adjust",
+        source_id=uuid.uuid4().hex,
+        note=reason.strip(),
+        created_by=created_by,
+    )
+    return entry
+
+
+def wallet_create(*, organization: Organization) -> Wallet:
+    wallet, _ = Wallet.objects.get_or_create(organization=organization)
+    return wallet
+
+
+def pricing_group_default() -> PricingGroup:
+    group, _ = PricingGroup.objects.get_or_create(name=DEFAULT_GROUP)
+    return group
+
+
+_PRICE_FIELDS = (
+    "input_per_1m",
+    "output_per_1m",
+    "cache_read_per_1m",
+    "cache_write_per_1m",
+    "per_request",
+    "per_image",
+    "per_second",
+    "max_output_tokens",
+)
+
+
+def price_set(*, model: str, **fields: int | None) -> Price:
+    """Create or update a model's price; only the given fields change (micro-USD)."""
+    unknown = set(fields) - set(_PRICE_FIELDS)
+    if unknown:
+        raise ValueError(f"unknown price fields: {sorted(unknown)}")
+    model = model.strip()
+    if not model:
+        raise ValueError("model name is empty")
+    for name, value in fields.items():
+        if value is not None and value < 0:
+            raise ValueError(f"{name} cannot be negative")
+    price, _ = Price.objects.get_or_create(model=model)
+    for name, value in fields.items():
+        setattr(price, name, value)
+    price.save()
+    return price

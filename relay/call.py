@@ -1,0 +1,59 @@
+"""The state of one relayed request as it moves through the pipeline (metadata only)."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from billing.pricing import PriceSheet, Usage
+from relay.asgi_io import Request
+from relay.catalog import KeyInfo
+
+_CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+@dataclass(slots=True)
+class Call:
+    endpoint: str
+    request_id: str = field(default_factory=lambda: "req_" + uuid.uuid4().hex)
+    client_request_id: str = ""
+    started: float = field(default_factory=time.monotonic)
+    client_ip: str | None = None
+    user_agent: str = ""
+    key: KeyInfo | None = None
+    model: str = ""
+    upstream_model: str = ""
+    channel_id: int | None = None
+    stream: bool = False
+    attempts: int = 0
+    status: int = 200
+    error_code: str = ""
+    ttfb_ms: int | None = None
+    price: PriceSheet | None = None
+    held: bool = False
+    served: bool = False  # an upstream answered successfully
+    prompt_estimate: int = 0
+    tpm_estimate: int = 0
+    output_bytes: int = 0
+    reported_usage: Usage | None = None
+    response_started: bool = False
+    client_gone: bool = False
+
+    @classmethod
+    def start(cls, request: Request, endpoint: str) -> Call:
+        call = cls(endpoint=endpoint)
+        supplied = request.headers.get("x-request-id", "")
+        if supplied and _CLIENT_ID.match(supplied):
+            call.client_request_id = supplied
+        call.user_agent = request.headers.get("user-agent", "")[:300]
+        return call
+
+    @property
+    def public_id(self) -> str:
+        """Echo the caller's id when it sent one; ours is always unique in the logs."""
+        return self.client_request_id or self.request_id
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.started) * 1000)

@@ -1,0 +1,174 @@
+"""In-process snapshots of keys, channels and prices, so the hot path reads no database.
+
+Key snapshots live at most RELAY_KEY_CACHE_SECONDS (1 s): a revoked key stops working on
+every process within that time without any cross-process signal. Channels and prices
+are reloaded as a whole every RELAY_CATALOG_SECONDS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from billing.pricing import PriceSheet
+from relay.db import in_db_thread
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    id: int
+    organization_id: int
+    wallet_id: int
+    active: bool
+    expires_at: dt.datetime | None
+    scopes: frozenset[str]
+    allowed_models: tuple[str, ...]
+    allowed_networks: tuple[IPNetwork, ...]
+    rpm_limit: int | None
+    tpm_limit: int | None
+    org_rpm_limit: int | None
+    org_tpm_limit: int | None
+    group: str
+    multiplier: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    id: int
+    name: str
+    type: str
+    base_url: str
+    keys: tuple[str, ...]
+    models: frozenset[str]
+    model_map: dict[str, str]
+    groups: frozenset[str]
+    priority: int
+    weight: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def upstream_model(self, model: str) -> str:
+        return self.model_map.get(model, model)
+
+
+def _load_key(key_hash: str) -> KeyInfo | None:
+    from accounts.models import ApiKey
+    from billing.services import DEFAULT_GROUP
+
+    key = (
+        ApiKey.objects.select_related(
+            "organization__wallet", "organization__pricing_group", "pricing_group"
+        )
+        .filter(key_hash=key_hash)
+        .first()
+    )
+    if key is None:
+        return None
+    org = key.organization
+    group = key.pricing_group or org.pricing_group
+    return KeyInfo(
+        id=key.pk,
+        organization_id=org.pk,
+        wallet_id=org.wallet.pk,
+        active=key.status == ApiKey.Status.ACTIVE,
+        expires_at=key.expires_at,
+        scopes=frozenset(key.scopes),
+        allowed_models=tuple(key.allowed_models),
+        allowed_networks=tuple(ipaddress.ip_network(n, strict=False) for n in key.allowed_ips),
+        rpm_limit=key.rpm_limit,
+        tpm_limit=key.tpm_limit,
+        org_rpm_limit=org.rpm_limit,
+        org_tpm_limit=org.tpm_limit,
+        group=group.name if group else DEFAULT_GROUP,
+        multiplier=group.multiplier if group else Decimal(1),
+    )
+
+
+def _load_catalog() -> tuple[list[ChannelInfo], dict[str, PriceSheet]]:
+    from billing.models import Price
+    from relay.models import Channel
+
+    channels = [
+        ChannelInfo(
+            id=c.pk,
+            name=c.name,
+            type=c.type,
+            base_url=c.base_url,
+            keys=tuple(c.key_list()),
+            models=frozenset(c.model_names),
+            model_map=dict(c.model_map),
+            groups=frozenset(c.groups),
+            priority=c.priority,
+            weight=max(1, c.weight),
+            options=dict(c.options),
+        )
+        for c in Channel.objects.filter(status=Channel.Status.ENABLED)
+    ]
+    prices = {
+        p.model: PriceSheet(
+            input_per_1m=p.input_per_1m,
+            output_per_1m=p.output_per_1m,
+            cache_read_per_1m=p.cache_read_per_1m,
+            cache_write_per_1m=p.cache_write_per_1m,
+            per_request=p.per_request,
+            per_image=p.per_image,
+            per_second=p.per_second,
+            max_output_tokens=p.max_output_tokens,
+        )
+        for p in Price.objects.all()
+    }
+    return channels, prices
+
+
+class Catalog:
+    """Per-process cache. Safe to share between tasks of one event loop."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._channels: list[ChannelInfo] = []
+        self._prices: dict[str, PriceSheet] = {}
+        self._catalog_at = -1e9
+        self._lock = asyncio.Lock()
+
+    def clear(self) -> None:
+        self._keys.clear()
+        self._catalog_at = -1e9
+
+    async def key(self, key_hash: str) -> KeyInfo | None:
+        now = time.monotonic()
+        hit = self._keys.get(key_hash)
+        if hit is not None and now - hit[0] < settings.RELAY_KEY_CACHE_SECONDS:
+            return hit[1]
+        info = await in_db_thread(_load_key)(key_hash)
+        if len(self._keys) > 100_000:  # bogus keys must not grow memory without bound
+            self._keys.clear()
+        self._keys[key_hash] = (time.monotonic(), info)
+        return info
+
+    async def _refresh(self) -> None:
+        if time.monotonic() - self._catalog_at < settings.RELAY_CATALOG_SECONDS:
+            return
+        async with self._lock:
+            if time.monotonic() - self._catalog_at < settings.RELAY_CATALOG_SECONDS:
+                return
+            self._channels, self._prices = await in_db_thread(_load_catalog)()
+            self._catalog_at = time.monotonic()
+
+    async def channels(self) -> list[ChannelInfo]:
+        await self._refresh()
+        return self._channels
+
+    async def price(self, model: str) -> PriceSheet | None:
+        await self._refresh()
+        return self._prices.get(model)
+
+
+catalog = Catalog()

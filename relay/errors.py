@@ -1,0 +1,71 @@
+"""Relay failures as one exception type; each client protocol renders it its own way."""
+
+from __future__ import annotations
+
+
+class RelayError(Exception):
+    """A failure to report to the client. `message` must never contain request content."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",  # noqa: A002 - OpenAI's field name
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+
+def bad_request(message: str, *, param: str | None = None, code: str | None = None) -> RelayError:
+    return RelayError(400, message, param=param, code=code)
+
+
+def unauthorized(message: str = "Incorrect or missing API key.") -> RelayError:
+    return RelayError(401, message, type="authentication_error", code="invalid_api_key")
+
+
+def forbidden(message: str, code: str) -> RelayError:
+    return RelayError(403, message, type="permission_error", code=code)
+
+
+def model_not_found(model: str) -> RelayError:
+    # The model name is the caller's own routing input, not prompt content.
+    return RelayError(
+        404,
+        f"The model '{model[:200]}' does not exist or you do not have access to it.",
+        code="model_not_found",
+        param="model",
+    )
+
+
+def insufficient_quota(message: str) -> RelayError:
+    # 402, not 429: the official SDKs retry 429s, which would only repeat the refusal.
+    return RelayError(402, message, type="insufficient_quota", code="insufficient_quota")
+
+
+def rate_limited(message: str, retry_after: int) -> RelayError:
+    return RelayError(
+        429,
+        message,
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        headers={"retry-after": str(max(1, retry_after))},
+    )
+
+
+def no_channel(model: str) -> RelayError:
+    return RelayError(
+        503,
+        f"No upstream channel is available for model '{model[:200]}'. Try again later.",
+        type="service_unavailable",
+        code="no_available_channel",
+    )

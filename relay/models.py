@@ -1,0 +1,54 @@
+"""Upstream channels: where requests for a model are sent, and how."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.db import models
+from django.utils import timezone
+
+from tokenhub.fields import EncryptedTextField
+
+
+class Channel(models.Model):
+    class Type(models.TextChoices):
+        OPENAI = "openai", "OpenAI-compatible"
+        OPENAI_RESPONSES = "openai-responses", "OpenAI Responses"
+        ANTHROPIC = "anthropic", "Anthropic"
+        GEMINI = "gemini", "Google Gemini"
+        AZURE_OPENAI = "azure-openai", "Azure OpenAI"
+        DOUBAO = "doubao", "Doubao / Ark"
+
+    class Status(models.TextChoices):
+        ENABLED = "enabled"
+        DISABLED = "disabled"  # by an admin
+        AUTO_DISABLED = "auto_disabled"  # by the relay, e.g. upstream said 401
+
+    name = models.CharField(max_length=100)
+    type = models.CharField(max_length=32, choices=Type.choices)
+    base_url = models.URLField(max_length=500)
+    # One or more upstream keys, newline separated, encrypted with TOKENHUB_ENCRYPTION_KEYS.
+    api_keys = EncryptedTextField()
+    model_names = models.JSONField(default=list, help_text="Model names customers may call here.")
+    model_map = models.JSONField(
+        default=dict, blank=True, help_text="Customer model name → upstream model name."
+    )
+    groups = models.JSONField(
+        default=list, blank=True, help_text="Pricing groups served; empty means every group."
+    )
+    priority = models.IntegerField(default=0)
+    weight = models.PositiveIntegerField(default=1)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ENABLED)
+    disabled_reason = models.CharField(max_length=300, blank=True)
+    options = models.JSONField(default=dict, blank=True, help_text="e.g. azure api_version.")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["status", "-priority"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.type})"
+
+    def key_list(self) -> list[str]:
+        return [k.strip() for k in self.api_keys.splitlines() if k.strip()]

@@ -1,0 +1,104 @@
+"""Step 5: send the request to one channel and classify what went wrong, if anything."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import httpx
+from django.conf import settings
+
+from relay.catalog import ChannelInfo
+from relay.upstream import client
+
+# Channel types that speak the OpenAI wire format for /v1/chat/completions and friends.
+OPENAI_TYPES = frozenset({"openai", "azure-openai", "doubao"})
+
+_rng = random.SystemRandom()
+
+
+class UpstreamFailure(Exception):
+    """A failed attempt. `retryable` failures move on to the next channel."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        status: int = 502,
+        body: bytes = b"",
+        content_type: str = "application/json",
+        disable: bool = False,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.status = status
+        self.body = body
+        self.content_type = content_type
+        self.disable = disable
+
+
+def openai_target(
+    channel: ChannelInfo, path: str, upstream_model: str
+) -> tuple[str, dict[str, str]]:
+    """URL and auth headers for an OpenAI-format PATH such as '/chat/completions'."""
+    key = channel.keys[0] if len(channel.keys) == 1 else _rng.choice(channel.keys)
+    headers = {"content-type": "application/json", "accept-encoding": "identity"}
+    if channel.type == "azure-openai":
+        version = channel.options.get("api_version", "2024-10-21")
+        url = f"{channel.base_url}/openai/deployments/{upstream_model}{path}?api-version={version}"
+        headers["api-key"] = key
+    else:
+        url = channel.base_url + path
+        headers["authorization"] = "Bearer " + key
+    return url, headers
+
+
+async def send(url: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+    """Start the request; returns once the status line and headers have arrived."""
+    http = client()
+    request = http.build_request("POST", url, content=body, headers=headers)
+    try:
+        async with asyncio.timeout(settings.RELAY_FIRST_BYTE_TIMEOUT):
+            return await http.send(request, stream=True)
+    except TimeoutError:
+        raise UpstreamFailure(
+            "upstream timed out before the first byte", retryable=True, status=504
+        ) from None
+    except httpx.TimeoutException:
+        raise UpstreamFailure("upstream timed out", retryable=True, status=504) from None
+    except httpx.TransportError as exc:
+        raise UpstreamFailure(
+            f"could not reach upstream ({type(exc).__name__})", retryable=True, status=502
+        ) from None
+
+
+async def failure_from_response(response: httpx.Response) -> UpstreamFailure:
+    """Read an error response (bounded) and decide whether another channel may succeed."""
+    try:
+        body = await asyncio.wait_for(response.aread(), timeout=settings.RELAY_IDLE_TIMEOUT)
+    except (TimeoutError, httpx.HTTPError):
+        body = b""
+    finally:
+        await response.aclose()
+    status = response.status_code
+    content_type = response.headers.get("content-type", "application/json")
+    if status in (401, 403):
+        # The channel's own key is bad: disable it and let another channel serve.
+        return UpstreamFailure(
+            f"upstream rejected the channel's credentials ({status})",
+            retryable=True,
+            status=status,
+            body=body,
+            content_type=content_type,
+            disable=True,
+        )
+    retryable = status == 429 or status >= 500
+    return UpstreamFailure(
+        f"upstream answered {status}",
+        retryable=retryable,
+        status=status,
+        body=body,
+        content_type=content_type,
+    )

@@ -1,0 +1,55 @@
+"""Step 7: charge, release the hold and log — exactly once, even if the client vanished.
+
+Settlement runs in its own task: cancelling the request (client disconnect, server
+shutdown) never cancels the settlement. Shutdown waits for pending settlements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from billing.holds import Settlement, hold_settle
+from relay.db import in_db_thread
+
+log = logging.getLogger(__name__)
+_settle = in_db_thread(hold_settle)
+_pending: set[asyncio.Task[None]] = set()
+_in_flight = 0
+
+
+class in_flight:  # noqa: N801 - used like a function: `with in_flight():`
+    """Counts requests between their start and their settlement (for drain and tests)."""
+
+    def __enter__(self) -> None:
+        global _in_flight
+        _in_flight += 1
+
+    def __exit__(self, *exc: object) -> None:
+        global _in_flight
+        _in_flight -= 1
+
+
+async def _run(settlement: Settlement) -> None:
+    try:
+        await _settle(settlement)
+    except Exception as exc:
+        # The hold stays in place and the sweep releases it; never log request content.
+        log.error("settlement failed for request %s: %s", settlement.reference, type(exc).__name__)
+
+
+async def settle(settlement: Settlement) -> None:
+    task = asyncio.ensure_future(_run(settlement))
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+    await asyncio.shield(task)
+
+
+def pending() -> int:
+    return len(_pending) + _in_flight
+
+
+async def drain(timeout: float = 30.0) -> None:
+    """Wait for in-flight settlements (called at server shutdown)."""
+    if _pending:
+        await asyncio.wait(list(_pending), timeout=timeout)

@@ -1,0 +1,70 @@
+"""Shared fixtures: three users for access control (owner, teammate, stranger), built with the
+real services, and a small key factory.
+
+The SQLite test database is a file rather than Django's default in-memory database, so that
+subprocesses (the CLI tests) and the live server see the same data as the test itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+from django.conf import settings
+
+from accounts.models import ApiKey, Membership, Organization, User
+from accounts.selectors import organization_personal
+from accounts.services import key_create, user_create
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    db = settings.DATABASES["default"]
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        path = Path(db["NAME"])
+        db.setdefault("TEST", {})["NAME"] = str(path.with_name(f"test_{path.name}"))
+
+
+@pytest.fixture
+def owner(db: None) -> User:
+    return user_create(email="owner@example.com", password="owner-pass-123", name="Owner")
+
+
+@pytest.fixture
+def org(owner: User) -> Organization:
+    """The owner's personal organization, which the teammate also belongs to."""
+    return organization_personal(user=owner)
+
+
+@pytest.fixture
+def teammate(org: Organization) -> User:
+    user = user_create(email="teammate@example.com", password="teammate-pass-123")
+    # No service adds members yet; the membership row is all a team is today.
+    Membership.objects.create(user=user, organization=org, role=Membership.Role.MEMBER)
+    return user
+
+
+@pytest.fixture
+def stranger(db: None) -> User:
+    return user_create(email="stranger@example.com", password="stranger-pass-123")
+
+
+@pytest.fixture
+def admin_user(db: None) -> User:
+    """A superuser made the way the CLI makes one (overrides pytest-django's fixture)."""
+    return user_create(email="admin@example.com", password="admin-pass-123", is_admin=True)
+
+
+class MakeKey(Protocol):
+    def __call__(self, user: User, /, **options: Any) -> tuple[ApiKey, str]: ...
+
+
+@pytest.fixture
+def make_key(db: None) -> MakeKey:
+    """make_key(user, scopes=["manage"], ...) -> (key, secret) in the user's personal org."""
+
+    def make(user: User, /, **options: Any) -> tuple[ApiKey, str]:
+        return key_create(organization=organization_personal(user=user), created_by=user, **options)
+
+    return make

@@ -1,0 +1,1 @@
+"""Pytest plugins loaded with ``-p`` before conftest files and Django settings."""

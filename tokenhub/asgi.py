@@ -1,0 +1,41 @@
+"""ASGI entry point: /v1, /v1beta and the billing paths go to the relay, the rest to Django.
+
+The relay is a plain ASGI application rather than Django views: Django's request
+handling and middleware cost more CPU per call than the whole relay pipeline (measured
+in benchmarks/, see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenhub.settings")
+django_application = get_asgi_application()
+
+from relay.app import application as relay_application  # noqa: E402  (needs Django set up)
+from relay import redis_client, upstream  # noqa: E402
+from relay.pipeline.settle import drain  # noqa: E402
+
+RELAY_PREFIXES = ("/v1/", "/v1beta/", "/dashboard/billing/")
+
+
+async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    kind = scope["type"]
+    if kind == "http" and scope["path"].startswith(RELAY_PREFIXES):
+        await relay_application(scope, receive, send)
+    elif kind == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await drain()  # settle what is in flight before the process exits
+                await upstream.close()
+                await redis_client.close()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+    else:
+        await django_application(scope, receive, send)
