@@ -24,7 +24,8 @@ run: install
 
 serve: install
 	$(BIN)/uvicorn tokenhub.asgi:application --host $(HOST) --port $(PORT) \
-		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log --lifespan on
+		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log --lifespan on \
+		--no-proxy-headers
 
 worker: install
 	$(BIN)/celery -A tokenhub worker -l INFO

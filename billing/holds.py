@@ -54,6 +54,10 @@ def hold_place(
     """Reserve AMOUNT for a request; atomic; raises InsufficientBalance or KeyLimitExceeded."""
     now = timezone.now()
     with transaction.atomic():
+        # Lock order everywhere: wallet, then key. (The reverse deadlocks with settle.)
+        available = Wallet.objects.filter(pk=wallet_id, balance__gte=F("held") + amount)
+        if available.update(held=F("held") + amount) != 1:
+            raise InsufficientBalance("insufficient balance")
         if api_key_id is not None:
             month = _month_start(now.date())
             # A monthly limit starts afresh with the month.
@@ -68,9 +72,6 @@ def hold_place(
             )
             if covered.update(held=F("held") + amount) != 1:
                 raise KeyLimitExceeded("this API key has reached its spend limit")
-        available = Wallet.objects.filter(pk=wallet_id, balance__gte=F("held") + amount)
-        if available.update(held=F("held") + amount) != 1:
-            raise InsufficientBalance("insufficient balance")
         Hold.objects.create(
             reference=reference,
             wallet_id=wallet_id,

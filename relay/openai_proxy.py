@@ -92,6 +92,15 @@ async def _proxy(
             await send_json(send_, err.status, openai.error_body(err), {**headers, **err.headers})
     except ClientDisconnected:
         call.status, call.error_code, call.client_gone = 499, "client_disconnected", True
+    except Exception as exc:
+        # Log the type only: exception messages can quote request content.
+        log.error("request %s failed: %s", call.request_id, type(exc).__name__)
+        call.status, call.error_code = 500, "internal_error"
+        if not call.response_started:
+            internal = RelayError(
+                500, "Internal error.", type="server_error", code="internal_error"
+            )
+            await send_json(send_, 500, openai.error_body(internal), headers)
     finally:
         if call.key is not None:
             await _finish(call)

@@ -28,6 +28,7 @@ missing_required() {
 missing_optional() {
     [[ -x /usr/bin/chromium ]] || echo chromium
     [[ -x /usr/bin/chromedriver ]] || command -v chromedriver >/dev/null || echo chromium-driver
+    command -v wrk >/dev/null || echo wrk  # load generator of benchmarks/relay_overhead.py
 }
 
 mapfile -t required < <(missing_required)

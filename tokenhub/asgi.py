@@ -15,8 +15,8 @@ from django.core.asgi import get_asgi_application
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenhub.settings")
 django_application = get_asgi_application()
 
-from relay.app import application as relay_application  # noqa: E402  (needs Django set up)
 from relay import redis_client, upstream  # noqa: E402
+from relay.app import application as relay_application  # noqa: E402  (needs Django set up)
 from relay.pipeline.settle import drain  # noqa: E402
 
 RELAY_PREFIXES = ("/v1/", "/v1beta/", "/dashboard/billing/")

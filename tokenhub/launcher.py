@@ -24,7 +24,7 @@ def main() -> int:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tokenhub.settings"}
     commands = [
         [str(BIN / "uvicorn"), "tokenhub.asgi:application", "--host", args.host,
-         "--port", str(args.port), "--lifespan", "on", "--no-access-log"],
+         "--port", str(args.port), "--lifespan", "on", "--no-access-log", "--no-proxy-headers"],
         # -B embeds beat in the worker: one process fewer for the embedded mode.
         [str(BIN / "celery"), "-A", "tokenhub", "worker", "-B", "--pool", "solo",
          "-l", "WARNING"],

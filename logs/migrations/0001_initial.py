@@ -5,44 +5,53 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='RequestLog',
+            name="RequestLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('request_id', models.CharField(max_length=64, unique=True)),
-                ('client_request_id', models.CharField(blank=True, max_length=64)),
-                ('organization_id', models.BigIntegerField()),
-                ('api_key_id', models.BigIntegerField(null=True)),
-                ('channel_id', models.BigIntegerField(null=True)),
-                ('endpoint', models.CharField(max_length=64)),
-                ('model', models.CharField(blank=True, max_length=200)),
-                ('upstream_model', models.CharField(blank=True, max_length=200)),
-                ('stream', models.BooleanField(default=False)),
-                ('status_code', models.PositiveSmallIntegerField()),
-                ('error_code', models.CharField(blank=True, max_length=64)),
-                ('prompt_tokens', models.PositiveIntegerField(default=0)),
-                ('completion_tokens', models.PositiveIntegerField(default=0)),
-                ('cache_read_tokens', models.PositiveIntegerField(default=0)),
-                ('cache_write_tokens', models.PositiveIntegerField(default=0)),
-                ('reasoning_tokens', models.PositiveIntegerField(default=0)),
-                ('usage_estimated', models.BooleanField(default=False)),
-                ('cost', models.BigIntegerField(default=0, help_text='micro-USD')),
-                ('latency_ms', models.PositiveIntegerField(default=0)),
-                ('ttfb_ms', models.PositiveIntegerField(null=True)),
-                ('attempts', models.PositiveSmallIntegerField(default=1)),
-                ('client_ip', models.GenericIPAddressField(null=True)),
-                ('user_agent', models.CharField(blank=True, max_length=300)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("request_id", models.CharField(max_length=64, unique=True)),
+                ("client_request_id", models.CharField(blank=True, max_length=64)),
+                ("organization_id", models.BigIntegerField()),
+                ("api_key_id", models.BigIntegerField(null=True)),
+                ("channel_id", models.BigIntegerField(null=True)),
+                ("endpoint", models.CharField(max_length=64)),
+                ("model", models.CharField(blank=True, max_length=200)),
+                ("upstream_model", models.CharField(blank=True, max_length=200)),
+                ("stream", models.BooleanField(default=False)),
+                ("status_code", models.PositiveSmallIntegerField()),
+                ("error_code", models.CharField(blank=True, max_length=64)),
+                ("prompt_tokens", models.PositiveIntegerField(default=0)),
+                ("completion_tokens", models.PositiveIntegerField(default=0)),
+                ("cache_read_tokens", models.PositiveIntegerField(default=0)),
+                ("cache_write_tokens", models.PositiveIntegerField(default=0)),
+                ("reasoning_tokens", models.PositiveIntegerField(default=0)),
+                ("usage_estimated", models.BooleanField(default=False)),
+                ("cost", models.BigIntegerField(default=0, help_text="micro-USD")),
+                ("latency_ms", models.PositiveIntegerField(default=0)),
+                ("ttfb_ms", models.PositiveIntegerField(null=True)),
+                ("attempts", models.PositiveSmallIntegerField(default=1)),
+                ("client_ip", models.GenericIPAddressField(null=True)),
+                ("user_agent", models.CharField(blank=True, max_length=300)),
             ],
             options={
-                'indexes': [models.Index(fields=['organization_id', '-created_at'], name='logs_reques_organiz_adbe32_idx'), models.Index(fields=['created_at'], name='logs_reques_created_9175b2_idx')],
+                "indexes": [
+                    models.Index(
+                        fields=["organization_id", "-created_at"],
+                        name="logs_reques_organiz_adbe32_idx",
+                    ),
+                    models.Index(fields=["created_at"], name="logs_reques_created_9175b2_idx"),
+                ],
             },
         ),
     ]

@@ -15,7 +15,11 @@ from relay.ratelimit import Limit, limiter
 
 
 def client_ip(request: Request) -> str | None:
-    """The socket peer, or the X-Forwarded-For hop just before our trusted proxies."""
+    """The socket peer, or the X-Forwarded-For hop just before our trusted proxies.
+
+    The ASGI server must not rewrite the peer itself (uvicorn runs with
+    --no-proxy-headers): TRUSTED_PROXIES is the only place that decides.
+    """
     peer = request.client_host
     trusted = settings.TRUSTED_PROXIES
     if not trusted or peer is None or peer not in trusted:

@@ -18,7 +18,7 @@ _pending: set[asyncio.Task[None]] = set()
 _in_flight = 0
 
 
-class in_flight:  # noqa: N801 - used like a function: `with in_flight():`
+class in_flight:
     """Counts requests between their start and their settlement (for drain and tests)."""
 
     def __enter__(self) -> None:

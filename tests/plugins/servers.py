@@ -181,7 +181,7 @@ def _activate(config: pytest.Config, cleanup: _Cleanup, *, watchdog: bool) -> No
     if watchdog:
         # Its stdin is a pipe only this process holds (pipes are not inherited by other
         # children), so it reads EOF exactly when pytest is gone, however it died.
-        _session.watchdog = subprocess.Popen(  # noqa: S603
+        _session.watchdog = subprocess.Popen(
             [sys.executable, str(Path(__file__).resolve()), "--watchdog"]
             + [json.dumps(asdict(cleanup))],
             stdin=subprocess.PIPE,
@@ -311,7 +311,7 @@ def _start_redis(server: str, redis_dir: Path, port: int) -> None:
 def _run(cmd: list[str], *, cwd: Path | None = None, log: Path | None = None) -> None:
     # Output goes to a file, not a pipe: a daemon inheriting a pipe would make us wait on it.
     with tempfile.TemporaryFile() as out:
-        result = subprocess.run(  # noqa: S603
+        result = subprocess.run(
             cmd,
             cwd=cwd,
             stdin=subprocess.DEVNULL,
@@ -368,7 +368,7 @@ def _cleanup(spec: _Cleanup) -> None:
     """Stop what is running and delete the temp dirs; safe to repeat, stdlib only."""
     if spec.pg_pidfile and Path(spec.pg_pidfile).exists():
         with contextlib.suppress(OSError, subprocess.SubprocessError):
-            subprocess.run(  # noqa: S603
+            subprocess.run(
                 spec.pg_stop,
                 cwd=spec.pg_cwd or None,
                 stdin=subprocess.DEVNULL,

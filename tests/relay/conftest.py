@@ -49,7 +49,11 @@ class RelayServer:
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         config = uvicorn.Config(
-            "tokenhub.asgi:application", lifespan="on", log_level="warning", loop="asyncio"
+            "tokenhub.asgi:application",
+            lifespan="on",
+            log_level="warning",
+            loop="asyncio",
+            proxy_headers=False,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(

@@ -75,9 +75,7 @@ def test_it_charges_streams_from_the_final_usage_event(ready: Customer, fake) ->
     assert ready.balance() == before - log.cost
 
 
-def test_it_estimates_and_marks_usage_when_the_upstream_reports_none(
-    ready: Customer, fake
-) -> None:
+def test_it_estimates_and_marks_usage_when_the_upstream_reports_none(ready: Customer, fake) -> None:
     fake.configure(report_usage=False, reply_text="x" * 400)
     _chat(ready)
     log = wait_for(lambda: RequestLog.objects.filter(status_code=200).first())
@@ -97,5 +95,7 @@ def test_it_keeps_the_balance_equal_to_the_ledger_after_many_requests(ready: Cus
     for _ in range(5):
         _chat(ready)
     wait_for(lambda: RequestLog.objects.count() == 5)
-    total = sum(LedgerEntry.objects.filter(wallet__organization=ready.org).values_list("amount", flat=True))
+    total = sum(
+        LedgerEntry.objects.filter(wallet__organization=ready.org).values_list("amount", flat=True)
+    )
     assert ready.balance() == total

@@ -75,9 +75,7 @@ def test_it_relays_streaming_legacy_completions(ready: Customer) -> None:
 
 
 def test_it_relays_embeddings(ready: Customer) -> None:
-    result = ready.openai().embeddings.create(
-        model="text-embedding-3-small", input=["one", "two"]
-    )
+    result = ready.openai().embeddings.create(model="text-embedding-3-small", input=["one", "two"])
     assert len(result.data) == 2
     log = wait_for(lambda: RequestLog.objects.filter(endpoint="embeddings").first())
     assert log.prompt_tokens == result.usage.prompt_tokens
