@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 
+from billing import fastledger
 from billing.exceptions import InsufficientBalance
 from billing.holds import KeyLimitExceeded, hold_place, hold_release
 from relay.db import in_db_thread
@@ -15,13 +16,22 @@ _release = in_db_thread(hold_release)
 
 async def reserve(*, reference: str, wallet_id: int, api_key_id: int, amount: int) -> None:
     try:
-        await _place(
-            reference=reference,
-            wallet_id=wallet_id,
-            api_key_id=api_key_id,
-            amount=amount,
-            ttl_seconds=settings.HOLD_TTL_SECONDS,
-        )
+        if fastledger.enabled():
+            await fastledger.ledger().place(
+                reference=reference,
+                wallet_id=wallet_id,
+                api_key_id=api_key_id,
+                amount=amount,
+                ttl=settings.HOLD_TTL_SECONDS,
+            )
+        else:
+            await _place(
+                reference=reference,
+                wallet_id=wallet_id,
+                api_key_id=api_key_id,
+                amount=amount,
+                ttl_seconds=settings.HOLD_TTL_SECONDS,
+            )
     except KeyLimitExceeded:
         raise insufficient_quota(
             "This API key has reached its spend limit. Raise the limit or use another key."

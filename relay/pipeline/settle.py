@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from billing import fastledger
 from billing.holds import Settlement, hold_settle
 from relay.db import in_db_thread
 
@@ -32,7 +33,10 @@ class in_flight:
 
 async def _run(settlement: Settlement) -> None:
     try:
-        await _settle(settlement)
+        if fastledger.enabled():
+            await fastledger.ledger().settle(settlement)
+        else:
+            await _settle(settlement)
     except Exception as exc:
         # The hold stays in place and the sweep releases it; never log request content.
         log.error("settlement failed for request %s: %s", settlement.reference, type(exc).__name__)

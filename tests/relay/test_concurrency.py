@@ -112,3 +112,17 @@ def test_it_sweeps_holds_left_by_a_dead_process(ready: Customer) -> None:
 
     assert ApiKey.objects.get(pk=ready.key.pk).held == 0
     assert ready.balance() == _ledger_sum(ready)
+
+
+def test_it_settles_through_the_fast_ledger_on_postgresql(ready: Customer) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the fast ledger is PostgreSQL's")
+    ready.openai().chat.completions.create(**CHAT)
+    wait_for(lambda: RequestLog.objects.exists())
+    with connection.cursor() as cursor:
+        # The relay's own psycopg pool (not Django's ORM connections) ran th_settle last.
+        cursor.execute(
+            "SELECT query FROM pg_stat_activity WHERE application_name = 'tokenhub-relay'"
+        )
+        queries = [row[0] for row in cursor.fetchall()]
+    assert any("th_settle" in q or "th_hold_place" in q for q in queries)

@@ -1,0 +1,227 @@
+"""The relay's ledger path on PostgreSQL: no ORM, no thread hop, settlements batched.
+
+- `place`: one round trip (th_hold_place) on psycopg's own async pool.
+- `settle`: queued; a writer task per event loop commits queued settlements together,
+  in one transaction and one round trip (pipeline mode), a few milliseconds apart.
+  A caller awaits its own commit, so nothing is reported settled before it is. A batch
+  that fails is retried item by item; th_settle is idempotent, so a retry never charges
+  twice. What a killed process never settled stays a hold until the sweep releases it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.utils import timezone
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from billing.exceptions import InsufficientBalance
+from billing.holds import KeyLimitExceeded, Settlement
+from billing.pg_functions import LOG_COLUMNS
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 256
+BATCH_WINDOW = 0.002  # seconds a batch waits for company once the writer is idle
+
+
+def enabled() -> bool:
+    db = settings.DATABASES["default"]
+    return bool(db["ENGINE"] == "django.db.backends.postgresql" and settings.RELAY_FAST_LEDGER)
+
+
+def _conninfo() -> str:
+    from psycopg.conninfo import make_conninfo
+
+    db = settings.DATABASES["default"]
+    return make_conninfo(
+        dbname=db["NAME"],
+        user=db.get("USER") or None,
+        password=db.get("PASSWORD") or None,
+        host=db.get("HOST") or None,
+        port=str(db["PORT"]) if db.get("PORT") else None,
+        application_name="tokenhub-relay",
+    )
+
+
+@dataclass
+class _Item:
+    settlement: Settlement
+    done: asyncio.Future[bool] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class FastLedger:
+    """One per event loop: a connection pool and a settlement writer."""
+
+    def __init__(self) -> None:
+        self.pool = AsyncConnectionPool(
+            _conninfo(),
+            min_size=1,
+            max_size=settings.RELAY_DB_POOL_MAX,
+            kwargs={"autocommit": True},
+            open=False,
+        )
+        self._queue: list[_Item] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._committing: set[asyncio.Future[bool]] = set()
+        self._opened = False
+
+    async def _open(self) -> None:
+        if not self._opened:
+            self._opened = True
+            await self.pool.open()
+
+    async def place(
+        self, *, reference: str, wallet_id: int, api_key_id: int | None, amount: int, ttl: float
+    ) -> None:
+        await self._open()
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT th_hold_place(%s, %s, %s, %s, %s)",
+                (reference, wallet_id, api_key_id, amount, ttl),
+            )
+            row = await cur.fetchone()
+        outcome = row[0] if row else 1
+        if outcome == 1:
+            raise InsufficientBalance("insufficient balance")
+        if outcome == 2:
+            raise KeyLimitExceeded("this API key has reached its spend limit")
+
+    async def settle(self, settlement: Settlement) -> bool:
+        await self._open()
+        item = _Item(settlement)
+        self._queue.append(item)
+        self._wake.set()
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.ensure_future(self._write_loop())
+        return await asyncio.shield(item.done)
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if len(self._queue) < BATCH_MAX:
+                await asyncio.sleep(BATCH_WINDOW)  # let concurrent requests join the batch
+            while self._queue:
+                batch, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
+                self._committing = {item.done for item in batch}
+                await self._commit(batch)
+                self._committing = set()
+
+    async def _commit(self, batch: list[_Item]) -> None:
+        # Wallet then key, like th_hold_place: concurrent batches cannot deadlock.
+        batch.sort(
+            key=lambda i: (
+                i.settlement.wallet_id,
+                i.settlement.api_key_id or 0,
+                i.settlement.reference,
+            )
+        )
+        try:
+            async with self.pool.connection() as conn:
+                results = await _settle_many(conn, [i.settlement for i in batch])
+        except Exception as exc:
+            log.warning(
+                "settlement batch of %d failed (%s); retrying one by one",
+                len(batch),
+                type(exc).__name__,
+            )
+            results = []
+            for item in batch:
+                try:
+                    async with self.pool.connection() as conn:
+                        results += await _settle_many(conn, [item.settlement])
+                except Exception as item_exc:
+                    log.error(
+                        "settlement failed for request %s: %s",
+                        item.settlement.reference,
+                        type(item_exc).__name__,
+                    )
+                    results.append(False)
+        for item, ok in zip(batch, results, strict=True):
+            if not item.done.done():
+                item.done.set_result(ok)
+
+    async def drain(self) -> None:
+        """Wait until everything queued so far is committed (server shutdown)."""
+        pending = [item.done for item in self._queue] + list(self._committing)
+        if pending:
+            await asyncio.wait(pending)
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._opened:
+            await self.pool.close()
+
+
+_SETTLE_SQL = "SELECT th_settle(%s, %s, %s, %s, %s)"
+
+
+@lru_cache(maxsize=1)
+def _log_defaults() -> dict[str, Any]:
+    """Model defaults for RequestLog columns (Django applies them in Python, not in SQL)."""
+    from logs.models import RequestLog
+
+    defaults: dict[str, Any] = {}
+    for f in RequestLog._meta.concrete_fields:
+        if f.name in LOG_COLUMNS and f.name != "created_at":
+            defaults[f.name] = f.get_default()
+    return defaults
+
+
+def _log_json(settlement: Settlement) -> Jsonb:
+    record: dict[str, Any] = {
+        **_log_defaults(),
+        "created_at": timezone.now(),
+        **settlement.log,
+        "request_id": settlement.reference,
+        "cost": settlement.cost,
+    }
+    return Jsonb(record, dumps=lambda obj: orjson.dumps(obj).decode())
+
+
+async def _settle_many(conn: AsyncConnection[Any], items: list[Settlement]) -> list[bool]:
+    """Settle ITEMS in one transaction, sent as one pipeline: a single round trip."""
+    results: list[bool] = []
+    cursors = []
+    async with conn.pipeline(), conn.transaction():
+        for s in items:
+            cur = conn.cursor()
+            await cur.execute(
+                _SETTLE_SQL, (s.reference, s.wallet_id, s.api_key_id, s.cost, _log_json(s))
+            )
+            cursors.append(cur)
+    for cur in cursors:
+        row = await cur.fetchone()
+        results.append(bool(row and row[0]))
+    return results
+
+
+_ledgers: dict[int, FastLedger] = {}
+
+
+def ledger() -> FastLedger:
+    loop_id = id(asyncio.get_running_loop())
+    found = _ledgers.get(loop_id)
+    if found is None:
+        found = _ledgers[loop_id] = FastLedger()
+    return found
+
+
+async def close() -> None:
+    found = _ledgers.pop(id(asyncio.get_running_loop()), None)
+    if found is not None:
+        await found.drain()
+        await found.close()

@@ -1,0 +1,116 @@
+"""The PostgreSQL fast ledger path keeps the same guarantees as billing.holds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from accounts.selectors import organization_personal
+from accounts.services import key_create, user_create
+from billing import fastledger
+from billing.exceptions import InsufficientBalance
+from billing.holds import KeyLimitExceeded, Settlement
+from billing.models import Hold, LedgerEntry, Wallet
+from billing.services import wallet_credit
+from logs.models import RequestLog
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("the fast ledger is PostgreSQL's")
+
+
+@pytest.fixture
+def funded():
+    user = user_create(email="fast@example.com")
+    org = organization_personal(user=user)
+    wallet_credit(organization=org, amount=1_000, kind="adjust", source_type="t", source_id="1")
+    key, _ = key_create(organization=org, created_by=user)
+    return org, Wallet.objects.get(organization=org), key
+
+
+def _log(org_id: int) -> dict[str, object]:
+    return {"created_at": timezone.now(), "organization_id": org_id, "endpoint": "chat/completions",
+            "status_code": 200, "model": "m"}  # fmt: skip
+
+
+async def _run(coro_factory):  # a fresh loop, and a fresh ledger for it
+    async def main():
+        try:
+            return await coro_factory(fastledger.ledger())
+        finally:
+            await fastledger.close()
+
+    return await main()
+
+
+def test_it_places_at_most_what_the_balance_covers_concurrently(funded) -> None:
+    org, wallet, key = funded
+
+    async def go(ledger: fastledger.FastLedger) -> list[bool]:
+        async def one(i: int) -> bool:
+            try:
+                await ledger.place(
+                    reference=f"r{i}", wallet_id=wallet.pk, api_key_id=key.pk, amount=300, ttl=60
+                )
+                return True
+            except InsufficientBalance:
+                return False
+
+        return list(await asyncio.gather(*(one(i) for i in range(10))))
+
+    placed = asyncio.run(_run(go))
+    assert placed.count(True) == 3
+    wallet.refresh_from_db()
+    assert wallet.held == 900 and Hold.objects.count() == 3
+    key.refresh_from_db()
+    assert key.held == 900
+
+
+def test_it_refuses_a_hold_over_the_key_limit_without_touching_the_wallet(funded) -> None:
+    org, wallet, _ = funded
+    limited, _ = key_create(organization=org, created_by=None, spend_limit=100)
+
+    async def go(ledger: fastledger.FastLedger) -> None:
+        await ledger.place(
+            reference="a", wallet_id=wallet.pk, api_key_id=limited.pk, amount=150, ttl=60
+        )
+
+    with pytest.raises(KeyLimitExceeded):
+        asyncio.run(_run(go))
+    wallet.refresh_from_db()
+    assert wallet.held == 0 and not Hold.objects.exists()
+
+
+def test_it_settles_each_request_once_in_batches(funded) -> None:
+    org, wallet, key = funded
+
+    async def go(ledger: fastledger.FastLedger) -> list[bool]:
+        for i in range(5):
+            await ledger.place(
+                reference=f"s{i}", wallet_id=wallet.pk, api_key_id=key.pk, amount=100, ttl=60
+            )
+        settlements = [
+            Settlement(reference=f"s{i % 5}", wallet_id=wallet.pk, api_key_id=key.pk, cost=40, log=_log(org.pk))
+            for i in range(15)  # every request settled three times, concurrently
+        ]  # fmt: skip
+        return list(await asyncio.gather(*(ledger.settle(s) for s in settlements)))
+
+    results = asyncio.run(_run(go))
+    assert results.count(True) == 5
+    wallet.refresh_from_db()
+    assert wallet.balance == 1_000 - 5 * 40 and wallet.held == 0
+    assert RequestLog.objects.count() == 5
+    charges = LedgerEntry.objects.filter(kind="charge").order_by("pk")
+    assert [e.amount for e in charges] == [-40] * 5
+    assert [e.balance_after for e in charges] == [960, 920, 880, 840, 800]
+    assert sum(LedgerEntry.objects.values_list("amount", flat=True)) == wallet.balance
+    key.refresh_from_db()
+    assert (key.spent, key.held) == (200, 0)
+    assert not Hold.objects.exists()
