@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import pytest
 from django.db import connection
@@ -18,6 +20,7 @@ from billing.services import wallet_credit
 from logs.models import RequestLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
+T = TypeVar("T")
 
 
 @pytest.fixture(autouse=True)
@@ -40,18 +43,16 @@ def _log(org_id: int) -> dict[str, object]:
             "status_code": 200, "model": "m"}  # fmt: skip
 
 
-async def _run(coro_factory):  # a fresh loop, and a fresh ledger for it
-    async def main():
-        try:
-            return await coro_factory(fastledger.ledger())
-        finally:
-            await fastledger.close()
-
-    return await main()
+async def _run(coro_factory: Callable[[fastledger.FastLedger], Awaitable[T]]) -> T:
+    """Run against this loop's ledger, closing it (and its pool) afterwards."""
+    try:
+        return await coro_factory(fastledger.ledger())
+    finally:
+        await fastledger.close()
 
 
 def test_it_places_at_most_what_the_balance_covers_concurrently(funded) -> None:
-    org, wallet, key = funded
+    _, wallet, key = funded
 
     async def go(ledger: fastledger.FastLedger) -> list[bool]:
         async def one(i: int) -> bool:
@@ -96,10 +97,17 @@ def test_it_settles_each_request_once_in_batches(funded) -> None:
             await ledger.place(
                 reference=f"s{i}", wallet_id=wallet.pk, api_key_id=key.pk, amount=100, ttl=60
             )
+        # Every request settled three times, concurrently.
         settlements = [
-            Settlement(reference=f"s{i % 5}", wallet_id=wallet.pk, api_key_id=key.pk, cost=40, log=_log(org.pk))
-            for i in range(15)  # every request settled three times, concurrently
-        ]  # fmt: skip
+            Settlement(
+                reference=f"s{i % 5}",
+                wallet_id=wallet.pk,
+                api_key_id=key.pk,
+                cost=40,
+                log=_log(org.pk),
+            )
+            for i in range(15)
+        ]
         return list(await asyncio.gather(*(ledger.settle(s) for s in settlements)))
 
     results = asyncio.run(_run(go))
