@@ -7,6 +7,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
 from accounts.models import ApiKey, Membership, Organization, User
+from accounts.services import organization_create_personal
 
 
 @admin.register(User)
@@ -23,6 +24,12 @@ class UserAdmin(BaseUserAdmin):  # type: ignore[type-arg]
     )
     add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "password1", "password2")}),)
     filter_horizontal = ("groups",)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if not change:
+            # Same guarantee as accounts.services.user_create: every user is billable.
+            organization_create_personal(user=obj)
 
 
 class MembershipInline(admin.TabularInline[Membership, Organization]):
@@ -60,11 +67,15 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     list_filter = ("status",)
     search_fields = ("prefix", "name", "organization__name")
     exclude = ("key_hash",)
+    # Spend and hold counters are the ledger's business: never hand-edited.
     readonly_fields = (
         "prefix",
         "organization",
         "created_by",
         "spent",
+        "period_spent",
+        "period_start",
+        "held",
         "last_used_at",
         "created_at",
     )

@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import ApiKey
 from accounts.selectors import keys_for_organization, organization_personal
 from accounts.serializers import ApiKeySerializer
 
@@ -27,6 +28,11 @@ class ApiRootView(APIView):
 
 class KeyListView(APIView):
     def get(self, request: Request) -> Response:
-        org = organization_personal(user=request.user)  # type: ignore[arg-type]
+        # A key acts within its own organization; a session within the personal one
+        # (until organization switching arrives with the dashboard).
+        if isinstance(request.auth, ApiKey):
+            org = request.auth.organization
+        else:
+            org = organization_personal(user=request.user)  # type: ignore[arg-type]
         keys = keys_for_organization(organization=org)
         return Response({"data": ApiKeySerializer(keys, many=True).data})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from django.utils import timezone
@@ -11,6 +12,7 @@ from rest_framework.request import Request
 
 from accounts.keysecrets import hash_secret, looks_like_key
 from accounts.models import ApiKey
+from accounts.network import client_ip, ip_allowed
 
 
 class ManagementKeyAuthentication(BaseAuthentication):
@@ -30,6 +32,13 @@ class ManagementKeyAuthentication(BaseAuthentication):
         )
         if key is None or not key.is_usable(timezone.now()):
             raise exceptions.AuthenticationFailed("invalid, disabled or expired API key")
+        if key.allowed_ips:
+            ip = client_ip(
+                request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR", "")
+            )
+            networks = [ipaddress.ip_network(n, strict=False) for n in key.allowed_ips]
+            if not ip_allowed(ip, networks):
+                raise exceptions.PermissionDenied("your IP address may not use this API key")
         if ApiKey.Scope.MANAGE not in key.scopes:
             raise exceptions.PermissionDenied("this API key lacks the 'manage' scope")
         if key.created_by is None or not key.created_by.is_active:

@@ -47,10 +47,17 @@ def user_create(
         else:
             user.set_unusable_password()
         user.save()
-        org = Organization.objects.create(name=email, is_personal=True)
+        organization_create_personal(user=user)
+    return user
+
+
+def organization_create_personal(*, user: User) -> Organization:
+    """The user's own billed organization (owner role) with its empty wallet."""
+    with transaction.atomic():
+        org = Organization.objects.create(name=user.email, is_personal=True)
         Membership.objects.create(user=user, organization=org, role=Membership.Role.OWNER)
         wallet_create(organization=org)
-    return user
+    return org
 
 
 def _validate_ips(networks: Sequence[str]) -> list[str]:

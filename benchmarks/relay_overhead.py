@@ -99,8 +99,9 @@ class BenchTimeout(BenchError):
 
 def _child_init(cpus: set[int] | None) -> Callable[[], None]:
     def init() -> None:
-        # Dies with us even if we are SIGKILLed; then our cleanup cannot run.
-        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        # Dies with us even if we are SIGKILLed and our cleanup cannot run. SIGKILL, because
+        # by then PostgreSQL is gone too and a graceful shutdown would wait for it.
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         if cpus:
             os.sched_setaffinity(0, cpus)
 
@@ -162,8 +163,9 @@ class Processes:
 class Databases:
     """PostgreSQL + Redis through tests/plugins/servers.py, with its watchdog."""
 
-    def __init__(self, base: Path) -> None:
+    def __init__(self, base: Path, *, keep: bool) -> None:
         self.base = base
+        self.keep = keep
         self.cleanup: Any = None
         self.watchdog: subprocess.Popen[bytes] | None = None
 
@@ -183,6 +185,7 @@ class Databases:
             pg_pidfile=str(pg_dir / "data" / "postmaster.pid"),
             pg_cwd=str(pg_dir),
             redis_pidfile=str(redis_dir / "redis.pid"),
+            dirs=[] if self.keep else [str(self.base)],
         )
         # Stops both if this process dies without cleaning up (its stdin pipe closes).
         self.watchdog = subprocess.Popen(
@@ -369,6 +372,7 @@ class Load:
     drained: bool
     concurrency: int
     cpu_ms_per_request: float | None = None
+    cpu_share: float = math.nan  # the server's CPU seconds per second of load
     cores: str = ""
 
     @property
@@ -434,8 +438,10 @@ def _wrk(target: Target, body: bytes, *, seconds: float, connections: int, tmp: 
         concurrency=connections,
         cores=cores,
     )
-    if target.pid and requests:
-        load.cpu_ms_per_request = 1000 * cpu / requests
+    if target.pid:
+        load.cpu_share = cpu / seconds
+        if requests:
+            load.cpu_ms_per_request = 1000 * cpu / requests
     return load
 
 
@@ -681,7 +687,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     budget = int(240 + 8 * (opts.duration + WRK_GRACE_S + 1) + opts.ttfb_requests * 0.2)
     base = Path(tempfile.mkdtemp(prefix="tokenhub-bench-"))
-    dbs = Databases(base)
+    dbs = Databases(base, keep=opts.keep)
     procs = Processes(base)
     try:
         with _time_limit(budget):
@@ -887,7 +893,8 @@ class Report:
             if cpu:
                 print(
                     f"  TokenHub worker CPU per completed {label} request: {cpu:.2f} ms"
-                    f" (= {1000 / cpu:,.0f} req/s per fully used core)"
+                    f" (= {1000 / cpu:,.0f} req/s per fully used core); the worker used"
+                    f" {100 * hl.cpu_share:.0f}% of a core"
                 )
             else:
                 print(f"  TokenHub worker CPU per {label} request: n/a (no request completed)")

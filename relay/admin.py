@@ -4,7 +4,6 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin
-from django.http import HttpRequest
 
 from relay.models import Channel
 
@@ -59,7 +58,3 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
     def models_short(self, obj: Channel) -> str:
         names = obj.model_names or []
         return ", ".join(names[:5]) + (f" (+{len(names) - 5})" if len(names) > 5 else "")
-
-    def get_queryset(self, request: HttpRequest) -> Any:
-        # The list never needs keys; deferring them avoids decrypting every row.
-        return super().get_queryset(request).defer("api_keys")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import ipaddress
+import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -21,6 +22,7 @@ from billing.pricing import PriceSheet
 from relay.db import in_db_thread
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,22 +98,29 @@ def _load_catalog() -> tuple[list[ChannelInfo], dict[str, PriceSheet]]:
     from billing.models import Price
     from relay.models import Channel
 
-    channels = [
-        ChannelInfo(
-            id=c.pk,
-            name=c.name,
-            type=c.type,
-            base_url=c.base_url,
-            keys=tuple(c.key_list()),
-            models=frozenset(c.model_names),
-            model_map=dict(c.model_map),
-            groups=frozenset(c.groups),
-            priority=c.priority,
-            weight=max(1, c.weight),
-            options=dict(c.options),
+    channels = []
+    for c in Channel.objects.filter(status=Channel.Status.ENABLED):
+        try:
+            keys = tuple(c.key_list())
+        except ValueError:
+            # One channel with keys from a lost encryption key must not stop the others.
+            log.error("channel %s skipped: its keys cannot be decrypted", c.pk)
+            continue
+        channels.append(
+            ChannelInfo(
+                id=c.pk,
+                name=c.name,
+                type=c.type,
+                base_url=c.base_url,
+                keys=keys,
+                models=frozenset(c.model_names),
+                model_map=dict(c.model_map),
+                groups=frozenset(c.groups),
+                priority=c.priority,
+                weight=max(1, c.weight),
+                options=dict(c.options),
+            )
         )
-        for c in Channel.objects.filter(status=Channel.Status.ENABLED)
-    ]
     prices = {
         p.model: PriceSheet(
             input_per_1m=p.input_per_1m,

@@ -7,7 +7,7 @@ from typing import ClassVar
 from django.db import models
 from django.utils import timezone
 
-from tokenhub.fields import EncryptedTextField
+from tokenhub.fields import EncryptedTextField, reveal
 
 
 class Channel(models.Model):
@@ -51,4 +51,5 @@ class Channel(models.Model):
         return f"{self.name} ({self.type})"
 
     def key_list(self) -> list[str]:
-        return [k.strip() for k in self.api_keys.splitlines() if k.strip()]
+        """The upstream keys in clear; raises ValueError if they cannot be decrypted."""
+        return [k.strip() for k in reveal(self.api_keys).splitlines() if k.strip()]

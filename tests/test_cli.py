@@ -129,7 +129,9 @@ def test_it_creates_a_key_with_every_flag_and_prints_only_its_secret(
     assert key.expires_at is not None and key.expires_at.year == 2999
     assert (key.rpm_limit, key.tpm_limit) == (60, 100_000)
     assert key.scopes == ["manage", "relay"]
-    response = client.get("/api/v1/keys", headers={"authorization": f"Bearer {secret}"})
+    response = client.get(
+        "/api/v1/keys", headers={"authorization": f"Bearer {secret}"}, REMOTE_ADDR="10.1.2.3"
+    )
     assert response.status_code == 200
     assert [k["prefix"] for k in response.json()["data"]] == [key.prefix]
 

@@ -130,8 +130,9 @@ def test_it_cannot_read_channel_keys_with_another_key(encryption_keys: SettingsW
 
     _use_keys(encryption_keys, [Fernet.generate_key().decode()])
 
+    loaded = Channel.objects.get(pk=channel.pk)  # loading never decrypts
     with pytest.raises(ValueError, match="TOKENHUB_ENCRYPTION_KEYS") as excinfo:
-        Channel.objects.get(pk=channel.pk)
+        loaded.key_list()
     assert UPSTREAM_KEY not in str(excinfo.value)
 
 

@@ -35,15 +35,47 @@ def decrypt(stored: str) -> str:
         raise ValueError("cannot decrypt: check TOKENHUB_ENCRYPTION_KEYS") from None
 
 
+class Sealed:
+    """A stored secret, still encrypted: decrypted only when `reveal()` is called.
+
+    Loading a row never decrypts (lists and admin pages need no key material), and saving
+    a row whose secret was not changed writes the same ciphertext back.
+    """
+
+    __slots__ = ("token",)
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def reveal(self) -> str:
+        return decrypt(self.token)
+
+    def __repr__(self) -> str:
+        return "<Sealed secret>"
+
+    __str__ = __repr__
+
+
+def reveal(value: str | Sealed) -> str:
+    return value.reveal() if isinstance(value, Sealed) else value
+
+
 class EncryptedTextField(models.TextField):  # type: ignore[type-arg]
     """Text stored as a Fernet token; the first key in TOKENHUB_ENCRYPTION_KEYS encrypts.
 
+    Reads give a `Sealed` value; assign a plain string to change the secret.
     `manage.py rotate_encryption` re-encrypts rows after a new key is put first.
     """
 
-    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> str | None:
-        return None if value is None else decrypt(value)
+    def from_db_value(self, value: str | None, expression: Any, connection: Any) -> Sealed | None:
+        return None if value is None else Sealed(value)
+
+    def to_python(self, value: Any) -> Any:
+        return value
 
     def get_prep_value(self, value: Any) -> Any:
-        value = super().get_prep_value(value)
-        return None if value is None else encrypt(str(value))
+        if value is None:
+            return None
+        if isinstance(value, Sealed):
+            return value.token
+        return encrypt(str(value))

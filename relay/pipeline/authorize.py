@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
-import ipaddress
 
-from django.conf import settings
-
+from accounts.network import client_ip as resolve_client_ip
+from accounts.network import ip_allowed
 from relay.asgi_io import Request
 from relay.catalog import KeyInfo
 from relay.errors import RelayError, forbidden, unauthorized
@@ -15,22 +14,7 @@ from relay.ratelimit import Limit, limiter
 
 
 def client_ip(request: Request) -> str | None:
-    """The socket peer, or the X-Forwarded-For hop just before our trusted proxies.
-
-    The ASGI server must not rewrite the peer itself (uvicorn runs with
-    --no-proxy-headers): TRUSTED_PROXIES is the only place that decides.
-    """
-    peer = request.client_host
-    trusted = settings.TRUSTED_PROXIES
-    if not trusted or peer is None or peer not in trusted:
-        return peer
-    forwarded = request.headers.get("x-forwarded-for", "")
-    hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-    # Walk from the nearest hop outwards, skipping our own proxies.
-    for hop in reversed(hops):
-        if hop not in trusted:
-            return hop
-    return peer
+    return resolve_client_ip(request.client_host, request.headers.get("x-forwarded-for", ""))
 
 
 def model_allowed(key: KeyInfo, model: str) -> bool:
@@ -44,17 +28,8 @@ def authorize(key: KeyInfo, ip: str | None, now: dt.datetime) -> None:
         raise unauthorized("This API key has been disabled or revoked.")
     if key.expires_at is not None and key.expires_at <= now:
         raise unauthorized("This API key has expired.")
-    if key.allowed_networks:
-        try:
-            address = ipaddress.ip_address(ip or "")
-        except ValueError:
-            raise forbidden(
-                "Your IP address is not allowed to use this key.", "ip_not_allowed"
-            ) from None
-        if not any(address in net for net in key.allowed_networks):
-            raise forbidden(
-                f"Your IP address {address} is not allowed to use this key.", "ip_not_allowed"
-            )
+    if key.allowed_networks and not ip_allowed(ip, key.allowed_networks):
+        raise forbidden(f"Your IP address {ip} is not allowed to use this key.", "ip_not_allowed")
 
 
 def authorize_model(key: KeyInfo, model: str) -> None:

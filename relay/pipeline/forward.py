@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 
+import aiohttp
 import httpx
 from django.conf import settings
 
@@ -66,7 +67,14 @@ async def send(url: str, headers: dict[str, str], body: bytes) -> httpx.Response
         raise UpstreamFailure(
             "upstream timed out before the first byte", retryable=True, status=504
         ) from None
-    except httpx.TimeoutException:
+    except httpx.TimeoutException as exc:
+        # httpx-aiohttp reports a refused connection as ConnectTimeout; tell them apart.
+        if isinstance(exc.__cause__, aiohttp.ClientConnectorError) and not isinstance(
+            exc.__cause__, aiohttp.ServerTimeoutError
+        ):
+            raise UpstreamFailure(
+                "could not connect to upstream", retryable=True, status=502
+            ) from None
         raise UpstreamFailure("upstream timed out", retryable=True, status=504) from None
     except httpx.TransportError as exc:
         raise UpstreamFailure(
