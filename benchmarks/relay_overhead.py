@@ -280,15 +280,19 @@ def _core_times() -> dict[str, tuple[int, int]]:
     return times
 
 
-def _background_load(seconds: float = 1.0) -> tuple[str, float]:
-    """Per-CPU busy share over SECONDS while our servers idle: other processes' load."""
-    before = _core_times()
+def _background_load(pid: int, seconds: float = 1.0) -> tuple[str, float]:
+    """Per-CPU busy share over SECONDS while no load runs: other processes' load.
+
+    Our idle TokenHub worker's own CPU use is shown separately (it should be ~0).
+    """
+    before, cpu_before = _core_times(), _cpu_seconds(pid)
     time.sleep(seconds)
-    after = _core_times()
+    after, cpu_after = _core_times(), _cpu_seconds(pid)
     worst = max(
         100 * (after[k][0] - before[k][0]) / max(1, after[k][1] - before[k][1]) for k in after
     )
-    return _core_usage(before, after), worst
+    hub = 100 * (cpu_after - cpu_before) / seconds
+    return f"{_core_usage(before, after)} (TokenHub worker {hub:.0f}%)", worst
 
 
 def _core_usage(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> str:
@@ -785,7 +789,7 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
             hub_loads.append(result)
         return result
 
-    quiet_before = _background_load()
+    quiet_before = _background_load(pid)
     _step(f"warming up ({opts.warmup:g} s each)")
     load(hub_target, plain, opts.warmup, opts.concurrency)
     load(hub_target, streamed, opts.warmup, opts.concurrency)
@@ -811,7 +815,7 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
 
     _step("checking the books")
     books = _settled_books(database_url)
-    quiet_after = _background_load()
+    quiet_after = _background_load(pid)
     problems = _log_problems(hub.log)
     sent = sum(x.requests for x in hub_loads) + ttfb_hub.sent
     ok = sum(x.ok for x in hub_loads) + ttfb_hub.ok

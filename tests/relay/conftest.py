@@ -29,7 +29,7 @@ from relay.services import channel_create
 from tests.fakes.upstream import FakeUpstream
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout: float = 15.0) -> Any:
     """Poll a condition the relay makes true after the client has its answer (settlement)."""
     deadline = time.monotonic() + timeout
     while True:
