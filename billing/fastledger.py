@@ -2,10 +2,11 @@
 
 - `place`: one round trip (th_hold_place) on psycopg's own async pool.
 - `settle`: queued; a writer task per event loop commits queued settlements together,
-  in one transaction and one round trip (pipeline mode), a few milliseconds apart.
-  A caller awaits its own commit, so nothing is reported settled before it is. A batch
-  that fails is retried item by item; th_settle is idempotent, so a retry never charges
-  twice. What a killed process never settled stays a hold until the sweep releases it.
+  with one statement (pg_functions.SETTLE_BATCH), a few milliseconds apart. A caller
+  awaits its own commit, so nothing is reported settled before it is. A batch that fails
+  (say, a deadlock victim) is retried whole, then item by item; settling is idempotent,
+  so a retry never charges twice. What a killed process never settled stays a hold until
+  the sweep releases it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from billing.exceptions import InsufficientBalance
 from billing.holds import KeyLimitExceeded, Settlement
-from billing.pg_functions import LOG_COLUMNS
+from billing.pg_functions import LOG_COLUMNS, SETTLE_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -121,23 +122,21 @@ class FastLedger:
 
     async def _commit(self, batch: list[_Item]) -> None:
         # Wallet then key, like th_hold_place: concurrent batches cannot deadlock.
-        batch.sort(
-            key=lambda i: (
-                i.settlement.wallet_id,
-                i.settlement.api_key_id or 0,
-                i.settlement.reference,
-            )
-        )
-        try:
-            async with self.pool.connection() as conn:
-                results = await _settle_many(conn, [i.settlement for i in batch])
-        except Exception as exc:
-            log.warning(
-                "settlement batch of %d failed (%s); retrying one by one",
-                len(batch),
-                type(exc).__name__,
-            )
-            results = []
+        batch.sort(key=lambda i: (i.settlement.wallet_id, i.settlement.api_key_id or 0))
+        results: list[bool] = []
+        for attempt in (1, 2):
+            try:
+                async with self.pool.connection() as conn:
+                    results = await _settle_many(conn, [i.settlement for i in batch])
+                break
+            except Exception as exc:
+                log.warning(
+                    "settlement batch of %d failed (%s), attempt %d",
+                    len(batch),
+                    type(exc).__name__,
+                    attempt,
+                )
+        else:
             for item in batch:
                 try:
                     async with self.pool.connection() as conn:
@@ -166,9 +165,6 @@ class FastLedger:
             await self.pool.close()
 
 
-_SETTLE_SQL = "SELECT th_settle(%s, %s, %s, %s, %s)"
-
-
 @lru_cache(maxsize=1)
 def _log_defaults() -> dict[str, Any]:
     """Model defaults for RequestLog columns (Django applies them in Python, not in SQL)."""
@@ -181,32 +177,40 @@ def _log_defaults() -> dict[str, Any]:
     return defaults
 
 
-def _log_json(settlement: Settlement) -> Jsonb:
-    record: dict[str, Any] = {
-        **_log_defaults(),
-        "created_at": timezone.now(),
-        **settlement.log,
-        "request_id": settlement.reference,
-        "cost": settlement.cost,
-    }
-    return Jsonb(record, dumps=lambda obj: orjson.dumps(obj).decode())
+def _dumps(obj: Any) -> str:
+    return orjson.dumps(obj).decode()
 
 
 async def _settle_many(conn: AsyncConnection[Any], items: list[Settlement]) -> list[bool]:
-    """Settle ITEMS in one transaction, sent as one pipeline: a single round trip."""
-    results: list[bool] = []
-    cursors = []
-    async with conn.pipeline(), conn.transaction():
-        for s in items:
-            cur = conn.cursor()
-            await cur.execute(
-                _SETTLE_SQL, (s.reference, s.wallet_id, s.api_key_id, s.cost, _log_json(s))
-            )
-            cursors.append(cur)
-    for cur in cursors:
-        row = await cur.fetchone()
-        results.append(bool(row and row[0]))
-    return results
+    """Settle ITEMS with one statement (one round trip); True for each newly settled.
+
+    A reference twice in ITEMS is settled once: only its first occurrence can be True.
+    """
+    first: dict[str, int] = {}
+    for n, s in enumerate(items):
+        first.setdefault(s.reference, n)
+    unique = [items[n] for n in sorted(first.values())]
+    defaults = _log_defaults()
+    now = timezone.now()
+    rows = [
+        {
+            "reference": s.reference,
+            "wallet_id": s.wallet_id,
+            "api_key_id": s.api_key_id,
+            "cost": s.cost,
+            "ord": n,
+        }
+        for n, s in enumerate(unique)
+    ]
+    logs = [
+        {**defaults, "created_at": now, **s.log, "request_id": s.reference, "cost": s.cost}
+        for s in unique
+    ]
+    cur = await conn.execute(
+        SETTLE_BATCH, {"items": Jsonb(rows, dumps=_dumps), "logs": Jsonb(logs, dumps=_dumps)}
+    )
+    settled = {row[0] for row in await cur.fetchall()}
+    return [s.reference in settled and first[s.reference] == n for n, s in enumerate(items)]
 
 
 _ledgers: dict[int, FastLedger] = {}

@@ -1,9 +1,8 @@
-"""PostgreSQL functions behind the relay's fast ledger path (billing/fastledger.py).
+"""SQL behind the relay's fast ledger path on PostgreSQL (billing/fastledger.py).
 
-Each runs as one statement, so a hold or a settlement is one round trip and atomic.
-They implement exactly what billing/holds.py does through the ORM (used on SQLite),
-and the same tests run against both. Lock order is wallet, then key, everywhere.
-A change to RequestLog's columns needs a migration that re-creates th_settle.
+A hold is one function call and a batch of settlements one statement: each one round
+trip and atomic. They do what billing/holds.py does through the ORM (used on SQLite).
+Lock order is wallet, then key, everywhere.
 """
 
 LOG_COLUMNS = (
@@ -72,50 +71,66 @@ END $$;
 _COLS = ", ".join(LOG_COLUMNS)
 _SELECT_COLS = ", ".join(f"r.{c}" for c in LOG_COLUMNS)
 
-# Interpolates only the constant column names above.
-SETTLE = f"""
-CREATE OR REPLACE FUNCTION th_settle(
-    p_ref text, p_wallet bigint, p_key bigint, p_cost bigint, p_log jsonb
-) RETURNS boolean LANGUAGE plpgsql AS $$
-DECLARE
-    v_logged bigint;
-    v_held bigint := 0;
-    v_hold_key bigint;
-    v_balance bigint;
-BEGIN
-    -- The log row is the idempotence guard: a second settlement of p_ref waits on the
-    -- unique index for the first to commit, then changes nothing.
+# Settles a whole batch in one statement: each wallet and key row is updated once per
+# batch (not once per request), so its row lock is held for microseconds. Parameters: a
+# JSON array of {reference, wallet_id, api_key_id, cost, ord} and a JSON array of log rows.
+# Wallets are locked in id order before any key (like th_hold_place), so batches from
+# several processes cannot deadlock. The log row (unique request_id) is the idempotence
+# guard: items already settled drop out at the first step and change nothing.
+# It interpolates only the constant column names above.
+SETTLE_BATCH = f"""
+WITH items AS (
+    SELECT DISTINCT ON (reference) * FROM jsonb_to_recordset(%(items)s::jsonb)
+        AS x(reference text, wallet_id bigint, api_key_id bigint, cost bigint, ord integer)
+    ORDER BY reference, ord
+), logged AS (
     INSERT INTO logs_requestlog ({_COLS})
-    SELECT {_SELECT_COLS} FROM jsonb_populate_record(NULL::logs_requestlog, p_log) r
+    SELECT {_SELECT_COLS} FROM jsonb_populate_recordset(NULL::logs_requestlog, %(logs)s::jsonb) r
     ON CONFLICT (request_id) DO NOTHING
-    RETURNING id INTO v_logged;
-    IF v_logged IS NULL THEN
-        RETURN false;
-    END IF;
-    DELETE FROM billing_hold WHERE reference = p_ref RETURNING amount, api_key_id
-      INTO v_held, v_hold_key;
-    v_held := coalesce(v_held, 0);
-    IF p_cost <> 0 OR v_held <> 0 THEN
-        UPDATE billing_wallet SET balance = balance - p_cost, held = held - v_held,
-            updated_at = now()
-         WHERE id = p_wallet RETURNING balance INTO v_balance;
-        IF p_cost <> 0 THEN
-            INSERT INTO billing_ledgerentry
-                (wallet_id, kind, amount, balance_after, source_type, source_id, note, created_at)
-            VALUES (p_wallet, 'charge', -p_cost, v_balance, 'request', p_ref, '', now());
-        END IF;
-    END IF;
-    IF p_key IS NOT NULL THEN
-        UPDATE accounts_apikey SET spent = spent + p_cost, period_spent = period_spent + p_cost,
-            held = held - CASE WHEN v_hold_key IS NULL THEN 0 ELSE v_held END,
-            last_used_at = now()
-         WHERE id = p_key;
-    END IF;
-    RETURN true;
-END $$;
+    RETURNING request_id
+), fresh AS (
+    SELECT i.* FROM items i JOIN logged l ON l.request_id = i.reference
+), released AS (
+    DELETE FROM billing_hold h USING fresh f WHERE h.reference = f.reference
+    RETURNING h.reference, h.amount, h.api_key_id
+), settled AS (
+    SELECT f.*, coalesce(r.amount, 0) AS held, r.api_key_id IS NOT NULL AS key_held
+    FROM fresh f LEFT JOIN released r ON r.reference = f.reference
+), locked AS (
+    SELECT w.id FROM billing_wallet w
+    WHERE w.id IN (SELECT wallet_id FROM settled) ORDER BY w.id FOR UPDATE
+), wallets AS (
+    UPDATE billing_wallet w
+       SET balance = w.balance - p.cost, held = w.held - p.held, updated_at = now()
+      FROM (SELECT wallet_id, sum(cost) AS cost, sum(held) AS held
+              FROM settled GROUP BY wallet_id) p
+     WHERE w.id = p.wallet_id AND w.id IN (SELECT id FROM locked)
+       AND (p.cost <> 0 OR p.held <> 0)
+    RETURNING w.id, w.balance + p.cost AS opening
+), ledger AS (
+    INSERT INTO billing_ledgerentry
+        (wallet_id, kind, amount, balance_after, source_type, source_id, note, created_at)
+    SELECT s.wallet_id, 'charge', -s.cost,
+           w.opening - sum(s.cost) OVER (PARTITION BY s.wallet_id ORDER BY s.ord),
+           'request', s.reference, '', now()
+      FROM settled s JOIN wallets w ON w.id = s.wallet_id
+     WHERE s.cost <> 0
+    RETURNING 1
+), keys AS (
+    UPDATE accounts_apikey k
+       SET spent = k.spent + p.cost, period_spent = k.period_spent + p.cost,
+           held = k.held - p.held, last_used_at = now()
+      FROM (SELECT api_key_id, sum(cost) AS cost,
+                   sum(CASE WHEN key_held THEN held ELSE 0 END) AS held
+              FROM settled WHERE api_key_id IS NOT NULL GROUP BY api_key_id) p
+     WHERE k.id = p.api_key_id
+       -- after the wallets: wallet-then-key lock order
+       AND (SELECT count(*) FROM wallets) >= 0
+    RETURNING 1
+)
+SELECT reference FROM settled
 """  # noqa: S608
 
 DROP = """
 DROP FUNCTION IF EXISTS th_hold_place(text, bigint, bigint, bigint, double precision);
-DROP FUNCTION IF EXISTS th_settle(text, bigint, bigint, bigint, jsonb);
 """

@@ -6,7 +6,6 @@ from billing import pg_functions
 def create(apps, schema_editor):  # type: ignore[no-untyped-def]
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(pg_functions.HOLD_PLACE)
-        schema_editor.execute(pg_functions.SETTLE)
 
 
 def drop(apps, schema_editor):  # type: ignore[no-untyped-def]
