@@ -100,7 +100,8 @@ class FastLedger:
             raise KeyLimitExceeded("this API key has reached its spend limit")
 
     async def settle(self, settlement: Settlement) -> bool:
-        await self._open()
+        """Queue SETTLEMENT and wait for its commit. Queued before the first await, so a
+        cancelled caller (client gone, shutdown) still gets settled."""
         item = _Item(settlement)
         self._queue.append(item)
         self._wake.set()
@@ -121,6 +122,7 @@ class FastLedger:
                 self._committing = set()
 
     async def _commit(self, batch: list[_Item]) -> None:
+        await self._open()
         # Wallet then key, like th_hold_place: concurrent batches cannot deadlock.
         batch.sort(key=lambda i: (i.settlement.wallet_id, i.settlement.api_key_id or 0))
         results: list[bool] = []
@@ -156,7 +158,7 @@ class FastLedger:
         """Wait until everything queued so far is committed (server shutdown)."""
         pending = [item.done for item in self._queue] + list(self._committing)
         if pending:
-            await asyncio.wait(pending)
+            await asyncio.wait(pending, timeout=60)
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import httpx
+import aiohttp
 from django.conf import settings
 from django.utils import timezone
 
@@ -171,7 +171,7 @@ async def _attempt(
     raw: bytes,
     payload: dict[str, object],
     stream: bool,
-) -> tuple[httpx.Response, bool]:
+) -> tuple[aiohttp.ClientResponse, bool]:
     """Try channels in order; never the same one twice; stop on a non-retryable failure."""
     last: UpstreamFailure | None = None
     for channel in route[: max(1, settings.RELAY_MAX_ATTEMPTS)]:
@@ -182,7 +182,7 @@ async def _attempt(
         url, up_headers = openai_target(channel, path, upstream_model)
         try:
             response = await send(url, up_headers, body)
-            if response.status_code >= 400:
+            if response.status >= 400:
                 raise await failure_from_response(response)
         except UpstreamFailure as failure:
             last = failure
@@ -231,11 +231,11 @@ class _PassThrough(RelayError):
 
 
 async def _relay_body(
-    call: Call, response: httpx.Response, send_: Send, headers: dict[str, str]
+    call: Call, response: aiohttp.ClientResponse, send_: Send, headers: dict[str, str]
 ) -> None:
     try:
-        body = await response.aread()
-    except httpx.HTTPError:
+        body = await response.read()
+    except (aiohttp.ClientError, TimeoutError):
         raise RelayError(
             502,
             "The upstream connection failed mid-response.",
@@ -243,17 +243,17 @@ async def _relay_body(
             code="upstream_error",
         ) from None
     finally:
-        await response.aclose()
+        response.release()
     call.reported_usage, call.output_bytes = openai.meter_body(body)
     call.served = True
     content_type = response.headers.get("content-type", "application/json").encode("latin-1")
     call.response_started = True
-    await send_bytes(send_, response.status_code, body, headers, content_type)
+    await send_bytes(send_, response.status, body, headers, content_type)
 
 
 async def _pump_stream(
     call: Call,
-    response: httpx.Response,
+    response: aiohttp.ClientResponse,
     strip_usage: bool,
     receive: Receive,
     send_: Send,
@@ -261,14 +261,14 @@ async def _pump_stream(
 ) -> None:
     meter = openai.StreamMeter(strip_usage_chunk=strip_usage)
     content_type = response.headers.get("content-type", "text/event-stream").encode("latin-1")
-    await start_stream(send_, response.status_code, headers, content_type)
+    await start_stream(send_, response.status, headers, content_type)
     call.response_started = True
     call.served = True
 
     async def pump() -> None:
         first = True
         try:
-            async for chunk in response.aiter_raw():
+            async for chunk in response.content.iter_any():
                 out = meter.feed(chunk)
                 if out:
                     await send_chunk(send_, out)
@@ -277,7 +277,7 @@ async def _pump_stream(
             rest = meter.flush()
             if rest:
                 await send_chunk(send_, rest)
-        except httpx.HTTPError:
+        except (aiohttp.ClientError, TimeoutError):
             call.status, call.error_code = 502, "upstream_stream_error"
             err = RelayError(
                 502,
@@ -304,7 +304,12 @@ async def _pump_stream(
     finally:
         watch_task.cancel()
         pump_task.cancel()
-        await response.aclose()
+        if call.client_gone or call.status != 200:
+            # A stream cut short drops the upstream connection: that is what tells the
+            # upstream to stop generating.
+            response.close()
+        else:
+            response.release()
         call.reported_usage = meter.usage
         call.output_bytes = meter.output_bytes
 

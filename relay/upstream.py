@@ -1,42 +1,43 @@
-"""The shared upstream HTTP client: httpx's API over aiohttp's faster transport.
+"""The shared upstream HTTP client: one aiohttp session per event loop.
 
-httpx's default transport costs ~2 ms CPU per request on this class of machine (see
-docs/architecture.md); aiohttp underneath costs ~0.3 ms. One client per event loop.
+Measured on this class of machine (benchmarks/relay_overhead.py, py-spy): httpx's own
+transport costs ~2 ms CPU a request; httpx over aiohttp's transport still spends ~22% of
+the relay's CPU in httpx's request/response objects. The relay therefore calls aiohttp
+directly. No cookie jar: an upstream's Set-Cookie must never follow another customer.
 """
 
 from __future__ import annotations
 
 import asyncio
 
-import httpx
+import aiohttp
 from django.conf import settings
-from httpx_aiohttp import AiohttpTransport
 
-_clients: dict[int, httpx.AsyncClient] = {}
+_sessions: dict[int, aiohttp.ClientSession] = {}
 
 
-def client() -> httpx.AsyncClient:
+def session() -> aiohttp.ClientSession:
     loop = asyncio.get_running_loop()
-    found = _clients.get(id(loop))
-    if found is None:
-        limits = httpx.Limits(max_connections=1000, max_keepalive_connections=200)
-        found = httpx.AsyncClient(
-            transport=AiohttpTransport(limits=limits, trust_env=False),
-            timeout=httpx.Timeout(
-                connect=settings.RELAY_CONNECT_TIMEOUT,
-                read=settings.RELAY_IDLE_TIMEOUT,
-                write=settings.RELAY_IDLE_TIMEOUT,
-                pool=settings.RELAY_CONNECT_TIMEOUT,
-            ),
-            follow_redirects=False,
+    found = _sessions.get(id(loop))
+    if found is None or found.closed:
+        connector = aiohttp.TCPConnector(limit=1000, ttl_dns_cache=300, keepalive_timeout=30)
+        found = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            auto_decompress=False,
             trust_env=False,
+            timeout=aiohttp.ClientTimeout(
+                total=None,
+                sock_connect=settings.RELAY_CONNECT_TIMEOUT,
+                sock_read=settings.RELAY_IDLE_TIMEOUT,
+            ),
         )
-        _clients[id(loop)] = found
+        _sessions[id(loop)] = found
     return found
 
 
 async def close() -> None:
-    """Close this event loop's client (server shutdown)."""
-    found = _clients.pop(id(asyncio.get_running_loop()), None)
+    """Close this event loop's session (server shutdown)."""
+    found = _sessions.pop(id(asyncio.get_running_loop()), None)
     if found is not None:
-        await found.aclose()
+        await found.close()

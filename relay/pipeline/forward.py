@@ -6,11 +6,10 @@ import asyncio
 import random
 
 import aiohttp
-import httpx
 from django.conf import settings
 
 from relay.catalog import ChannelInfo
-from relay.upstream import client
+from relay.upstream import session
 
 # Channel types that speak the OpenAI wire format for /v1/chat/completions and friends.
 OPENAI_TYPES = frozenset({"openai", "azure-openai", "doubao"})
@@ -56,41 +55,31 @@ def openai_target(
     return url, headers
 
 
-async def send(url: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+async def send(url: str, headers: dict[str, str], body: bytes) -> aiohttp.ClientResponse:
     """Start the request; returns once the status line and headers have arrived."""
-    http = client()
-    request = http.build_request("POST", url, content=body, headers=headers)
     try:
         async with asyncio.timeout(settings.RELAY_FIRST_BYTE_TIMEOUT):
-            return await http.send(request, stream=True)
+            return await session().post(url, data=body, headers=headers, allow_redirects=False)
     except TimeoutError:
         raise UpstreamFailure(
             "upstream timed out before the first byte", retryable=True, status=504
         ) from None
-    except httpx.TimeoutException as exc:
-        # httpx-aiohttp reports a refused connection as ConnectTimeout; tell them apart.
-        if isinstance(exc.__cause__, aiohttp.ClientConnectorError) and not isinstance(
-            exc.__cause__, aiohttp.ServerTimeoutError
-        ):
-            raise UpstreamFailure(
-                "could not connect to upstream", retryable=True, status=502
-            ) from None
-        raise UpstreamFailure("upstream timed out", retryable=True, status=504) from None
-    except httpx.TransportError as exc:
+    except aiohttp.ClientError as exc:
         raise UpstreamFailure(
             f"could not reach upstream ({type(exc).__name__})", retryable=True, status=502
         ) from None
 
 
-async def failure_from_response(response: httpx.Response) -> UpstreamFailure:
+async def failure_from_response(response: aiohttp.ClientResponse) -> UpstreamFailure:
     """Read an error response (bounded) and decide whether another channel may succeed."""
     try:
-        body = await asyncio.wait_for(response.aread(), timeout=settings.RELAY_IDLE_TIMEOUT)
-    except (TimeoutError, httpx.HTTPError):
+        async with asyncio.timeout(settings.RELAY_IDLE_TIMEOUT):
+            body = await response.read()
+    except (TimeoutError, aiohttp.ClientError):
         body = b""
     finally:
-        await response.aclose()
-    status = response.status_code
+        response.release()
+    status = response.status
     content_type = response.headers.get("content-type", "application/json")
     if status in (401, 403):
         # The channel's own key is bad: disable it and let another channel serve.

@@ -33,16 +33,18 @@ class in_flight:
 
 async def _run(settlement: Settlement) -> None:
     try:
-        if fastledger.enabled():
-            await fastledger.ledger().settle(settlement)
-        else:
-            await _settle(settlement)
+        await _settle(settlement)
     except Exception as exc:
         # The hold stays in place and the sweep releases it; never log request content.
         log.error("settlement failed for request %s: %s", settlement.reference, type(exc).__name__)
 
 
 async def settle(settlement: Settlement) -> None:
+    if fastledger.enabled():
+        # Queued synchronously and committed by the ledger's writer task, whatever
+        # happens to this one; no task of our own needed.
+        await fastledger.ledger().settle(settlement)
+        return
     task = asyncio.ensure_future(_run(settlement))
     _pending.add(task)
     task.add_done_callback(_pending.discard)
