@@ -234,7 +234,8 @@ LOGGING = {
         "httpx2": {"level": "WARNING"},
     },
 }
-RELAY_KEY_CACHE_SECONDS = envfloat("RELAY_KEY_CACHE_SECONDS", 1)
+# Below one second so that a revoked key stops within a second, request time included.
+RELAY_KEY_CACHE_SECONDS = envfloat("RELAY_KEY_CACHE_SECONDS", 0.9)
 RELAY_CATALOG_SECONDS = envfloat("RELAY_CATALOG_SECONDS", 2)
 RELAY_COOLDOWN_FAILURES = envint("RELAY_COOLDOWN_FAILURES", 3)
 RELAY_COOLDOWN_SECONDS = envint("RELAY_COOLDOWN_SECONDS", 30)

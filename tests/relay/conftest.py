@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,3 +201,12 @@ def run_async(coro: Any) -> Any:
 
 
 __all__ = ["Customer", "RelayServer", "os", "run_async", "wait_for"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The embedded mode (SQLite, no Redis) relays through the ORM ledger and in-process
+    # limits: every relay test runs there too.
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(item.path).parents:
+            item.add_marker(pytest.mark.embedded)

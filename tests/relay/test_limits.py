@@ -65,7 +65,7 @@ def test_it_stops_a_revoked_key_within_a_second(ready: Customer) -> None:
     key_set_status(key=ApiKey.objects.get(pk=ready.key.pk), status=ApiKey.Status.REVOKED)
     revoked_at = time.monotonic()
     wait_for(lambda: _post(ready.base_url, ready.secret).status_code == 401, timeout=3)
-    assert time.monotonic() - revoked_at <= 1.5
+    assert time.monotonic() - revoked_at < 1.0
 
 
 def _relay_process(port: int) -> subprocess.Popen[bytes]:
