@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
-from django.conf import settings
 from django.utils import timezone
 
 from relay.asgi_io import Receive, Request, Scope, Send, send_json
@@ -116,6 +114,3 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
             )
     except RelayError as err:
         await send_json(send, err.status, openai.error_body(err), {**headers, **err.headers})
-
-
-__all__ = ["application", "settings", "time"]

@@ -45,7 +45,8 @@ if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
         exit 1
     fi
     echo "ensure-test-servers: warning: ${optional[*]} not installed;" \
-        "browser tests need them (as root: apt-get install -y ${optional[*]})" >&2
+        "browser tests need chromium, make bench needs wrk" \
+        "(as root: apt-get install -y ${optional[*]})" >&2
     exit 0
 fi
 

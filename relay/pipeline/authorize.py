@@ -9,7 +9,7 @@ from accounts.network import client_ip as resolve_client_ip
 from accounts.network import ip_allowed
 from relay.asgi_io import Request
 from relay.catalog import KeyInfo
-from relay.errors import RelayError, forbidden, unauthorized
+from relay.errors import forbidden, unauthorized
 from relay.ratelimit import Limit, limiter
 
 
@@ -77,6 +77,3 @@ async def check_rate_limits(key: KeyInfo, estimated_tokens: int) -> None:
             )
         )
     await limiter.acquire(limits)
-
-
-__all__ = ["RelayError", "authorize", "authorize_model", "check_rate_limits", "client_ip"]

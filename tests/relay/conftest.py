@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import socket
 import threading
 import time
@@ -194,13 +192,6 @@ def ready(customer: Customer, openai_channel: Callable[..., Channel], priced: No
     openai_channel(models=("gpt-4o-mini", "text-embedding-3-small", "gpt-3.5-turbo-instruct"))
     price_set(model="gpt-3.5-turbo-instruct", input_per_1m=1_500_000, output_per_1m=2_000_000)
     return customer
-
-
-def run_async(coro: Any) -> Any:
-    return asyncio.run(coro)
-
-
-__all__ = ["Customer", "RelayServer", "os", "run_async", "wait_for"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
