@@ -109,10 +109,11 @@ async def _proxy(
 async def _serve(
     call: Call, request: Request, receive: Receive, send_: Send, path: str, headers: dict[str, str]
 ) -> None:
-    raw = await read_body(receive, settings.RELAY_MAX_BODY_MB * 1024 * 1024)
+    # Headers first: an unauthenticated caller never gets us to read a large body.
     key = await authenticate(request)
     call.key = key
     authorize(key, call.client_ip, timezone.now())
+    raw = await read_body(receive, settings.RELAY_MAX_BODY_MB * 1024 * 1024)
     payload = openai.parse_body(raw)
     model = call.model = openai.requested_model(payload)
     authorize_model(key, model)
