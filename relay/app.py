@@ -1,4 +1,4 @@
-"""The relay's ASGI application: the OpenAI-compatible /v1 surface."""
+"""The relay's ASGI application: OpenAI, Anthropic, Gemini and Responses surfaces."""
 
 from __future__ import annotations
 
@@ -6,21 +6,30 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from relay.asgi_io import Receive, Request, Scope, Send, send_json
+from relay import tokens
+from relay.asgi_io import Receive, Request, Scope, Send, read_body, send_json
 from relay.call import Call
 from relay.catalog import KeyInfo, catalog
 from relay.db import in_db_thread
 from relay.errors import RelayError, model_not_found
 from relay.formats import openai
-from relay.openai_proxy import proxy
 from relay.pipeline.authenticate import authenticate
-from relay.pipeline.authorize import authorize, client_ip, model_allowed
+from relay.pipeline.authorize import authorize, authorize_model, client_ip, model_allowed
+from relay.protocols import ANTHROPIC, GEMINI, OPENAI, RESPONSES, WireProtocol
+from relay.proxy import Inbound, proxy
 
-_POST_PATHS = {
-    "/v1/chat/completions": "/chat/completions",
-    "/v1/completions": "/completions",
-    "/v1/embeddings": "/embeddings",
+_INBOUND = {
+    "/v1/chat/completions": Inbound(OPENAI, "chat/completions", "/chat/completions"),
+    "/v1/completions": Inbound(OPENAI, "completions", "/completions"),
+    "/v1/embeddings": Inbound(OPENAI, "embeddings", "/embeddings"),
+    "/v1/messages": Inbound(ANTHROPIC, "messages"),
+    "/v1/responses": Inbound(RESPONSES, "responses"),
 }
+_GEMINI_ACTIONS = {
+    "generateContent": Inbound(GEMINI, "generateContent"),
+    "streamGenerateContent": Inbound(GEMINI, "streamGenerateContent"),
+}
+_GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 
 
 async def _visible_models(key: KeyInfo) -> dict[str, str]:
@@ -83,20 +92,102 @@ async def _billing(request: Request, send: Send, kind: str, headers: dict[str, s
     )
 
 
+def _gemini_call(path: str) -> tuple[str, str] | None:
+    """(model, action) of /v1beta/models/{model}:{action} (or /v1/models/...)."""
+    for prefix in _GEMINI_PREFIXES:
+        if path.startswith(prefix) and ":" in path:
+            model, _, action = path[len(prefix) :].rpartition(":")
+            return (model, action) if model else None
+    return None
+
+
+def _protocol_of(request: Request, path: str) -> WireProtocol:
+    """The caller's protocol, for model lists and errors outside a relayed call."""
+    if path.startswith("/v1beta/") or "x-goog-api-key" in request.headers:
+        return GEMINI
+    if "anthropic-version" in request.headers:
+        return ANTHROPIC
+    return OPENAI
+
+
+def _models_body(protocol: WireProtocol, models: dict[str, str]) -> dict[str, object]:
+    names = sorted(models)
+    if protocol is ANTHROPIC:
+        data = [
+            {"type": "model", "id": m, "display_name": m, "created_at": "1970-01-01T00:00:00Z"}
+            for m in names
+        ]
+        return {
+            "data": data,
+            "has_more": False,
+            "first_id": names[0] if names else None,
+            "last_id": names[-1] if names else None,
+        }
+    if protocol is GEMINI:
+        methods = ["generateContent", "streamGenerateContent", "countTokens"]
+        return {
+            "models": [
+                {"name": f"models/{m}", "displayName": m, "supportedGenerationMethods": methods}
+                for m in names
+            ]
+        }
+    return {"object": "list", "data": [_model_object(m, models[m]) for m in names]}
+
+
+async def _count_tokens(
+    request: Request, receive: Receive, send: Send, model: str | None, protocol: WireProtocol,
+    headers: dict[str, str],
+) -> None:  # fmt: skip
+    """An estimate from the body (no tokenizer files can be fetched here; see relay/tokens)."""
+    key = await _authorized(request)
+    payload = openai.parse_body(await read_body(receive, 32 * 1024 * 1024))
+    model = model or openai.requested_model(payload)
+    authorize_model(key, model)
+    count = tokens.prompt_tokens(payload, bytes_per_token=tokens.ESTIMATE_BYTES_PER_TOKEN)
+    body = {"totalTokens": count} if protocol is GEMINI else {"input_tokens": count}
+    await send_json(send, 200, body, headers)
+
+
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     request = Request(scope)
     method, path = request.method, request.path.rstrip("/") or "/"
-    if method == "POST" and path in _POST_PATHS:
-        await proxy(request, receive, send, path=_POST_PATHS[path])
-        return
+    if method == "POST":
+        inbound = _INBOUND.get(path)
+        if inbound is not None:
+            await proxy(request, receive, send, inbound=inbound)
+            return
+        gemini_call = _gemini_call(path)
+        if gemini_call is not None and gemini_call[1] in _GEMINI_ACTIONS:
+            model, action = gemini_call
+            await proxy(
+                request,
+                receive,
+                send,
+                inbound=_GEMINI_ACTIONS[action],
+                path_model=model,
+                path_stream=action == "streamGenerateContent",
+            )
+            return
+    protocol = _protocol_of(request, path)
     call = Call.start(request, endpoint=path)
     headers = {"x-request-id": call.public_id}
     try:
-        if method == "GET" and path == "/v1/models":
+        gemini_call = _gemini_call(path)
+        if method == "POST" and path == "/v1/messages/count_tokens":
+            await _count_tokens(request, receive, send, None, ANTHROPIC, headers)
+        elif method == "POST" and gemini_call is not None and gemini_call[1] == "countTokens":
+            await _count_tokens(request, receive, send, gemini_call[0], GEMINI, headers)
+        elif method == "GET" and path in ("/v1/models", "/v1beta/models"):
             key = await _authorized(request)
             models = await _visible_models(key)
-            data = [_model_object(m, o) for m, o in sorted(models.items())]
-            await send_json(send, 200, {"object": "list", "data": data}, headers)
+            await send_json(send, 200, _models_body(protocol, models), headers)
+        elif method == "GET" and path.startswith(_GEMINI_PREFIXES) and protocol is GEMINI:
+            key = await _authorized(request)
+            model = path.split("/models/", 1)[1]
+            if model not in await _visible_models(key):
+                raise model_not_found(model)
+            body = _models_body(GEMINI, {model: ""})["models"]
+            await send_json(send, 200, body[0], headers)  # type: ignore[index]
         elif method == "GET" and path.startswith("/v1/models/"):
             key = await _authorized(request)
             model = path[len("/v1/models/") :]
@@ -113,4 +204,4 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
                 404, f"Unknown request URL: {method} {path[:200]}.", code="unknown_url"
             )
     except RelayError as err:
-        await send_json(send, err.status, openai.error_body(err), {**headers, **err.headers})
+        await send_json(send, err.status, protocol.error_body(err), {**headers, **err.headers})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from typing import Any
 
 import aiohttp
 from django.conf import settings
@@ -37,6 +38,7 @@ class UpstreamFailure(Exception):
         self.body = body
         self.content_type = content_type
         self.disable = disable
+        self.protocol: Any = None  # the failing channel's WireProtocol, set by the caller
 
 
 def openai_target(

@@ -1,0 +1,513 @@
+"""Relayed calls, strung together top to bottom, whatever protocol the client speaks.
+
+authenticate → authorize → reserve → route → forward → meter → settle
+
+OpenAI-format calls to OpenAI-format channels pass their body through (the fast path).
+A client protocol that differs from the channel's is translated through relay/formats/ir.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+from django.conf import settings
+from django.utils import timezone
+
+from billing.holds import Settlement
+from billing.pricing import Usage, cost_micros, worst_case_micros
+from relay import tokens
+from relay.asgi_io import (
+    ClientDisconnected,
+    Receive,
+    Request,
+    Send,
+    end_stream,
+    read_body,
+    send_bytes,
+    send_chunk,
+    send_json,
+    start_stream,
+)
+from relay.call import Call
+from relay.catalog import ChannelInfo, catalog
+from relay.cooldown import cooldowns
+from relay.db import in_db_thread
+from relay.errors import RelayError, bad_request, model_not_found, no_channel
+from relay.formats import ir, openai
+from relay.pipeline.authenticate import authenticate
+from relay.pipeline.authorize import (
+    authorize,
+    authorize_model,
+    check_rate_limits,
+    client_ip,
+    tpm_keys,
+)
+from relay.pipeline.forward import (
+    OPENAI_TYPES,
+    UpstreamFailure,
+    failure_from_response,
+    openai_target,
+    send,
+)
+from relay.pipeline.meter import metered_usage
+from relay.pipeline.reserve import reserve
+from relay.pipeline.route import candidates
+from relay.pipeline.settle import in_flight, settle
+from relay.protocols import CHANNEL_PROTOCOLS, OPENAI, WireProtocol, chat_target
+from relay.ratelimit import limiter
+from relay.stream_adapters import OpenAIPassThrough, PassThrough, StreamAdapter, Translating
+
+log = logging.getLogger(__name__)
+CHAT_TYPES = frozenset(CHANNEL_PROTOCOLS)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """How the client called: its protocol and, for OpenAI, which endpoint."""
+
+    protocol: WireProtocol
+    endpoint: str  # for the logs: chat/completions, messages, responses, generateContent...
+    openai_path: str | None = None  # /chat/completions, /completions, /embeddings
+
+    @property
+    def chat(self) -> bool:
+        return self.openai_path in (None, "/chat/completions")
+
+
+@dataclass
+class _Prepared:
+    """One attempt's upstream request and how to read its answer."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    mode: str  # "openai" (pass-through fast path), "same" (pass-through), "translate"
+    protocol: WireProtocol  # the channel's
+    strip_usage: bool = False
+
+
+def _channel_disable(channel_id: int, reason: str) -> None:
+    from relay.models import Channel
+
+    Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
+        status=Channel.Status.AUTO_DISABLED, disabled_reason=reason[:300]
+    )
+
+
+_disable = in_db_thread(_channel_disable)
+
+
+async def proxy(
+    request: Request,
+    receive: Receive,
+    send_: Send,
+    *,
+    inbound: Inbound,
+    path_model: str | None = None,
+    path_stream: bool = False,
+) -> None:
+    """Relay one call and settle it, also when the client leaves or anything fails."""
+    call = Call.start(request, endpoint=inbound.endpoint)
+    call.client_ip = client_ip(request)
+    headers = {"x-request-id": call.public_id}
+    with in_flight():
+        try:
+            await _serve(call, request, receive, send_, headers, inbound, path_model, path_stream)
+        except _PassThrough as err:
+            call.status, call.error_code = err.status, "upstream_error"
+            if err.protocol is inbound.protocol:
+                ctype = err.content_type.encode("latin-1")
+                await send_bytes(send_, err.status, err.body, headers, ctype)
+            else:
+                # Another protocol's error envelope: keep its status and message only.
+                message = _upstream_message(err.body) or f"The upstream answered {err.status}."
+                translated = RelayError(err.status, message, type="upstream_error")
+                await send_json(send_, err.status, inbound.protocol.error_body(translated), headers)
+        except RelayError as err:
+            call.status, call.error_code = err.status, err.code or err.type
+            if not call.response_started:
+                body = inbound.protocol.error_body(err)
+                await send_json(send_, err.status, body, {**headers, **err.headers})
+        except ClientDisconnected:
+            call.status, call.error_code, call.client_gone = 499, "client_disconnected", True
+        except Exception as exc:
+            # The type only: exception messages can quote request content.
+            log.error("request %s failed: %s", call.request_id, type(exc).__name__)
+            call.status, call.error_code = 500, "internal_error"
+            if not call.response_started:
+                internal = RelayError(
+                    500, "Internal error.", type="server_error", code="internal_error"
+                )
+                await send_json(send_, 500, inbound.protocol.error_body(internal), headers)
+        finally:
+            if call.key is not None:
+                await _finish(call)
+
+
+async def _serve(
+    call: Call,
+    request: Request,
+    receive: Receive,
+    send_: Send,
+    headers: dict[str, str],
+    inbound: Inbound,
+    path_model: str | None,
+    path_stream: bool,
+) -> None:
+    # Headers first: an unauthenticated caller never gets us to read a large body.
+    key = await authenticate(request)
+    call.key = key
+    authorize(key, call.client_ip, timezone.now())
+    raw = await read_body(receive, settings.RELAY_MAX_BODY_MB * 1024 * 1024)
+    payload = openai.parse_body(raw)
+    model = call.model = path_model or openai.requested_model(payload)
+    authorize_model(key, model)
+    fast = inbound.protocol is OPENAI
+    if fast:
+        stream = payload.get("stream") is True and inbound.openai_path != "/embeddings"
+        request_ir = None
+        max_out = openai.requested_max_output(payload)
+    else:
+        stream = path_stream if path_model else payload.get("stream") is True
+        request_ir = _to_ir(inbound.protocol, payload, model, stream)
+        max_out = request_ir.max_output_tokens
+    call.stream = stream
+
+    usable = CHAT_TYPES if inbound.chat else OPENAI_TYPES
+    all_routes = await candidates(model, key.group)
+    route = [c for c in all_routes if c.type in usable]
+    price = call.price = await catalog.price(model)
+    if not route:
+        # A priced model is one the operator offers: its channels are just all down.
+        raise no_channel(model) if price is not None or all_routes else model_not_found(model)
+    if price is None:
+        log.error("model %s has channels but no price; refusing to serve it unbilled", model)
+        raise RelayError(
+            503,
+            f"The model '{model}' is not available yet (no price configured).",
+            type="service_unavailable",
+            code="model_not_priced",
+        )
+
+    hold_tokens = tokens.prompt_tokens(payload, bytes_per_token=tokens.HOLD_BYTES_PER_TOKEN)
+    call.prompt_estimate = tokens.prompt_tokens(
+        payload, bytes_per_token=tokens.ESTIMATE_BYTES_PER_TOKEN
+    )
+    if inbound.openai_path == "/embeddings":
+        max_out = 0
+    else:
+        max_out = max_out or price.max_output_tokens or settings.RELAY_DEFAULT_MAX_OUTPUT_TOKENS
+    call.tpm_estimate = hold_tokens
+    await check_rate_limits(key, hold_tokens)
+    amount = worst_case_micros(
+        prompt_tokens=hold_tokens, max_output_tokens=max_out, price=price, multiplier=key.multiplier
+    )
+    await reserve(
+        reference=call.request_id, wallet_id=key.wallet_id, api_key_id=key.id, amount=amount
+    )
+    call.held = True
+
+    def prepare(channel: ChannelInfo) -> _Prepared:
+        nonlocal request_ir
+        upstream_model = channel.upstream_model(model)
+        protocol = CHANNEL_PROTOCOLS[channel.type]
+        if fast and protocol is OPENAI:
+            path = inbound.openai_path or "/chat/completions"
+            body, strip = openai.upstream_body(raw, payload, upstream_model, stream)
+            url, up_headers = openai_target(channel, path, upstream_model)
+            return _Prepared(url, up_headers, body, "openai", protocol, strip)
+        url, up_headers = chat_target(channel, upstream_model, stream, request.headers)
+        if protocol is inbound.protocol:
+            return _Prepared(url, up_headers, _same_body(protocol, payload, raw, upstream_model),
+                             "same", protocol)  # fmt: skip
+        if request_ir is None:
+            request_ir = _to_ir(inbound.protocol, payload, model, stream)
+        try:
+            translated = protocol.from_ir(request_ir, upstream_model)
+        except ir.TranslationError as exc:
+            raise bad_request(str(exc)) from None
+        if stream and protocol is OPENAI:
+            translated["stream"] = True
+        return _Prepared(url, up_headers, orjson.dumps(translated), "translate", protocol)
+
+    response, prepared = await _attempt(call, route, prepare)
+    if stream:
+        await _pump_stream(call, response, _adapter(prepared, inbound, payload, model),
+                           receive, send_, headers)  # fmt: skip
+    else:
+        await _relay_body(call, response, prepared, inbound, model, send_, headers)
+
+
+def _to_ir(protocol: WireProtocol, payload: dict[str, Any], model: str, stream: bool) -> Any:
+    try:
+        return protocol.to_ir(payload, model, stream)
+    except ir.TranslationError as exc:
+        raise bad_request(str(exc)) from None
+
+
+def _same_body(protocol: WireProtocol, payload: dict[str, Any], raw: bytes, model: str) -> bytes:
+    """A same-protocol body: untouched but for the model name (Gemini's is in the URL)."""
+    if protocol.name == "gemini":
+        return raw
+    changed = dict(payload)
+    changed["model"] = model
+    if protocol.name == "responses":
+        changed["store"] = False  # TokenHub is stateless; nothing stored upstream either
+    return orjson.dumps(changed) if changed != payload else raw
+
+
+def _adapter(
+    prepared: _Prepared, inbound: Inbound, payload: dict[str, Any], model: str
+) -> StreamAdapter:
+    if prepared.mode == "openai":
+        return OpenAIPassThrough(prepared.strip_usage)
+    if prepared.mode == "same":
+        return PassThrough(prepared.protocol)
+    return Translating(prepared.protocol.parser(), inbound.protocol.writer(model, payload))
+
+
+async def _attempt(
+    call: Call, route: list[ChannelInfo], prepare: Any
+) -> tuple[aiohttp.ClientResponse, _Prepared]:
+    """Try channels in order; never the same one twice; stop on a non-retryable failure."""
+    last: UpstreamFailure | None = None
+    for channel in route[: max(1, settings.RELAY_MAX_ATTEMPTS)]:
+        call.attempts += 1
+        call.channel_id = channel.id
+        call.upstream_model = channel.upstream_model(call.model)
+        prepared: _Prepared = prepare(channel)
+        try:
+            response = await send(prepared.url, prepared.headers, prepared.body)
+            if response.status >= 400:
+                raise await failure_from_response(response)
+        except UpstreamFailure as failure:
+            last = failure
+            failure.protocol = prepared.protocol
+            log.warning(
+                "channel %s failed for request %s: %s", channel.id, call.request_id, failure.reason
+            )
+            if failure.disable:
+                await _disable(channel.id, failure.reason)
+                catalog.clear()
+            elif failure.retryable:
+                await cooldowns.failure(channel.id)
+            if not failure.retryable:
+                break
+            continue
+        cooldowns.success(channel.id)
+        call.ttfb_ms = call.elapsed_ms()
+        return response, prepared
+    if last is None:  # RELAY_MAX_ATTEMPTS and route are never empty; keep mypy honest
+        raise no_channel(call.model)
+    raise _exhausted(call, last)
+
+
+def _exhausted(call: Call, failure: UpstreamFailure) -> RelayError:
+    if failure.disable:
+        return no_channel(call.model)
+    if failure.status == 504:
+        return RelayError(
+            504, "The upstream did not answer in time.", type="timeout", code="upstream_timeout"
+        )
+    if not failure.body:
+        return RelayError(
+            502, "The upstream could not be reached.", type="upstream_error", code="upstream_error"
+        )
+    return _PassThrough(failure)
+
+
+class _PassThrough(RelayError):
+    """The upstream's own error, status and body, after every retry failed."""
+
+    def __init__(self, failure: UpstreamFailure) -> None:
+        super().__init__(
+            failure.status, failure.reason, type="upstream_error", code="upstream_error"
+        )
+        self.body = failure.body
+        self.content_type = failure.content_type
+        self.protocol = failure.protocol
+
+
+def _upstream_message(body: bytes) -> str:
+    """The message inside any provider's error envelope ({"error": {"message": ...}})."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    return message if isinstance(message, str) else ""
+
+
+async def _relay_body(
+    call: Call,
+    response: aiohttp.ClientResponse,
+    prepared: _Prepared,
+    inbound: Inbound,
+    model: str,
+    send_: Send,
+    headers: dict[str, str],
+) -> None:
+    try:
+        body = await response.read()
+    except (aiohttp.ClientError, TimeoutError):
+        raise RelayError(
+            502,
+            "The upstream connection failed mid-response.",
+            type="upstream_error",
+            code="upstream_error",
+        ) from None
+    finally:
+        response.release()
+    call.served = True
+    content_type = response.headers.get("content-type", "application/json")
+    if prepared.mode == "openai":
+        call.reported_usage, call.output_bytes = openai.meter_body(body)
+    else:
+        try:
+            parsed = orjson.loads(body)
+            result = prepared.protocol.response_to_ir(parsed)
+        except (orjson.JSONDecodeError, ir.TranslationError, AttributeError, TypeError):
+            raise RelayError(
+                502,
+                "The upstream sent a response TokenHub could not read.",
+                type="upstream_error",
+                code="upstream_error",
+            ) from None
+        call.reported_usage = result.usage
+        call.output_bytes = _parts_bytes(result.parts)
+        if prepared.mode == "translate":
+            body = orjson.dumps(inbound.protocol.response_from_ir(result, model))
+            content_type = "application/json"
+    call.response_started = True
+    await send_bytes(send_, response.status, body, headers, content_type.encode("latin-1"))
+
+
+def _parts_bytes(parts: list[ir.Part]) -> int:
+    total = 0
+    for part in parts:
+        if isinstance(part, ir.TextPart | ir.ThinkingPart):
+            total += len(part.text.encode())
+        elif isinstance(part, ir.ToolCallPart):
+            total += len(part.arguments.encode())
+    return total
+
+
+async def _pump_stream(
+    call: Call,
+    response: aiohttp.ClientResponse,
+    adapter: StreamAdapter,
+    receive: Receive,
+    send_: Send,
+    headers: dict[str, str],
+) -> None:
+    content_type = response.headers.get("content-type", "text/event-stream")
+    if not isinstance(adapter, OpenAIPassThrough) and not isinstance(adapter, PassThrough):
+        content_type = "text/event-stream"
+    await start_stream(send_, response.status, headers, content_type.encode("latin-1"))
+    call.response_started = True
+    call.served = True
+
+    async def pump() -> None:
+        first = True
+        try:
+            async for chunk in response.content.iter_any():
+                out = adapter.feed(chunk)
+                if out:
+                    await send_chunk(send_, out)
+                    if first:
+                        call.ttfb_ms, first = call.elapsed_ms(), False
+            rest = adapter.finish()
+            if rest:
+                await send_chunk(send_, rest)
+        except (aiohttp.ClientError, TimeoutError):
+            call.status, call.error_code = 502, "upstream_stream_error"
+            err = RelayError(
+                502,
+                "The upstream stream was interrupted.",
+                type="upstream_error",
+                code="upstream_error",
+            )
+            await send_chunk(send_, adapter.interrupted(err))
+        await end_stream(send_)
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    pump_task = asyncio.ensure_future(pump())
+    watch_task = asyncio.ensure_future(watch())
+    try:
+        done, _ = await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+        if pump_task not in done:
+            call.client_gone = True
+            call.status, call.error_code = 499, "client_disconnected"
+            pump_task.cancel()
+        await asyncio.gather(pump_task, return_exceptions=True)
+    finally:
+        watch_task.cancel()
+        pump_task.cancel()
+        if call.client_gone or call.status != 200:
+            # A stream cut short drops the upstream connection: that is what tells the
+            # upstream to stop generating.
+            response.close()
+        else:
+            response.release()
+        call.reported_usage = adapter.usage
+        call.output_bytes = adapter.output_bytes
+
+
+async def _finish(call: Call) -> None:
+    """Meter and settle. Runs for every authenticated request, whatever happened."""
+    key = call.key
+    if key is None:
+        return
+    usage = Usage()
+    cost = 0
+    if call.served and call.price is not None:
+        usage = metered_usage(
+            call.reported_usage,
+            prompt_estimate=call.prompt_estimate,
+            output_bytes=call.output_bytes,
+        )
+        cost = cost_micros(usage, call.price, key.multiplier)
+    if call.tpm_estimate:
+        for slot in tpm_keys(key):
+            await limiter.adjust(slot, usage.total_tokens - call.tpm_estimate)
+    await settle(
+        Settlement(
+            reference=call.request_id,
+            wallet_id=key.wallet_id,
+            api_key_id=key.id,
+            cost=cost,
+            log={
+                "created_at": timezone.now(),
+                "client_request_id": call.client_request_id,
+                "organization_id": key.organization_id,
+                "api_key_id": key.id,
+                "channel_id": call.channel_id,
+                "endpoint": call.endpoint,
+                "model": call.model[:200],
+                "upstream_model": call.upstream_model[:200],
+                "stream": call.stream,
+                "status_code": call.status,
+                "error_code": call.error_code[:64],
+                "prompt_tokens": usage.input_tokens,
+                "completion_tokens": usage.output_tokens,
+                "cache_read_tokens": usage.cache_read_tokens,
+                "cache_write_tokens": usage.cache_write_tokens,
+                "reasoning_tokens": usage.reasoning_tokens,
+                "usage_estimated": usage.estimated,
+                "latency_ms": call.elapsed_ms(),
+                "ttfb_ms": call.ttfb_ms,
+                "attempts": max(1, call.attempts),
+                "client_ip": call.client_ip,
+                "user_agent": call.user_agent,
+            },
+        )
+    )

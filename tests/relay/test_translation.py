@@ -1,0 +1,272 @@
+"""Any SDK, any upstream: calls are translated between protocols and billed exactly."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from billing.services import price_set
+from logs.models import RequestLog
+from relay.models import Channel
+from relay.services import channel_create
+from tests.fakes.upstream import DEFAULT_REPLY, ToolCall, Usage
+from tests.relay.conftest import Customer, wait_for
+
+MODEL = "omni-test"  # one customer-facing name, served by whichever channel a test adds
+
+
+@pytest.fixture
+def channel(fake) -> Callable[[str], Channel]:
+    bases = {
+        "openai": fake.url + "/v1",
+        "openai-responses": fake.url + "/v1",
+        "anthropic": fake.url,
+        "gemini": fake.url,
+    }
+
+    def make(kind: str, **kwargs: Any) -> Channel:
+        return channel_create(
+            name=kind,
+            type=kind,
+            base_url=bases[kind],
+            api_keys=[f"sk-{kind}"],
+            models=[MODEL],
+            **kwargs,
+        )
+
+    return make
+
+
+@pytest.fixture
+def funded(customer: Customer) -> Customer:
+    price_set(
+        model=MODEL,
+        input_per_1m=1_000_000,
+        output_per_1m=2_000_000,
+        cache_read_per_1m=100_000,
+        cache_write_per_1m=1_250_000,
+    )
+    return customer
+
+
+def _anthropic(customer: Customer) -> Any:
+    import anthropic
+
+    client = anthropic.Anthropic(
+        base_url=customer.relay.url, api_key=customer.secret, max_retries=0
+    )
+    customer.clients.append(client)  # closed at teardown
+    return client
+
+
+def _gemini(customer: Customer) -> Any:
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(
+        api_key=customer.secret,
+        http_options=types.HttpOptions(base_url=customer.relay.url),
+    )
+    customer.clients.append(client)  # kept alive (it closes itself when collected)
+    return client
+
+
+def _log() -> RequestLog:
+    log: RequestLog = wait_for(lambda: RequestLog.objects.filter(status_code=200).first())
+    return log
+
+
+def test_it_answers_the_anthropic_sdk_from_an_openai_channel(funded: Customer, channel, fake):
+    channel("openai")
+    fake.configure(usage=Usage(prompt_tokens=30, completion_tokens=12, cached_tokens=10))
+    message = _anthropic(funded).messages.create(
+        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hello"}]
+    )
+    assert message.content[0].text == DEFAULT_REPLY
+    assert message.stop_reason == "end_turn"
+    # Anthropic counts input without the cached part.
+    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (20, 10)
+    assert fake.requests[-1].path == "/v1/chat/completions"
+    log = _log()
+    assert (log.prompt_tokens, log.cache_read_tokens, log.completion_tokens) == (30, 10, 12)
+    assert log.cost == round((20 * 1_000_000 + 10 * 100_000 + 12 * 2_000_000) / 10**6)
+
+
+def test_it_streams_to_the_anthropic_sdk_from_a_gemini_channel(funded: Customer, channel, fake):
+    channel("gemini")
+    fake.configure(usage=Usage(prompt_tokens=40, completion_tokens=25, reasoning_tokens=5))
+    with _anthropic(funded).messages.stream(
+        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "hello"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == DEFAULT_REPLY
+    assert final.usage.output_tokens == 25
+    assert "streamGenerateContent" in fake.requests[-1].path
+    log = _log()
+    assert (log.prompt_tokens, log.completion_tokens, log.reasoning_tokens) == (40, 25, 5)
+    assert log.stream and not log.usage_estimated
+
+
+def test_it_passes_anthropic_through_and_bills_cache_writes(funded: Customer, channel, fake):
+    channel("anthropic")
+    fake.configure(
+        usage=Usage(
+            prompt_tokens=1000, completion_tokens=50, cached_tokens=600, cache_write_tokens=300
+        )
+    )
+    with _anthropic(funded).messages.stream(
+        model=MODEL,
+        max_tokens=100,
+        system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "hello"}],
+    ) as stream:
+        final = stream.get_final_message()
+    sent = fake.requests[-1]
+    assert sent.path == "/v1/messages"
+    assert sent.json["system"][0]["cache_control"] == {"type": "ephemeral"}  # kept as is
+    assert final.usage.cache_creation_input_tokens == 300
+    log = _log()
+    assert (log.cache_read_tokens, log.cache_write_tokens) == (600, 300)
+    expected = (100 * 1_000_000 + 600 * 100_000 + 300 * 1_250_000 + 50 * 2_000_000) / 10**6
+    assert log.cost == round(expected)
+
+
+def test_it_answers_google_genai_from_an_anthropic_channel(funded: Customer, channel, fake):
+    channel("anthropic")
+    client = _gemini(funded)
+    reply = client.models.generate_content(model=MODEL, contents="hello")
+    assert reply.text == DEFAULT_REPLY
+    chunks = list(client.models.generate_content_stream(model=MODEL, contents="hello"))
+    assert "".join(c.text or "" for c in chunks) == DEFAULT_REPLY
+    assert chunks[-1].usage_metadata.candidates_token_count > 0
+    assert [r.path for r in fake.requests] == ["/v1/messages", "/v1/messages"]
+    wait_for(lambda: RequestLog.objects.filter(status_code=200).count() == 2)
+
+
+def test_it_passes_gemini_through(funded: Customer, channel, fake):
+    channel("gemini")
+    fake.configure(usage=Usage(prompt_tokens=12, completion_tokens=9, cached_tokens=4))
+    reply = _gemini(funded).models.generate_content(model=MODEL, contents="hello")
+    assert reply.text == DEFAULT_REPLY
+    assert fake.requests[-1].path == f"/v1beta/models/{MODEL}:generateContent"
+    log = _log()
+    assert (log.prompt_tokens, log.cache_read_tokens, log.completion_tokens) == (12, 4, 9)
+
+
+def test_it_answers_openai_chat_with_tool_calls_from_an_anthropic_channel(
+    funded: Customer, channel, fake
+):
+    channel("anthropic")
+    fake.configure(tool_call=ToolCall(name="get_weather", arguments={"city": "Paris"}))
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    client = funded.openai()
+    reply = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "weather?"}], tools=tools
+    )
+    call = reply.choices[0].message.tool_calls[0]
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert (call.function.name, json.loads(call.function.arguments)) == (
+        "get_weather",
+        {"city": "Paris"},
+    )
+    assert fake.requests[-1].json["tools"][0]["name"] == "get_weather"
+    streamed = client.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "weather?"}], tools=tools, stream=True
+    )
+    arguments = "".join(
+        c.choices[0].delta.tool_calls[0].function.arguments or ""
+        for c in streamed
+        if c.choices and c.choices[0].delta.tool_calls
+    )
+    assert json.loads(arguments) == {"city": "Paris"}
+
+
+def test_it_answers_openai_responses_from_a_chat_channel(funded: Customer, channel, fake):
+    channel("openai")
+    client = funded.openai()
+    response = client.responses.create(model=MODEL, input="hello")
+    assert response.output_text == DEFAULT_REPLY
+    events = list(client.responses.create(model=MODEL, input="hello", stream=True))
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.usage.output_tokens > 0
+    assert all(r.path == "/v1/chat/completions" for r in fake.requests)
+
+
+def test_it_passes_responses_through_without_letting_the_upstream_store(
+    funded: Customer, channel, fake
+):
+    channel("openai-responses")
+    response = funded.openai().responses.create(model=MODEL, input="hello", store=True)
+    assert response.output_text == DEFAULT_REPLY
+    assert fake.requests[-1].path == "/v1/responses"
+    assert fake.requests[-1].json["store"] is False
+
+
+def test_it_refuses_previous_response_id_clearly(funded: Customer, channel, fake):
+    import openai
+
+    channel("openai-responses")
+    with pytest.raises(openai.BadRequestError) as exc:
+        funded.openai().responses.create(model=MODEL, input="hi", previous_response_id="resp_1")
+    assert "stateless" in str(exc.value)
+    assert fake.requests == []
+
+
+def test_it_fails_over_across_protocols(funded: Customer, channel, fake):
+    fake.fail(500, key="sk-anthropic")
+    channel("anthropic", priority=10)
+    channel("gemini")
+    message = _anthropic(funded).messages.create(
+        model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert message.content[0].text == DEFAULT_REPLY
+    assert [r.key for r in fake.requests] == ["sk-anthropic", "sk-gemini"]
+
+
+def test_it_answers_errors_in_the_callers_format(funded: Customer, channel):
+    import anthropic
+
+    channel("openai")
+    bad = anthropic.Anthropic(base_url=funded.relay.url, api_key="sk-th-" + "x" * 40, max_retries=0)
+    funded.clients.append(bad)
+    with pytest.raises(anthropic.AuthenticationError) as exc:
+        bad.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "x"}])
+    assert exc.value.body["type"] == "error"  # type: ignore[index]
+    response = httpx.post(
+        funded.relay.url + f"/v1beta/models/{MODEL}:generateContent",
+        headers={"x-goog-api-key": "sk-th-" + "y" * 40},
+        json={"contents": [{"parts": [{"text": "x"}]}]},
+    )
+    assert response.status_code == 401
+    assert response.json()["error"]["status"] == "UNAUTHENTICATED"
+
+
+def test_it_lists_models_in_the_callers_shape(funded: Customer, channel):
+    channel("openai")
+    anthropic_list = _anthropic(funded).models.list()
+    assert [m.id for m in anthropic_list.data] == [MODEL]
+    gemini_names = [m.name for m in _gemini(funded).models.list()]
+    assert gemini_names == [f"models/{MODEL}"]
+
+
+def test_it_counts_tokens_for_anthropic_and_gemini_callers(funded: Customer, channel):
+    channel("openai")
+    count = _anthropic(funded).messages.count_tokens(
+        model=MODEL, messages=[{"role": "user", "content": "x" * 400}]
+    )
+    assert count.input_tokens >= 100
+    total = _gemini(funded).models.count_tokens(model=MODEL, contents="y" * 400).total_tokens
+    assert total >= 100
