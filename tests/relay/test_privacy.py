@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import socket
 import uuid
+from typing import Any
 
 import httpx
 import orjson
@@ -43,6 +44,27 @@ def test_it_never_stores_or_logs_prompt_or_completion_content(
     assert canary in streamed
     client.completions.create(model="gpt-3.5-turbo-instruct", prompt=canary)
     client.embeddings.create(model="text-embedding-3-small", input=canary)
+    # Translated protocols too: Anthropic, Responses and Gemini callers on the same channel.
+    translated: list[tuple[str, dict[str, Any]]] = [
+        ("/v1/messages", {"model": "gpt-4o-mini", "max_tokens": 50, "messages": chat}),
+        ("/v1/messages", {"model": "gpt-4o-mini", "max_tokens": 50, "messages": chat,
+                          "stream": True}),
+        ("/v1/responses", {"model": "gpt-4o-mini", "input": canary}),
+        ("/v1/responses", {"model": "gpt-4o-mini", "input": canary, "stream": True}),
+        ("/v1beta/models/gpt-4o-mini:generateContent",
+         {"contents": [{"role": "user", "parts": [{"text": canary}]}]}),
+        ("/v1beta/models/gpt-4o-mini:streamGenerateContent?alt=sse",
+         {"contents": [{"role": "user", "parts": [{"text": canary}]}]}),
+    ]  # fmt: skip
+    for path, body in translated:
+        answer = httpx.post(
+            ready.relay.url + path,
+            json=body,
+            headers={"x-api-key": ready.secret, "x-goog-api-key": ready.secret},
+        )
+        assert answer.status_code == 200, path
+        if "stream" not in path and not body.get("stream"):
+            assert canary in answer.text, path  # (streams split it across events)
 
     # Failures: malformed JSON around the canary, an upstream error quoting it, a stream cut
     # mid-way, a client that hangs up.
@@ -73,7 +95,7 @@ def test_it_never_stores_or_logs_prompt_or_completion_content(
         while b"data:" not in got:
             got += sock.recv(65536)
 
-    wait_for(lambda: RequestLog.objects.count() == 8, timeout=10)
+    wait_for(lambda: RequestLog.objects.count() == 14, timeout=10)
     assert canary not in _database_text()
     for record in caplog.records:
         assert canary not in record.getMessage()
