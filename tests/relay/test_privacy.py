@@ -56,14 +56,14 @@ def test_it_never_stores_or_logs_prompt_or_completion_content(
         ("/v1beta/models/gpt-4o-mini:streamGenerateContent?alt=sse",
          {"contents": [{"role": "user", "parts": [{"text": canary}]}]}),
     ]  # fmt: skip
-    for path, body in translated:
+    for path, payload in translated:
         answer = httpx.post(
             ready.relay.url + path,
-            json=body,
+            json=payload,
             headers={"x-api-key": ready.secret, "x-goog-api-key": ready.secret},
         )
         assert answer.status_code == 200, path
-        if "stream" not in path and not body.get("stream"):
+        if "stream" not in path and not payload.get("stream"):
             assert canary in answer.text, path  # (streams split it across events)
 
     # Failures: malformed JSON around the canary, an upstream error quoting it, a stream cut
