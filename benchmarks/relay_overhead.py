@@ -753,7 +753,8 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
 
     _step("migrating and creating user, wallet credit, key, channel and price")
     _manage(env, "migrate", "--noinput", "-v0")
-    _manage(env, "create_user", EMAIL, "--password", secrets.token_urlsafe(16))
+    # "--password=X": a random password may start with "-", which argparse takes for a flag.
+    _manage(env, "create_user", EMAIL, f"--password={secrets.token_urlsafe(16)}")
     _manage(env, "wallet", "credit", EMAIL, "1000000")
     secret = _manage(env, "key", "create", EMAIL, "--name", "bench").splitlines()[-1]
     _manage(
