@@ -28,6 +28,8 @@ _INBOUND = {
 _GEMINI_ACTIONS = {
     "generateContent": Inbound(GEMINI, "generateContent"),
     "streamGenerateContent": Inbound(GEMINI, "streamGenerateContent"),
+    "embedContent": Inbound(GEMINI, "embedContent", gemini_embed="embedContent"),
+    "batchEmbedContents": Inbound(GEMINI, "batchEmbedContents", gemini_embed="batchEmbedContents"),
 }
 _GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 

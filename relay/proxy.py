@@ -38,7 +38,7 @@ from relay.catalog import ChannelInfo, catalog
 from relay.cooldown import cooldowns
 from relay.db import in_db_thread
 from relay.errors import RelayError, bad_request, model_not_found, no_channel
-from relay.formats import ir, openai
+from relay.formats import gemini, ir, openai
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import (
     authorize,
@@ -58,7 +58,7 @@ from relay.pipeline.meter import metered_usage
 from relay.pipeline.reserve import reserve
 from relay.pipeline.route import candidates
 from relay.pipeline.settle import in_flight, settle
-from relay.protocols import CHANNEL_PROTOCOLS, OPENAI, WireProtocol, chat_target
+from relay.protocols import CHANNEL_PROTOCOLS, GEMINI, OPENAI, WireProtocol, chat_target
 from relay.ratelimit import limiter
 from relay.stream_adapters import OpenAIPassThrough, PassThrough, StreamAdapter, Translating
 
@@ -73,10 +73,11 @@ class Inbound:
     protocol: WireProtocol
     endpoint: str  # for the logs: chat/completions, messages, responses, generateContent...
     openai_path: str | None = None  # /chat/completions, /completions, /embeddings
+    gemini_embed: str | None = None  # embedContent or batchEmbedContents
 
     @property
     def chat(self) -> bool:
-        return self.openai_path in (None, "/chat/completions")
+        return self.openai_path in (None, "/chat/completions") and self.gemini_embed is None
 
 
 @dataclass
@@ -168,9 +169,20 @@ async def _serve(
     model = call.model = path_model or openai.requested_model(payload)
     authorize_model(key, model)
     fast = inbound.protocol is OPENAI
-    if fast:
+    embed_texts: list[str] = []
+    embed_dimensions: int | None = None
+    request_ir: ir.ChatRequest | None = None
+    max_out: int | None = 0
+    if inbound.gemini_embed:
+        stream = False
+        try:
+            embed_texts, embed_dimensions = gemini.embed_request(
+                payload, batch=inbound.gemini_embed == "batchEmbedContents"
+            )
+        except ir.TranslationError as exc:
+            raise bad_request(str(exc)) from None
+    elif fast:
         stream = payload.get("stream") is True and inbound.openai_path != "/embeddings"
-        request_ir = None
         max_out = openai.requested_max_output(payload)
     else:
         stream = path_stream if path_model else payload.get("stream") is True
@@ -179,6 +191,8 @@ async def _serve(
     call.stream = stream
 
     usable = CHAT_TYPES if inbound.chat else OPENAI_TYPES
+    if inbound.gemini_embed:
+        usable = OPENAI_TYPES | {"gemini"}
     all_routes = await candidates(model, key.group)
     route = [c for c in all_routes if c.type in usable]
     price = call.price = await catalog.price(model)
@@ -198,7 +212,7 @@ async def _serve(
     call.prompt_estimate = tokens.prompt_tokens(
         payload, bytes_per_token=tokens.ESTIMATE_BYTES_PER_TOKEN
     )
-    if inbound.openai_path == "/embeddings":
+    if inbound.openai_path == "/embeddings" or inbound.gemini_embed:
         max_out = 0
     else:
         max_out = max_out or price.max_output_tokens or settings.RELAY_DEFAULT_MAX_OUTPUT_TOKENS
@@ -216,6 +230,11 @@ async def _serve(
         nonlocal request_ir
         upstream_model = channel.upstream_model(model)
         protocol = CHANNEL_PROTOCOLS[channel.type]
+        if inbound.gemini_embed:
+            return _prepare_embed(
+                channel, protocol, upstream_model, inbound.gemini_embed, raw, embed_texts,
+                embed_dimensions,
+            )  # fmt: skip
         if fast and protocol is OPENAI:
             path = inbound.openai_path or "/chat/completions"
             body, strip = openai.upstream_body(raw, payload, upstream_model, stream)
@@ -241,6 +260,27 @@ async def _serve(
                            receive, send_, headers)  # fmt: skip
     else:
         await _relay_body(call, response, prepared, inbound, model, send_, headers)
+
+
+def _prepare_embed(
+    channel: ChannelInfo,
+    protocol: WireProtocol,
+    upstream_model: str,
+    action: str,
+    raw: bytes,
+    texts: list[str],
+    dimensions: int | None,
+) -> _Prepared:
+    """Gemini embeddings: passed through to Gemini, translated for OpenAI-format channels."""
+    if protocol is GEMINI:
+        url, headers = chat_target(channel, upstream_model, False, {})
+        url = url.rsplit(":", 1)[0] + ":" + action
+        return _Prepared(url, headers, raw, "gemini-embed", protocol)
+    body: dict[str, Any] = {"model": upstream_model, "input": texts}
+    if dimensions is not None:
+        body["dimensions"] = dimensions
+    url, headers = openai_target(channel, "/embeddings", upstream_model)
+    return _Prepared(url, headers, orjson.dumps(body), "embed-translate", protocol)
 
 
 def _to_ir(protocol: WireProtocol, payload: dict[str, Any], model: str, stream: bool) -> Any:
@@ -368,6 +408,16 @@ async def _relay_body(
     content_type = response.headers.get("content-type", "application/json")
     if prepared.mode == "openai":
         call.reported_usage, call.output_bytes = openai.meter_body(body)
+    elif prepared.mode == "gemini-embed":
+        call.reported_usage = None  # Gemini reports no usage for embeddings: estimated
+    elif prepared.mode == "embed-translate":
+        call.reported_usage, _ = openai.meter_body(body)
+        body = orjson.dumps(
+            gemini.embed_response(
+                _embedding_vectors(body), batch=inbound.gemini_embed == "batchEmbedContents"
+            )
+        )
+        content_type = "application/json"
     else:
         try:
             parsed = orjson.loads(body)
@@ -386,6 +436,20 @@ async def _relay_body(
             content_type = "application/json"
     call.response_started = True
     await send_bytes(send_, response.status, body, headers, content_type.encode("latin-1"))
+
+
+def _embedding_vectors(body: bytes) -> list[list[float]]:
+    """The vectors of an OpenAI embeddings response, in input order."""
+    try:
+        data = orjson.loads(body)["data"]
+        return [item["embedding"] for item in sorted(data, key=lambda d: d["index"])]
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        raise RelayError(
+            502,
+            "The upstream sent a response TokenHub could not read.",
+            type="upstream_error",
+            code="upstream_error",
+        ) from None
 
 
 def _parts_bytes(parts: list[ir.Part]) -> int:

@@ -28,7 +28,11 @@ def _text_bytes(value: Any) -> tuple[int, int]:
         return total, images
     if isinstance(value, dict):
         kind = value.get("type")
-        if kind in {"image_url", "input_image", "image"} or "inline_data" in value:
+        if kind in {"image_url", "input_image", "image"} or not {
+            "inline_data",
+            "inlineData",
+            "fileData",
+        }.isdisjoint(value):
             return 0, 1  # base64 payloads are not text: count the image instead
         total, images = 0, 0
         for key, item in value.items():
@@ -47,7 +51,9 @@ def prompt_tokens(payload: dict[str, Any], *, bytes_per_token: int) -> int:
     messages = payload.get("messages")
     if isinstance(messages, list):
         total += PER_MESSAGE_TOKENS * len(messages) * bytes_per_token
-    for field in ("messages", "prompt", "input", "tools", "system", "contents", "instructions"):
+    fields = ("messages", "prompt", "input", "tools", "system", "contents", "instructions")
+    # Gemini: systemInstruction; embedContent: content; batchEmbedContents: requests.
+    for field in (*fields, "systemInstruction", "content", "requests"):
         if field in payload:
             b, i = _text_bytes(payload[field])
             total, images = total + b, images + i

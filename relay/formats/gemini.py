@@ -920,3 +920,30 @@ class StreamWriter:
 
 def _sse(obj: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(obj, separators=(",", ":")).encode() + b"\r\n\r\n"
+
+
+# --- embeddings -----------------------------------------------------------------------
+
+
+def embed_request(body: dict[str, Any], *, batch: bool) -> tuple[list[str], int | None]:
+    """(texts, outputDimensionality) of an embedContent or batchEmbedContents body."""
+    requests = _list(body.get("requests"), "requests") if batch else [body]
+    texts: list[str] = []
+    dimensions: int | None = None
+    for n, item in enumerate(requests):
+        where = f"requests[{n}]" if batch else "content"
+        request = _dict(item, where)
+        content = _dict(request.get("content"), f"{where}.content")
+        parts = _list(content.get("parts"), f"{where}.content.parts")
+        texts.append("".join(_str(_dict(p, "part").get("text", ""), "part.text") for p in parts))
+        if request.get("outputDimensionality") is not None:
+            dimensions = _integer(request["outputDimensionality"], "outputDimensionality")
+    if not texts:
+        raise _fail("requests: at least one is required")
+    return texts, dimensions
+
+
+def embed_response(vectors: list[list[float]], *, batch: bool) -> dict[str, Any]:
+    if batch:
+        return {"embeddings": [{"values": v} for v in vectors]}
+    return {"embedding": {"values": vectors[0]}}

@@ -270,3 +270,18 @@ def test_it_counts_tokens_for_anthropic_and_gemini_callers(funded: Customer, cha
     assert count.input_tokens >= 100
     total = _gemini(funded).models.count_tokens(model=MODEL, contents="y" * 400).total_tokens
     assert total >= 100
+
+
+@pytest.mark.parametrize("kind", ["openai", "gemini"])
+def test_it_embeds_for_google_genai_through_any_embedding_channel(
+    funded: Customer, channel, fake, kind: str
+):
+    channel(kind)
+    result = _gemini(funded).models.embed_content(model=MODEL, contents=["one", "two"])
+    assert len(result.embeddings) == 2 and len(result.embeddings[0].values) == 8
+    sent = fake.requests[-1]
+    assert sent.path.endswith("/v1/embeddings" if kind == "openai" else ":batchEmbedContents")
+    log = _log()
+    assert log.endpoint == "batchEmbedContents" and log.prompt_tokens > 0
+    # OpenAI reports embedding usage; Gemini does not, so TokenHub estimates and says so.
+    assert log.usage_estimated == (kind == "gemini")
