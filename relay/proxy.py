@@ -185,9 +185,11 @@ async def _serve(
         stream = payload.get("stream") is True and inbound.openai_path != "/embeddings"
         max_out = openai.requested_max_output(payload)
     else:
+        # The IR is built only when a channel needs a translation: a same-protocol call
+        # passes through even with fields the IR cannot carry.
         stream = path_stream if path_model else payload.get("stream") is True
-        request_ir = _to_ir(inbound.protocol, payload, model, stream)
-        max_out = request_ir.max_output_tokens
+        _refuse_stateful(inbound.protocol, payload)
+        max_out = _requested_max_output(inbound.protocol, payload)
     call.stream = stream
 
     usable = CHAT_TYPES if inbound.chat else OPENAI_TYPES
@@ -281,6 +283,37 @@ def _prepare_embed(
         body["dimensions"] = dimensions
     url, headers = openai_target(channel, "/embeddings", upstream_model)
     return _Prepared(url, headers, orjson.dumps(body), "embed-translate", protocol)
+
+
+_MAX_OUTPUT_FIELDS = {"anthropic": "max_tokens", "responses": "max_output_tokens"}
+
+
+def _requested_max_output(protocol: WireProtocol, payload: dict[str, Any]) -> int | None:
+    if protocol is GEMINI:
+        config = payload.get("generationConfig")
+        value = config.get("maxOutputTokens") if isinstance(config, dict) else None
+        name = "generationConfig.maxOutputTokens"
+    else:
+        name = _MAX_OUTPUT_FIELDS.get(protocol.name, "max_tokens")
+        value = payload.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise bad_request(f"'{name}' must be a positive integer.", param=name)
+    return value
+
+
+def _refuse_stateful(protocol: WireProtocol, payload: dict[str, Any]) -> None:
+    """TokenHub stores no content, so it cannot continue a conversation stored upstream."""
+    if protocol.name != "responses":
+        return
+    for field in ("previous_response_id", "conversation"):
+        if payload.get(field):
+            raise bad_request(
+                f"{field} is not supported: TokenHub is stateless; "
+                "send the full conversation in input.",
+                param=field,
+            )
 
 
 def _to_ir(protocol: WireProtocol, payload: dict[str, Any], model: str, stream: bool) -> Any:

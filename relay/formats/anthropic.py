@@ -620,7 +620,9 @@ def request_from_ir(req: ir.ChatRequest, *, upstream_model: str) -> dict[str, An
         body["stop_sequences"] = list(req.stop)
     budget = req.reasoning_budget
     if budget is None and req.reasoning_effort is not None:
-        budget = _EFFORT_BUDGETS.get(req.reasoning_effort.lower(), _EFFORT_BUDGETS["high"])
+        effort = req.reasoning_effort.lower()
+        # "none" (OpenAI's way to switch reasoning off) means no thinking block at all.
+        budget = 0 if effort == "none" else _EFFORT_BUDGETS.get(effort, _EFFORT_BUDGETS["high"])
     if budget is not None and budget > 0:
         budget = max(budget, 1024)
         body["thinking"] = {"type": "enabled", "budget_tokens": budget}

@@ -285,3 +285,32 @@ def test_it_embeds_for_google_genai_through_any_embedding_channel(
     assert log.endpoint == "batchEmbedContents" and log.prompt_tokens > 0
     # OpenAI reports embedding usage; Gemini does not, so TokenHub estimates and says so.
     assert log.usage_estimated == (kind == "gemini")
+
+
+def test_it_passes_through_what_it_could_not_translate(funded: Customer, channel, fake):
+    """A same-protocol call is untouched; the same call to another protocol gets a 400."""
+    document = {
+        "type": "document",
+        "source": {"type": "text", "media_type": "text/plain", "data": "a memo"},
+    }
+    body = {
+        "model": MODEL,
+        "max_tokens": 50,
+        "messages": [{"role": "user", "content": [document, {"type": "text", "text": "sum up"}]}],
+    }
+    headers = {"x-api-key": funded.secret, "anthropic-version": "2023-06-01"}
+    anthropic_channel = channel("anthropic")
+    ok = httpx.post(funded.relay.url + "/v1/messages", json=body, headers=headers)
+    assert ok.status_code == 200
+    assert fake.requests[-1].json["messages"][0]["content"][0] == document
+
+    anthropic_channel.delete()
+    channel("openai")
+    from relay.catalog import catalog
+
+    catalog.clear()
+    refused = httpx.post(funded.relay.url + "/v1/messages", json=body, headers=headers)
+    assert refused.status_code == 400
+    assert refused.json()["type"] == "error"
+    assert "document" in refused.json()["error"]["message"]
+    assert len(fake.requests) == 1  # nothing was sent upstream

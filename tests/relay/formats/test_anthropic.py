@@ -997,3 +997,15 @@ def test_it_keeps_interleaved_tool_arguments_with_their_call(upstream: tuple[str
 
     inputs = [(b.name, b.input) for b in final.content if b.type == "tool_use"]
     assert inputs == [("one", {"a": 1}), ("two", {"b": 2})]
+
+
+def test_it_sends_no_thinking_when_the_effort_is_none() -> None:
+    req = ir.ChatRequest(
+        model="claude-test",
+        messages=[ir.Message(role="user", parts=[ir.TextPart(text="hi")])],
+        reasoning_effort="none",
+    )
+    assert "thinking" not in fmt.request_from_ir(req, upstream_model="claude-test")
+    req.reasoning_effort = "low"
+    body = fmt.request_from_ir(req, upstream_model="claude-test")
+    assert body["thinking"] == {"type": "enabled", "budget_tokens": 1024}
