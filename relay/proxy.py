@@ -347,13 +347,26 @@ def _adapter(
 async def _attempt(
     call: Call, route: list[ChannelInfo], prepare: Any
 ) -> tuple[aiohttp.ClientResponse, _Prepared]:
-    """Try channels in order; never the same one twice; stop on a non-retryable failure."""
+    """Try channels in order; never the same one twice; stop on a non-retryable failure.
+
+    A channel whose protocol cannot express the request is skipped (it is not the
+    channel's fault); if no channel could take it, the caller gets that 400.
+    """
     last: UpstreamFailure | None = None
-    for channel in route[: max(1, settings.RELAY_MAX_ATTEMPTS)]:
+    untranslatable: RelayError | None = None
+    attempts = 0
+    for channel in route:
+        if attempts >= max(1, settings.RELAY_MAX_ATTEMPTS):
+            break
+        try:
+            prepared: _Prepared = prepare(channel)
+        except RelayError as exc:
+            untranslatable = untranslatable or exc
+            continue
+        attempts += 1
         call.attempts += 1
         call.channel_id = channel.id
         call.upstream_model = channel.upstream_model(call.model)
-        prepared: _Prepared = prepare(channel)
         try:
             response = await send(prepared.url, prepared.headers, prepared.body)
             if response.status >= 400:
@@ -375,8 +388,8 @@ async def _attempt(
         cooldowns.success(channel.id)
         call.ttfb_ms = call.elapsed_ms()
         return response, prepared
-    if last is None:  # RELAY_MAX_ATTEMPTS and route are never empty; keep mypy honest
-        raise no_channel(call.model)
+    if last is None:
+        raise untranslatable or no_channel(call.model)
     raise _exhausted(call, last)
 
 

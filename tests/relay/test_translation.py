@@ -314,3 +314,31 @@ def test_it_passes_through_what_it_could_not_translate(funded: Customer, channel
     assert refused.json()["type"] == "error"
     assert "document" in refused.json()["error"]["message"]
     assert len(fake.requests) == 1  # nothing was sent upstream
+
+
+def test_it_skips_a_channel_that_cannot_express_the_request(funded: Customer, channel, fake):
+    """An OpenAI channel cannot take an Anthropic document block; a lower Anthropic one can."""
+    channel("openai", priority=10)
+    channel("anthropic", priority=0)
+    body = {
+        "model": MODEL,
+        "max_tokens": 50,
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "document",
+                        "source": {"type": "text", "media_type": "text/plain", "data": "memo"},
+                    },
+                ],
+            }
+        ],
+    }
+    answer = httpx.post(
+        funded.relay.url + "/v1/messages", json=body, headers={"x-api-key": funded.secret}
+    )
+    assert answer.status_code == 200
+    assert [r.path for r in fake.requests] == ["/v1/messages"]
+    log = _log()
+    assert log.attempts == 1
