@@ -6,10 +6,6 @@ Samples follow the shapes in Anthropic's API reference and streaming docs.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import anthropic
@@ -20,6 +16,7 @@ from anthropic.types import MessageParam
 from billing.pricing import Usage
 from relay.formats import anthropic as fmt
 from relay.formats import ir
+from tests.relay.formats.canned import CannedServer
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
 
@@ -833,41 +830,6 @@ def test_it_writes_an_error_event() -> None:
 # --- the official SDK reads what we write -----------------------------------------------
 
 
-@dataclass
-class Reply:
-    status: int = 200
-    content_type: str = "application/json"
-    body: bytes = b"{}"
-
-
-@pytest.fixture
-def upstream() -> Iterator[tuple[str, Reply]]:
-    """A tiny HTTP server on 127.0.0.1 answering every POST with the test's `Reply`."""
-    reply = Reply()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("content-length", 0)))
-            self.send_response(reply.status)
-            self.send_header("content-type", reply.content_type)
-            self.send_header("content-length", str(len(reply.body)))
-            self.end_headers()
-            self.wfile.write(reply.body)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", reply
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
 def client(base_url: str) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=base_url, api_key="x", max_retries=0)
 
@@ -875,13 +837,12 @@ def client(base_url: str) -> anthropic.Anthropic:
 ASK: list[MessageParam] = [{"role": "user", "content": "Weather?"}]
 
 
-def test_the_sdk_accumulates_our_stream(upstream: tuple[str, Reply]) -> None:
-    url, reply = upstream
-    reply.content_type = "text/event-stream"
-    reply.body = write(CLIENT_EVENTS)
+def test_the_sdk_accumulates_our_stream(upstream: CannedServer) -> None:
+    upstream.content_type = "text/event-stream"
+    upstream.body = write(CLIENT_EVENTS)
 
     with (
-        client(url) as sdk,
+        client(upstream.url) as sdk,
         sdk.messages.stream(model="claude-test", max_tokens=100, messages=ASK) as stream,
     ):
         text = "".join(stream.text_stream)
@@ -903,17 +864,16 @@ def test_the_sdk_accumulates_our_stream(upstream: tuple[str, Reply]) -> None:
     assert final.usage.output_tokens == 33
 
 
-def test_the_sdk_reads_our_raw_stream_events(upstream: tuple[str, Reply]) -> None:
-    url, reply = upstream
-    reply.content_type = "text/event-stream"
-    reply.body = write(
+def test_the_sdk_reads_our_raw_stream_events(upstream: CannedServer) -> None:
+    upstream.content_type = "text/event-stream"
+    upstream.body = write(
         [
             ir.TextDelta("Hi"),
             ir.StreamFinish(reason="length", usage=Usage(input_tokens=5, output_tokens=2)),
         ]
     )
 
-    with client(url) as sdk:
+    with client(upstream.url) as sdk:
         events = list(
             sdk.messages.create(model="claude-test", max_tokens=2, messages=ASK, stream=True)
         )
@@ -932,13 +892,12 @@ def test_the_sdk_reads_our_raw_stream_events(upstream: tuple[str, Reply]) -> Non
     assert (delta.usage.input_tokens, delta.usage.output_tokens) == (5, 2)
 
 
-def test_the_sdk_reads_our_message(upstream: tuple[str, Reply]) -> None:
-    url, reply = upstream
+def test_the_sdk_reads_our_message(upstream: CannedServer) -> None:
     resp = fmt.response_to_ir(UPSTREAM_MESSAGE)
-    reply.content_type = "application/json"
-    reply.body = orjson.dumps(fmt.response_from_ir(resp, model="claude-test"))
+    upstream.content_type = "application/json"
+    upstream.body = orjson.dumps(fmt.response_from_ir(resp, model="claude-test"))
 
-    with client(url) as sdk:
+    with client(upstream.url) as sdk:
         message = sdk.messages.create(model="claude-test", max_tokens=100, messages=ASK)
 
     assert message.stop_reason == "tool_use"
@@ -949,12 +908,11 @@ def test_the_sdk_reads_our_message(upstream: tuple[str, Reply]) -> None:
     assert message.usage.input_tokens == 2095
 
 
-def test_the_sdk_reads_our_errors(upstream: tuple[str, Reply]) -> None:
-    url, reply = upstream
-    reply.status = 402
-    reply.body = orjson.dumps(fmt.error_body(402, "Top up your balance.", "insufficient_quota"))
+def test_the_sdk_reads_our_errors(upstream: CannedServer) -> None:
+    upstream.status = 402
+    upstream.body = orjson.dumps(fmt.error_body(402, "Top up your balance.", "insufficient_quota"))
 
-    with client(url) as sdk, pytest.raises(anthropic.APIStatusError) as caught:
+    with client(upstream.url) as sdk, pytest.raises(anthropic.APIStatusError) as caught:
         sdk.messages.create(model="claude-test", max_tokens=100, messages=ASK)
 
     assert caught.value.status_code == 402
@@ -963,11 +921,11 @@ def test_the_sdk_reads_our_errors(upstream: tuple[str, Reply]) -> None:
         "error": {"type": "billing_error", "message": "Top up your balance."},
     }
 
-    reply.status = 200
-    reply.content_type = "text/event-stream"
-    reply.body = write([ir.TextDelta("par"), ir.StreamError("Overloaded", "overloaded_error")])
+    upstream.status = 200
+    upstream.content_type = "text/event-stream"
+    upstream.body = write([ir.TextDelta("par"), ir.StreamError("Overloaded", "overloaded_error")])
     with (
-        client(url) as sdk,
+        client(upstream.url) as sdk,
         pytest.raises(anthropic.APIStatusError) as stream_caught,
         sdk.messages.stream(model="claude-test", max_tokens=100, messages=ASK) as stream,
     ):
@@ -975,10 +933,9 @@ def test_the_sdk_reads_our_errors(upstream: tuple[str, Reply]) -> None:
     assert "Overloaded" in str(stream_caught.value)
 
 
-def test_it_keeps_interleaved_tool_arguments_with_their_call(upstream: tuple[str, Reply]) -> None:
-    url, reply = upstream
-    reply.content_type = "text/event-stream"
-    reply.body = write(
+def test_it_keeps_interleaved_tool_arguments_with_their_call(upstream: CannedServer) -> None:
+    upstream.content_type = "text/event-stream"
+    upstream.body = write(
         [
             ir.ToolCallStart(0, "call_a", "one"),
             ir.ToolCallStart(1, "call_b", "two"),
@@ -990,7 +947,7 @@ def test_it_keeps_interleaved_tool_arguments_with_their_call(upstream: tuple[str
     )
 
     with (
-        client(url) as sdk,
+        client(upstream.url) as sdk,
         sdk.messages.stream(model="claude-test", max_tokens=100, messages=ASK) as stream,
     ):
         final = stream.get_final_message()

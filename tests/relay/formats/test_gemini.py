@@ -4,9 +4,6 @@ official google-genai SDK reading what TokenHub writes."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,6 +12,7 @@ from google.genai import types
 
 from billing.pricing import Usage
 from relay.formats import gemini, ir
+from tests.relay.formats.canned import CannedServer
 
 MODEL = "gemini-2.5-flash"
 # A 1x1 PNG.
@@ -916,60 +914,27 @@ def test_it_writes_stream_errors_in_googles_shape() -> None:
 # --- the official SDK ------------------------------------------------------------------
 
 
-class _Canned:
-    body = b""
-    content_type = "application/json"
-    paths: list[str] = []
+def _generate_content(path: str) -> bool:
+    path = path.split("?")[0]
+    return path.startswith(("/v1beta/models/", "/v1/models/")) and path.endswith(
+        (":generateContent", ":streamGenerateContent")
+    )
 
 
-@pytest.fixture
-def canned() -> Iterator[tuple[str, type[_Canned]]]:
-    """A tiny server answering any generateContent call under /v1beta or /v1."""
-
-    class Answer(_Canned):
-        paths = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            path = self.path.split("?")[0]
-            ok = path.startswith(("/v1beta/models/", "/v1/models/")) and path.endswith(
-                (":generateContent", ":streamGenerateContent")
-            )
-            Answer.paths.append(self.path)
-            self.send_response(200 if ok else 404)
-            self.send_header("Content-Type", Answer.content_type)
-            self.send_header("Content-Length", str(len(Answer.body)))
-            self.end_headers()
-            self.wfile.write(Answer.body)
-
-        def log_message(self, fmt: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", Answer
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-def _client(url: str) -> genai.Client:
+def _client(upstream: CannedServer, under: str = "") -> genai.Client:
+    upstream.accepts = _generate_content
+    url = upstream.url + under
     return genai.Client(api_key="x", http_options=types.HttpOptions(base_url=url))
 
 
-def test_it_streams_what_the_sdk_reads(canned: tuple[str, type[_Canned]]) -> None:
-    url, answer = canned
-    answer.content_type = "text/event-stream"
-    answer.body = _written(WRITER_EVENTS)
+def test_it_streams_what_the_sdk_reads(upstream: CannedServer) -> None:
+    upstream.content_type = "text/event-stream"
+    upstream.body = _written(WRITER_EVENTS)
 
-    client = _client(url)  # kept alive: the SDK closes its HTTP client when collected
+    client = _client(upstream)  # kept alive: the SDK closes its HTTP client when collected
     chunks = list(client.models.generate_content_stream(model=MODEL, contents="Hi"))
 
-    assert ":streamGenerateContent?alt=sse" in answer.paths[0]
+    assert ":streamGenerateContent?alt=sse" in upstream.paths[0]
     assert "".join(c.text or "" for c in chunks if c.candidates and c.text) == "Café au lait"
     calls = [fc for c in chunks for fc in (c.function_calls or [])]
     assert [(fc.name, fc.args, fc.id) for fc in calls] == [
@@ -987,8 +952,7 @@ def test_it_streams_what_the_sdk_reads(canned: tuple[str, type[_Canned]]) -> Non
     assert last.usage_metadata.total_token_count == 50
 
 
-def test_it_answers_what_the_sdk_reads(canned: tuple[str, type[_Canned]]) -> None:
-    url, answer = canned
+def test_it_answers_what_the_sdk_reads(upstream: CannedServer) -> None:
     resp = ir.ChatResponse(
         id="msg_1",
         model="claude-x",
@@ -999,12 +963,12 @@ def test_it_answers_what_the_sdk_reads(canned: tuple[str, type[_Canned]]) -> Non
         finish_reason="tool_calls",
         usage=Usage(input_tokens=12, output_tokens=9),
     )
-    answer.body = json.dumps(gemini.response_from_ir(resp, model=MODEL)).encode()
+    upstream.body = json.dumps(gemini.response_from_ir(resp, model=MODEL)).encode()
 
-    client = _client(url)
+    client = _client(upstream)
     result = client.models.generate_content(model=MODEL, contents="Weather in Oslo?")
 
-    assert ":generateContent" in answer.paths[0]
+    assert ":generateContent" in upstream.paths[0]
     assert result.candidates is not None
     assert result.candidates[0].content is not None
     assert result.candidates[0].content.parts is not None
@@ -1021,12 +985,11 @@ def test_it_answers_what_the_sdk_reads(canned: tuple[str, type[_Canned]]) -> Non
     assert result.response_id == "msg_1"
 
 
-def test_it_answers_errors_the_sdk_raises(canned: tuple[str, type[_Canned]]) -> None:
-    url, answer = canned
-    answer.body = json.dumps(gemini.error_body(404, "No such model.")).encode()
+def test_it_answers_errors_the_sdk_raises(upstream: CannedServer) -> None:
+    upstream.body = json.dumps(gemini.error_body(404, "No such model.")).encode()
 
     # The canned server answers 404 outside the generateContent paths.
-    client = _client(url + "/nowhere")
+    client = _client(upstream, "/nowhere")
     with pytest.raises(genai.errors.ClientError) as caught:
         client.models.generate_content(model=MODEL, contents="x")
 

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import orjson
@@ -27,6 +24,7 @@ from relay.formats.openai_chat import (
     response_to_ir,
     stream_include_usage,
 )
+from tests.relay.formats.canned import CannedServer
 
 PNG = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kg"
@@ -694,51 +692,15 @@ def test_it_writes_an_error_event_and_nothing_after_it() -> None:
 # --- the official SDK reads what we write -------------------------------------------------
 
 
-class _Upstream:
-    """Serves one canned body at /v1/chat/completions on 127.0.0.1."""
-
-    def __init__(self) -> None:
-        self.body = b""
-        self.content_type = "application/json"
-        self.requests: list[dict[str, Any]] = []
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                upstream.requests.append(json.loads(self.rfile.read(length)))
-                status = 200 if self.path == "/v1/chat/completions" else 404
-                self.send_response(status)
-                self.send_header("Content-Type", upstream.content_type)
-                self.send_header("Content-Length", str(len(upstream.body)))
-                self.end_headers()
-                self.wfile.write(upstream.body)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def client(self) -> OpenAI:
-        return OpenAI(base_url=self.url + "/v1", api_key="x", max_retries=0)
+def _client(upstream: CannedServer) -> OpenAI:
+    upstream.accepts = lambda path: path == "/v1/chat/completions"
+    return OpenAI(base_url=upstream.url + "/v1", api_key="x", max_retries=0)
 
 
-@pytest.fixture
-def upstream() -> Iterator[_Upstream]:
-    server = _Upstream()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-    server.thread.join()
-
-
-def test_it_streams_what_the_openai_sdk_reassembles(upstream: _Upstream) -> None:
+def test_it_streams_what_the_openai_sdk_reassembles(upstream: CannedServer) -> None:
     upstream.body = _write(EVENTS, include_usage=True)
     upstream.content_type = "text/event-stream"
-    with upstream.client() as client:
+    with _client(upstream) as client:
         stream = client.chat.completions.create(
             model="client-model",
             messages=[{"role": "user", "content": "weather?"}],
@@ -773,7 +735,7 @@ def test_it_streams_what_the_openai_sdk_reassembles(upstream: _Upstream) -> None
     assert usage[0].prompt_tokens_details.cached_tokens == 200
 
 
-def test_it_answers_non_stream_calls_the_openai_sdk_reads(upstream: _Upstream) -> None:
+def test_it_answers_non_stream_calls_the_openai_sdk_reads(upstream: CannedServer) -> None:
     resp = ir.ChatResponse(
         id="msg_01",
         model="claude-sonnet-4",
@@ -787,7 +749,7 @@ def test_it_answers_non_stream_calls_the_openai_sdk_reads(upstream: _Upstream) -
         created=1737000000,
     )
     upstream.body = orjson.dumps(response_from_ir(resp, model="client-model"))
-    with upstream.client() as client:
+    with _client(upstream) as client:
         reply = client.chat.completions.create(
             model="client-model", messages=[{"role": "user", "content": "weather?"}]
         )

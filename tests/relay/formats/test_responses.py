@@ -4,9 +4,7 @@ shapes and against the official `openai` SDK reading what the writer produces.""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -15,6 +13,7 @@ from openai import OpenAI
 from billing.pricing import Usage
 from relay.formats import ir
 from relay.formats import responses as fmt
+from tests.relay.formats.canned import CannedServer
 
 # --- recorded-shape fixtures ----------------------------------------------------------------
 
@@ -816,54 +815,14 @@ def test_it_writes_incomplete_and_error_endings() -> None:
 # --- the official SDK reads what TokenHub writes --------------------------------------------
 
 
-class _Upstream:
-    """A one-route HTTP server answering POST /v1/responses with prepared bytes."""
-
-    def __init__(self) -> None:
-        self.body = b""
-        self.content_type = "application/json"
-        self.requests: list[dict[str, Any]] = []
-        upstream = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("content-length", "0"))
-                upstream.requests.append(json.loads(self.rfile.read(length)))
-                status = 200 if self.path == "/v1/responses" else 404
-                self.send_response(status)
-                self.send_header("content-type", upstream.content_type)
-                self.send_header("content-length", str(len(upstream.body)))
-                self.end_headers()
-                self.wfile.write(upstream.body)
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    def serve(self, body: bytes, content_type: str) -> None:
-        self.body, self.content_type = body, content_type
-
-
 @pytest.fixture
-def upstream() -> Iterator[_Upstream]:
-    server = _Upstream()
-    server.thread.start()
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-    server.thread.join()
-
-
-@pytest.fixture
-def client(upstream: _Upstream) -> Iterator[OpenAI]:
+def client(upstream: CannedServer) -> Iterator[OpenAI]:
+    upstream.accepts = lambda path: path == "/v1/responses"
     with OpenAI(base_url=upstream.url + "/v1", api_key="x", max_retries=0) as sdk:
         yield sdk
 
 
-def test_it_streams_events_the_sdk_accepts(upstream: _Upstream, client: OpenAI) -> None:
+def test_it_streams_events_the_sdk_accepts(upstream: CannedServer, client: OpenAI) -> None:
     upstream.serve(_written(WRITER_EVENTS), "text/event-stream")
     events = list(client.responses.create(model="gpt-4.1", input="hi", stream=True))
     assert upstream.requests[0]["stream"] is True
@@ -885,7 +844,7 @@ def test_it_streams_events_the_sdk_accepts(upstream: _Upstream, client: OpenAI) 
     assert usage.output_tokens_details.reasoning_tokens == 10
 
 
-def test_it_streams_to_the_sdk_stream_helper(upstream: _Upstream, client: OpenAI) -> None:
+def test_it_streams_to_the_sdk_stream_helper(upstream: CannedServer, client: OpenAI) -> None:
     upstream.serve(_written(WRITER_EVENTS), "text/event-stream")
     with client.responses.stream(model="gpt-4.1", input="hi") as stream:
         kinds = [event.type for event in stream]
@@ -902,7 +861,7 @@ def test_it_streams_to_the_sdk_stream_helper(upstream: _Upstream, client: OpenAI
 
 
 def test_it_streams_a_text_only_answer_to_the_sdk_stream_helper(
-    upstream: _Upstream, client: OpenAI
+    upstream: CannedServer, client: OpenAI
 ) -> None:
     events: list[ir.StreamEvent] = [
         ir.StreamStart("chatcmpl-9", "gpt-4o"),
@@ -918,7 +877,7 @@ def test_it_streams_a_text_only_answer_to_the_sdk_stream_helper(
     assert final.output_text == "The answer is 42."
 
 
-def test_it_streams_an_error_the_sdk_surfaces(upstream: _Upstream, client: OpenAI) -> None:
+def test_it_streams_an_error_the_sdk_surfaces(upstream: CannedServer, client: OpenAI) -> None:
     upstream.serve(
         _written([ir.TextDelta("par"), ir.StreamError("Upstream timed out.")]), "text/event-stream"
     )
@@ -928,7 +887,9 @@ def test_it_streams_an_error_the_sdk_surfaces(upstream: _Upstream, client: OpenA
     assert events[-1].type == "response.failed"
 
 
-def test_it_answers_non_streamed_calls_the_sdk_accepts(upstream: _Upstream, client: OpenAI) -> None:
+def test_it_answers_non_streamed_calls_the_sdk_accepts(
+    upstream: CannedServer, client: OpenAI
+) -> None:
     resp = ir.ChatResponse(
         id="msg_01XYZ",
         model="claude-sonnet",
@@ -963,7 +924,9 @@ def test_it_answers_non_streamed_calls_the_sdk_accepts(upstream: _Upstream, clie
     assert answer.usage.total_tokens == 120
 
 
-def test_it_sends_requests_the_sdk_would_send_upstream(upstream: _Upstream, client: OpenAI) -> None:
+def test_it_sends_requests_the_sdk_would_send_upstream(
+    upstream: CannedServer, client: OpenAI
+) -> None:
     """What `request_from_ir` builds is accepted by the SDK's own create() as keyword args."""
     upstream.serve(
         json.dumps(fmt.response_from_ir(fmt.response_to_ir(RESPONSE_BODY), model="m")).encode(),
