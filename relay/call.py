@@ -32,7 +32,6 @@ class Call:
     error_code: str = ""
     ttfb_ms: int | None = None
     price: PriceSheet | None = None
-    held: bool = False
     served: bool = False  # an upstream answered successfully
     prompt_estimate: int = 0
     tpm_estimate: int = 0

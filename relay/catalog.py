@@ -18,10 +18,10 @@ from typing import Any
 
 from django.conf import settings
 
+from accounts.network import IPNetwork
 from billing.pricing import PriceSheet
 from relay.db import in_db_thread
 
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 log = logging.getLogger(__name__)
 
 

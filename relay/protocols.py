@@ -17,7 +17,7 @@ from billing.pricing import Usage
 from relay.catalog import ChannelInfo
 from relay.errors import RelayError
 from relay.formats import anthropic, gemini, ir, openai, openai_chat, responses
-from relay.pipeline.forward import openai_target
+from relay.pipeline.forward import openai_target, pick_key
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -133,7 +133,7 @@ def chat_target(
     if kind == "openai-responses":
         url, headers = openai_target(channel, "/responses", upstream_model)
         return url, headers
-    key = channel.keys[0] if len(channel.keys) == 1 else _pick(channel.keys)
+    key = pick_key(channel)
     headers = {"content-type": "application/json", "accept-encoding": "identity"}
     if kind == "anthropic":
         headers["x-api-key"] = key
@@ -147,9 +147,3 @@ def chat_target(
         action = "streamGenerateContent?alt=sse" if stream else "generateContent"
         return f"{channel.base_url}/v1beta/models/{upstream_model}:{action}", headers
     raise RelayError(503, f"Channel type {kind} cannot serve chat requests.", code="bad_channel")
-
-
-def _pick(keys: tuple[str, ...]) -> str:
-    import random
-
-    return random.SystemRandom().choice(keys)

@@ -226,7 +226,6 @@ async def _serve(
     await reserve(
         reference=call.request_id, wallet_id=key.wallet_id, api_key_id=key.id, amount=amount
     )
-    call.held = True
 
     def prepare(channel: ChannelInfo) -> _Prepared:
         nonlocal request_ir
@@ -316,7 +315,9 @@ def _refuse_stateful(protocol: WireProtocol, payload: dict[str, Any]) -> None:
             )
 
 
-def _to_ir(protocol: WireProtocol, payload: dict[str, Any], model: str, stream: bool) -> Any:
+def _to_ir(
+    protocol: WireProtocol, payload: dict[str, Any], model: str, stream: bool
+) -> ir.ChatRequest:
     try:
         return protocol.to_ir(payload, model, stream)
     except ir.TranslationError as exc:
@@ -517,7 +518,7 @@ async def _pump_stream(
     headers: dict[str, str],
 ) -> None:
     content_type = response.headers.get("content-type", "text/event-stream")
-    if not isinstance(adapter, OpenAIPassThrough) and not isinstance(adapter, PassThrough):
+    if isinstance(adapter, Translating):  # the upstream's content type is another protocol's
         content_type = "text/event-stream"
     await start_stream(send_, response.status, headers, content_type.encode("latin-1"))
     call.response_started = True

@@ -41,11 +41,16 @@ class UpstreamFailure(Exception):
         self.protocol: Any = None  # the failing channel's WireProtocol, set by the caller
 
 
+def pick_key(channel: ChannelInfo) -> str:
+    """One of the channel's upstream keys, at random, to spread load across them."""
+    return channel.keys[0] if len(channel.keys) == 1 else _rng.choice(channel.keys)
+
+
 def openai_target(
     channel: ChannelInfo, path: str, upstream_model: str
 ) -> tuple[str, dict[str, str]]:
     """URL and auth headers for an OpenAI-format PATH such as '/chat/completions'."""
-    key = channel.keys[0] if len(channel.keys) == 1 else _rng.choice(channel.keys)
+    key = pick_key(channel)
     headers = {"content-type": "application/json", "accept-encoding": "identity"}
     if channel.type == "azure-openai":
         version = channel.options.get("api_version", "2024-10-21")
