@@ -20,12 +20,16 @@ from relay import redis_client, upstream  # noqa: E402
 from relay.app import application as relay_application  # noqa: E402  (needs Django set up)
 from relay.pipeline.settle import drain  # noqa: E402
 
-RELAY_PREFIXES = ("/v1/", "/v1beta/", "/dashboard/billing/")
+RELAY_PREFIXES = ("/v1/", "/v1beta/")
+# OpenAI's legacy billing endpoints; the rest of /dashboard/ is the Django portal.
+RELAY_PATHS = frozenset({"/dashboard/billing/subscription", "/dashboard/billing/usage"})
 
 
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     kind = scope["type"]
-    if kind == "http" and scope["path"].startswith(RELAY_PREFIXES):
+    if kind == "http" and (
+        scope["path"].startswith(RELAY_PREFIXES) or scope["path"] in RELAY_PATHS
+    ):
         await relay_application(scope, receive, send)
     elif kind == "lifespan":
         while True:
