@@ -94,10 +94,13 @@ class _Prepared:
 
 def _channel_disable(channel_id: int, reason: str) -> None:
     from relay.models import Channel
+    from relay.tasks import alert_last_channel
 
-    Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
+    disabled = Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
         status=Channel.Status.AUTO_DISABLED, disabled_reason=reason[:300]
     )
+    if disabled:  # the process that flipped it, once: tell the admins if models are orphaned
+        alert_last_channel.delay(channel_id)
 
 
 _disable = in_db_thread(_channel_disable)

@@ -155,6 +155,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "purge-request-logs": {"task": "logs.tasks.purge_request_logs", "schedule": 3600.0},
     "sweep-expired-holds": {"task": "billing.tasks.sweep_expired_holds", "schedule": 60.0},
+    "probe-channels": {
+        "task": "relay.tasks.probe_channels",
+        "schedule": float(envint("CHANNEL_PROBE_INTERVAL", 300)),
+    },
 }
 
 # --- Auth -----------------------------------------------------------------------------
@@ -240,6 +244,7 @@ RELAY_CATALOG_SECONDS = envfloat("RELAY_CATALOG_SECONDS", 2)
 RELAY_COOLDOWN_FAILURES = envint("RELAY_COOLDOWN_FAILURES", 3)
 RELAY_COOLDOWN_SECONDS = envint("RELAY_COOLDOWN_SECONDS", 30)
 RELAY_COOLDOWN_MAX_SECONDS = envint("RELAY_COOLDOWN_MAX_SECONDS", 600)
+CHANNEL_PROBE_TIMEOUT = envfloat("CHANNEL_PROBE_TIMEOUT", 20.0)
 # PostgreSQL only: holds and settlements through billing/fastledger.py (see architecture).
 RELAY_FAST_LEDGER = envbool("RELAY_FAST_LEDGER", True)
 RELAY_DB_POOL_MAX = envint("RELAY_DB_POOL_MAX", 10)
