@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
 
+from relay import cooldown
+from relay.channel_health import channel_test
 from relay.models import Channel
+from relay.selectors import channel_stats
 
 
 class ChannelForm(forms.ModelForm[Channel]):
@@ -46,13 +54,105 @@ class ChannelForm(forms.ModelForm[Channel]):
         return super().save(commit=commit)
 
 
+class HealthChangeList(ChangeList):
+    """Attaches last-hour stats and cooldowns to the page's rows: two queries per page,
+    not per row, and nothing shared between concurrent requests."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        rows = list(self.result_list)
+        stats = channel_stats(channel_ids=[c.pk for c in rows])
+        cooling = cooldown.cooling_until()
+        for row in rows:
+            row.health_stats = stats.get(row.pk)
+            row.cooldown_ends = cooling.get(row.pk)
+        self.result_list = rows
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin[Channel]):
     form = ChannelForm
-    list_display = ("name", "type", "base_url", "models_short", "priority", "weight", "status")
+    list_display = (
+        "name",
+        "type",
+        "models_short",
+        "priority",
+        "weight",
+        "status",
+        "success_rate",
+        "p50_latency",
+        "cooling_until",
+        "last_probe",
+        "disabled_reason",
+    )
     list_filter = ("type", "status")
     search_fields = ("name", "base_url")
-    readonly_fields: ClassVar = ["created_at", "updated_at"]
+    readonly_fields: ClassVar = [
+        "probed_at",
+        "probe_ok",
+        "probe_latency_ms",
+        "probe_error",
+        "created_at",
+        "updated_at",
+    ]
+    actions = ("test_now", "enable", "disable")
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return HealthChangeList
+
+    @admin.display(description="success (1h)")
+    def success_rate(self, obj: Channel) -> str:
+        stats = getattr(obj, "health_stats", None)
+        if stats is None or stats.success_rate is None:
+            return "-"
+        return f"{stats.success_rate:.0%} of {stats.requests}"
+
+    @admin.display(description="p50 (1h)")
+    def p50_latency(self, obj: Channel) -> str:
+        stats = getattr(obj, "health_stats", None)
+        if stats is None or stats.p50_latency_ms is None:
+            return "-"
+        return f"{stats.p50_latency_ms} ms"
+
+    @admin.display(description="cooling until")
+    def cooling_until(self, obj: Channel) -> str:
+        until = getattr(obj, "cooldown_ends", None)
+        if until is None:
+            return "-"
+        return timezone.localtime(dt.datetime.fromtimestamp(until, tz=dt.UTC)).strftime("%H:%M:%S")
+
+    @admin.display(description="last probe")
+    def last_probe(self, obj: Channel) -> str:
+        if obj.probed_at is None:
+            return "-"
+        if obj.probe_ok:
+            return f"ok, {obj.probe_latency_ms} ms"
+        return f"failed: {obj.probe_error}"
+
+    @admin.action(description="Test now (send a tiny request)")
+    def test_now(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        for channel in queryset[:20]:
+            result = channel_test(channel=channel)
+            if result.ok:
+                self.message_user(
+                    request, f"{channel.name}: ok in {result.latency_ms} ms", messages.SUCCESS
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"{channel.name}: failed after {result.latency_ms} ms: {result.error}",
+                    messages.ERROR,
+                )
+
+    @admin.action(description="Enable")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        count = queryset.update(status=Channel.Status.ENABLED, disabled_reason="")
+        self.message_user(request, f"{count} channel(s) enabled.", messages.SUCCESS)
+
+    @admin.action(description="Disable")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        count = queryset.update(status=Channel.Status.DISABLED, disabled_reason="by an admin")
+        self.message_user(request, f"{count} channel(s) disabled.", messages.SUCCESS)
 
     @admin.display(description="models")
     def models_short(self, obj: Channel) -> str:

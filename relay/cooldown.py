@@ -89,17 +89,22 @@ def _sync_redis() -> Any:
     return sync_redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
 
 
+def cooling_until() -> dict[int, float]:
+    """Channel id -> unix time its cooldown ends, for channels cooling now (synchronous)."""
+    if not settings.REDIS_URL:
+        return {}
+    now = time.time()
+    raw = _sync_redis().hgetall(_COOL)
+    return {int(k): float(v) for k, v in raw.items() if float(v) > now}
+
+
 def cooling_channel_ids() -> set[int]:
     """Channels cooling right now, for jobs and the admin (synchronous).
 
     Without Redis the state lives in each relay process, which a Celery worker cannot
     see; there cooldowns simply run out on their own.
     """
-    if not settings.REDIS_URL:
-        return set()
-    now = time.time()
-    raw = _sync_redis().hgetall(_COOL)
-    return {int(k) for k, v in raw.items() if float(v) > now}
+    return set(cooling_until())
 
 
 def cooldown_clear(channel_id: int) -> None:
