@@ -39,6 +39,7 @@ from relay.cooldown import cooldowns
 from relay.db import in_db_thread
 from relay.errors import RelayError, bad_request, model_not_found, no_channel
 from relay.formats import gemini, ir, openai
+from relay.metrics import collector
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import (
     authorize,
@@ -378,6 +379,7 @@ async def _attempt(
         except UpstreamFailure as failure:
             last = failure
             failure.protocol = prepared.protocol
+            collector.upstream_error(channel.id, failure.status)
             log.warning(
                 "channel %s failed for request %s: %s", channel.id, call.request_id, failure.reason
             )

@@ -245,6 +245,10 @@ RELAY_COOLDOWN_FAILURES = envint("RELAY_COOLDOWN_FAILURES", 3)
 RELAY_COOLDOWN_SECONDS = envint("RELAY_COOLDOWN_SECONDS", 30)
 RELAY_COOLDOWN_MAX_SECONDS = envint("RELAY_COOLDOWN_MAX_SECONDS", 600)
 CHANNEL_PROBE_TIMEOUT = envfloat("CHANNEL_PROBE_TIMEOUT", 20.0)
+# GET /metrics (Prometheus): a bearer token, or a client address in these networks.
+METRICS_TOKEN = envstr("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = envlist("METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128")
+METRICS_FLUSH_SECONDS = envfloat("METRICS_FLUSH_SECONDS", 1.0)
 # PostgreSQL only: holds and settlements through billing/fastledger.py (see architecture).
 RELAY_FAST_LEDGER = envbool("RELAY_FAST_LEDGER", True)
 RELAY_DB_POOL_MAX = envint("RELAY_DB_POOL_MAX", 10)

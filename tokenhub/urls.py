@@ -1,11 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from relay.metrics import metrics_view
 from tokenhub.health import healthz, readyz
 
 urlpatterns = [
     path("healthz", healthz),
     path("readyz", readyz),
+    path("metrics", metrics_view),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),
 ]
