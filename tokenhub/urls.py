@@ -10,4 +10,5 @@ urlpatterns = [
     path("metrics", metrics_view),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),
+    path("", include("logs.urls")),
 ]

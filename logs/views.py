@@ -1,0 +1,87 @@
+"""The dashboard's request logs explorer (`/dashboard/logs/`), HTML or CSV."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+
+from accounts.access import Capability, organization_for_request, role_allows
+from accounts.models import ApiKey, Membership
+from logs.csv_export import csv_rows
+from logs.selectors import FilterError, filtered_logs, log_filter_from, log_page, visible_logs
+from relay.models import Channel
+
+
+def _membership(request: HttpRequest) -> Membership:
+    organization, membership = organization_for_request(request)
+    if not role_allows(membership.role, Capability.USE_KEYS) and not role_allows(
+        membership.role, Capability.VIEW_USAGE
+    ):
+        raise PermissionDenied("your role in this organization does not allow this")
+    request.organization = organization  # type: ignore[attr-defined]
+    return membership
+
+
+@login_required
+async def logs_explorer(request: HttpRequest) -> HttpResponseBase:
+    membership = await sync_to_async(_membership)(request)
+    if request.GET.get("format") == "csv":
+        try:
+            f = log_filter_from(request.GET.dict())
+        except FilterError as exc:
+            return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+        logs = filtered_logs(membership=membership, f=f)
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        return StreamingHttpResponse(
+            csv_rows(logs),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="tokenhub-logs-{stamp}.csv"'},
+        )
+    return await sync_to_async(_page)(request, membership)
+
+
+def _page(request: HttpRequest, membership: Membership) -> HttpResponse:
+    keys = ApiKey.objects.filter(organization_id=membership.organization_id)
+    if not role_allows(membership.role, Capability.VIEW_USAGE):
+        keys = keys.filter(created_by_id=membership.user_id)
+    keys_listed = list(keys.order_by("name").values("pk", "name", "prefix"))
+    labels: dict[int | None, str] = {k["pk"]: k["name"] or k["prefix"] for k in keys_listed}
+    context: dict[str, Any] = {
+        "section": "logs",
+        "params": request.GET,
+        "keys": keys_listed,
+        "models": list(
+            visible_logs(membership=membership)
+            .filter(created_at__gte=timezone.now() - dt.timedelta(days=30))
+            .order_by()
+            .values_list("model", flat=True)
+            .distinct()[:200]
+        ),
+        "channel_types": Channel.Type.choices,
+        "page": None,
+        "error": "",
+    }
+    try:
+        f = log_filter_from(request.GET.dict())
+        logs = filtered_logs(membership=membership, f=f)
+        page = log_page(logs=logs, f=f, cursor=request.GET.get("cursor", ""))
+        for row in page.rows:
+            row.key_label = labels.get(row.api_key_id, "-")  # type: ignore[attr-defined]
+        sort = ("-" if f.descending else "") + f.sort
+        context.update(
+            page=page,
+            sort=sort,
+            # Each column's link: descending first, ascending when already descending.
+            toggles={n: n if sort == f"-{n}" else f"-{n}" for n in ("time", "cost", "latency")},
+        )
+    except FilterError as exc:
+        context["error"] = str(exc)
+    status = 400 if context["error"] else 200
+    return render(request, "logs/explorer.html", context, status=status)
