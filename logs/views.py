@@ -6,16 +6,25 @@ import datetime as dt
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
-from accounts.access import Capability, organization_for_request, role_allows
+from accounts.access import (
+    Capability,
+    capability_required,
+    organization_for_request,
+    role_allows,
+)
 from accounts.models import ApiKey, Membership
+from billing.models import Wallet
 from logs.csv_export import csv_rows
 from logs.selectors import FilterError, filtered_logs, log_filter_from, log_page, visible_logs
+from logs.templatetags.usage_format import usd
+from logs.usage import usage_overview
 from relay.models import Channel
 
 
@@ -85,3 +94,48 @@ def _page(request: HttpRequest, membership: Membership) -> HttpResponse:
         context["error"] = str(exc)
     status = 400 if context["error"] else 200
     return render(request, "logs/explorer.html", context, status=status)
+
+
+def _bars(points: list[tuple[str, int, str]]) -> list[dict[str, Any]]:
+    """Bar heights in percent of the largest value, for the SVG charts."""
+    peak = max((value for _, value, _ in points), default=0) or 1
+    bars = []
+    for i, (label, value, title) in enumerate(points):
+        height = round(100 * value / peak, 1)
+        bars.append(
+            {"label": label, "value": value, "title": title, "x": i * 10 + 0.5,
+             "y": round(100 - height, 1), "height": height}
+        )  # fmt: skip
+    return bars
+
+
+@capability_required(Capability.VIEW_ORG)
+def overview(request: HttpRequest) -> HttpResponse:
+    membership: Membership = request.membership  # type: ignore[attr-defined]
+    usage = usage_overview(membership=membership)
+    wallet = Wallet.objects.filter(organization_id=membership.organization_id).first()
+    available = (wallet.balance - wallet.held) if wallet else 0
+    key_names = dict(
+        ApiKey.objects.filter(organization_id=membership.organization_id).values_list("pk", "name")
+    )
+    context = {
+        "section": "overview",
+        "usage": usage,
+        "balance": wallet.balance if wallet else 0,
+        "available": available,
+        "low_balance": available < settings.LOW_BALANCE_BANNER_MICROS,
+        "cost_by_day": _bars(
+            [
+                (d.strftime("%m-%d"), t.cost, f"{d}: {usd(t.cost)}, {t.requests}")
+                for d, t in usage.days
+            ]
+        ),
+        "requests_by_hour": _bars(
+            [(h.strftime("%H"), t.requests, f"{h:%H:00}: {t.requests}") for h, t in usage.hours]
+        ),
+        "tokens_by_day": _bars(
+            [(d.strftime("%m-%d"), t.tokens, f"{d}: {t.tokens}") for d, t in usage.days]
+        ),
+        "by_key": [(key_names.get(k, "-") if k else "-", t) for k, t in usage.by_key],
+    }
+    return render(request, "logs/overview.html", context)

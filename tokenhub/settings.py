@@ -249,6 +249,8 @@ CHANNEL_PROBE_TIMEOUT = envfloat("CHANNEL_PROBE_TIMEOUT", 20.0)
 METRICS_TOKEN = envstr("METRICS_TOKEN")
 METRICS_ALLOWED_IPS = envlist("METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128")
 METRICS_FLUSH_SECONDS = envfloat("METRICS_FLUSH_SECONDS", 1.0)
+# The dashboard warns when available credit drops below this (micro-USD).
+LOW_BALANCE_BANNER_MICROS = envint("LOW_BALANCE_BANNER_MICROS", 1_000_000)
 # PostgreSQL only: holds and settlements through billing/fastledger.py (see architecture).
 RELAY_FAST_LEDGER = envbool("RELAY_FAST_LEDGER", True)
 RELAY_DB_POOL_MAX = envint("RELAY_DB_POOL_MAX", 10)
