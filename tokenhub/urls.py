@@ -2,12 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from relay.metrics import metrics_view
+from relay.pages import models_page
 from tokenhub.health import healthz, readyz
 
 urlpatterns = [
     path("healthz", healthz),
     path("readyz", readyz),
     path("metrics", metrics_view),
+    path("models/", models_page, name="models"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),
     path("", include("logs.urls")),
