@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from logs.status_page import status_page
 from relay.metrics import metrics_view
 from relay.pages import models_page
 from tokenhub.health import healthz, readyz
@@ -10,6 +11,7 @@ urlpatterns = [
     path("readyz", readyz),
     path("metrics", metrics_view),
     path("models/", models_page, name="models"),
+    path("admin/status/", status_page, name="admin-status"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),
     path("", include("logs.urls")),
