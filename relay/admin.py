@@ -5,15 +5,18 @@ from typing import Any, ClassVar
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from relay import cooldown
 from relay.channel_health import channel_test
 from relay.models import Channel
 from relay.selectors import channel_stats
+from relay.services import InvalidChannel, channels_assign_models
 
 
 class ChannelForm(forms.ModelForm[Channel]):
@@ -52,6 +55,17 @@ class ChannelForm(forms.ModelForm[Channel]):
         if keys:
             self.instance.api_keys = "\n".join(k.strip() for k in keys.splitlines() if k.strip())
         return super().save(commit=commit)
+
+
+class AssignModelsForm(forms.Form):
+    models = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), help_text="Model names, one per line."
+    )
+    mode = forms.ChoiceField(
+        choices=[("add", "Add"), ("remove", "Remove"), ("replace", "Replace all with these")],
+        initial="add",
+        widget=forms.RadioSelect,
+    )
 
 
 class HealthChangeList(ChangeList):
@@ -95,7 +109,7 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
         "created_at",
         "updated_at",
     ]
-    actions = ("test_now", "enable", "disable")
+    actions = ("test_now", "enable", "disable", "assign_models")
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return HealthChangeList
@@ -153,6 +167,33 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
     def disable(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
         count = queryset.update(status=Channel.Status.DISABLED, disabled_reason="by an admin")
         self.message_user(request, f"{count} channel(s) disabled.", messages.SUCCESS)
+
+    @admin.action(description="Add, remove or replace models")
+    def assign_models(
+        self, request: HttpRequest, queryset: QuerySet[Channel]
+    ) -> TemplateResponse | None:
+        form = AssignModelsForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            try:
+                changed = channels_assign_models(
+                    channel_ids=list(queryset.values_list("pk", flat=True)),
+                    models=form.cleaned_data["models"].split(),
+                    mode=form.cleaned_data["mode"],
+                )
+            except InvalidChannel as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"{changed} channel(s) changed.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add, remove or replace models",
+            "channels": queryset,
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/relay/channel/assign_models.html", context)
 
     @admin.display(description="models")
     def models_short(self, obj: Channel) -> str:

@@ -67,3 +67,44 @@ def test_it_shows_the_last_hour_success_rate_and_median_latency(
 
     assert "75% of 4" in text
     assert "30 ms" in text  # the upper median of 10, 20, 30, 900
+
+
+def _assign(staff: Client, channels: list[Channel], models: str, mode: str) -> str:
+    response = staff.post(
+        reverse(CHANGELIST),
+        {"action": "assign_models", "_selected_action": [c.pk for c in channels],
+         "apply": "1", "models": models, "mode": mode},
+        follow=True,
+    )  # fmt: skip
+    return response.content.decode()
+
+
+def test_it_assigns_models_to_many_channels_at_once(
+    staff: Client, openai_channel: Callable[..., Channel]
+) -> None:
+    a = openai_channel(name="a", models=("gpt-4o-mini",))
+    b = openai_channel(name="b", models=("gpt-4o-mini", "o3"))
+
+    form = staff.post(
+        reverse(CHANGELIST), {"action": "assign_models", "_selected_action": [a.pk, b.pk]}
+    )
+    assert form.status_code == 200 and 'name="models"' in form.content.decode()
+
+    assert "2 channel(s) changed" in _assign(staff, [a, b], "o3\ngpt-4.1", "add")
+    assert Channel.objects.get(pk=a.pk).model_names == ["gpt-4o-mini", "o3", "gpt-4.1"]
+    assert Channel.objects.get(pk=b.pk).model_names == ["gpt-4o-mini", "o3", "gpt-4.1"]
+
+    _assign(staff, [a, b], "o3", "remove")
+    assert Channel.objects.get(pk=b.pk).model_names == ["gpt-4o-mini", "gpt-4.1"]
+
+
+def test_it_refuses_to_leave_a_channel_without_models(
+    staff: Client, openai_channel: Callable[..., Channel]
+) -> None:
+    a = openai_channel(name="a", models=("gpt-4o-mini",))
+    b = openai_channel(name="b", models=("gpt-4o-mini", "o3"))
+
+    text = _assign(staff, [a, b], "gpt-4o-mini", "remove")
+
+    assert "would be left without a model" in text
+    assert Channel.objects.get(pk=b.pk).model_names == ["gpt-4o-mini", "o3"]  # all or nothing
