@@ -8,4 +8,6 @@ urlpatterns = [
     path("readyz", readyz),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),
+    # billing: portal page, provider webhooks, return page
+    path("", include("billing.urls")),
 ]
