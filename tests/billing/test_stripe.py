@@ -17,7 +17,7 @@ from billing.topups import topups_recover
 from tests.billing.conftest import balance, create_topup, post_stripe, process_pending
 from tests.fakes.stripe_api import FakeStripe, signed
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
 
 def _paid_topup(client: Client, fake: FakeStripe, amount: str = "25") -> tuple[TopUp, str]:
