@@ -75,7 +75,10 @@ def test_concurrent_deliveries_and_task_runs_credit_once(
     pks = sorted(set(queued))
     assert len(pks) == 2
 
-    _together(lambda n: payment_event_process(event_pk=pks[n % 2]) and None)
+    def process(n: int) -> None:
+        payment_event_process(event_pk=pks[n % 2])
+
+    _together(process)
 
     assert balance(org) == 25_000_000
     assert LedgerEntry.objects.filter(kind="topup").count() == 1
