@@ -25,7 +25,9 @@ from billing.models import (
     Wallet,
 )
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
+from billing.providers import ProviderError, ProviderUnavailable
 from billing.services import wallet_adjust
+from billing.topups import topup_refund_request
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -184,9 +186,27 @@ class TopUpAdmin(ReadOnlyAdmin):
     search_fields = ("provider_ref", "provider_payment_id", "organization__name")
     list_select_related = ("organization",)
     exclude = ("redirect_url",)
+    actions = ("refund_at_provider",)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_staff)
+
+    @admin.action(description="Refund in full at the payment provider")
+    def refund_at_provider(self, request: HttpRequest, queryset: Any) -> None:
+        if not request.user.is_superuser:
+            messages.error(request, "Only superusers may refund payments.")
+            return
+        for topup in queryset:
+            try:
+                refund_id = topup_refund_request(topup_id=topup.pk)
+            except (ProviderError, ProviderUnavailable) as exc:
+                messages.error(request, f"Top-up {topup.pk}: {exc}")
+            else:
+                messages.success(
+                    request,
+                    f"Top-up {topup.pk}: refund {refund_id} requested; the balance is debited "
+                    "when the provider confirms it.",
+                )
 
     @admin.display(description="credit (USD)")
     def credit_usd(self, obj: TopUp) -> str:

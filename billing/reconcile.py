@@ -1,9 +1,9 @@
 """Reconciliation: prove the books. Read-only; every discrepancy is reported, none fixed.
 
 Checks, for every wallet: balance equals the sum of its ledger entries and held equals
-the sum of its open holds; no
-hold outlived its expiry by more than the sweep's grace; every paid top-up has its
-credit row and every top-up credit row belongs to a paid top-up.
+the sum of its open holds; no hold outlived its expiry by more than the sweep's grace;
+every paid top-up has its credit row and every top-up credit row belongs to a paid
+top-up; no provider event stayed unprocessed (its task gave up) for a day.
 """
 
 from __future__ import annotations
@@ -15,12 +15,14 @@ from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Sum,
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.models import Hold, LedgerEntry, TopUp, Wallet
+from billing.models import Hold, LedgerEntry, PaymentEvent, TopUp, Wallet
 from billing.money import micros_to_usd
 from billing.topups import SOURCE_TOPUP
 
 # Holds are swept every minute; one this far past its expiry means the sweep is not running.
 HOLD_GRACE = dt.timedelta(minutes=15)
+# The event task retries for about 80 minutes (backing off) before it gives up.
+EVENT_GRACE = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +95,17 @@ def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
                     f"credited {micros_to_usd(amount)}, bought {micros_to_usd(credit)}",
                 )
             )
+    stuck = PaymentEvent.objects.filter(
+        processed_at__isnull=True, received_at__lt=now - EVENT_GRACE
+    ).order_by("pk")
+    for event in stuck:
+        found.append(
+            Discrepancy(
+                "event",
+                f"{event.provider} event {event.event_id}",
+                f"unprocessed after {event.attempts} attempts: {event.error or 'never run'}",
+            )
+        )
     for source_id in sorted(credited):
         found.append(Discrepancy("topup", f"top-up {source_id}", "credited but not marked paid"))
     return found

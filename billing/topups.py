@@ -226,6 +226,22 @@ def topup_dispute_record(*, topup_id: int, dispute_id: str, amount: int) -> Ledg
         )
 
 
+def topup_refund_request(*, topup_id: int, amount: int | None = None) -> str:
+    """Ask the provider to refund AMOUNT (minor units; default: all not yet taken back).
+
+    Changes no balance: the provider's confirmation (Stripe: charge.refunded) debits the
+    ledger, exactly once, like a refund made in the provider's own dashboard.
+    """
+    topup = TopUp.objects.get(pk=topup_id)
+    if topup.state != TopUp.State.PAID:
+        raise ProviderError("only a paid top-up can be refunded")
+    remaining = topup.pay_amount - topup.refunded_amount - topup.disputed_amount
+    amount = remaining if amount is None else amount
+    if not 0 < amount <= remaining:
+        raise ProviderError("nothing (or less than that) is left to refund")
+    return provider_get(topup.provider).refund(topup, amount)
+
+
 def topup_recover(*, topup: TopUp) -> PaymentStatus:
     """Ask the provider what became of a pending top-up and act on it (credit or close).
 

@@ -15,10 +15,12 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from billing.events import Outcome, payment_event_process, payment_event_record
+from billing.exceptions import PaymentMismatch
 from billing.models import TopUp
-from billing.providers import InvalidCallback
+from billing.providers import InvalidCallback, ProviderError, ProviderUnavailable
 from billing.providers import epay as epay_provider
 from billing.providers import stripe as stripe_provider
+from billing.topups import topup_recover
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,7 @@ def payment_return(request: HttpRequest) -> HttpResponse:
     """Where the customer lands after paying. Shows the top-up's state; a signed EPay
     return is applied like its notify (the gateway's notify may come later or never)."""
     topup: TopUp | None = None
+    canceled = request.GET.get("canceled") == "1"
     if request.GET.get("sign"):
         try:
             data = epay_provider.callback_verify(_epay_params(request))
@@ -96,5 +99,12 @@ def payment_return(request: HttpRequest) -> HttpResponse:
             pk=int(request.GET["topup"]),
             organization__membership__user=request.user,
         ).first()
-    context = {"topup": topup, "canceled": request.GET.get("canceled") == "1"}
+        if topup is not None and topup.state == TopUp.State.PENDING and not canceled:
+            # Back from paying: ask the provider now rather than wait for the webhook.
+            try:
+                topup_recover(topup=topup)
+            except (ProviderError, ProviderUnavailable, PaymentMismatch) as exc:
+                log.warning("status of top-up %s unknown on return: %s", topup.pk, exc)
+            topup.refresh_from_db()
+    context = {"topup": topup, "canceled": canceled}
     return render(request, "billing/return.html", context)

@@ -157,19 +157,28 @@ def _topup_for_session(session: dict[str, Any]) -> TopUp | None:
     return topup
 
 
-def _topup_for_payment(payment_intent: Any, charge: Any = None) -> TopUp:
+def _topup_for_payment(payment_intent: Any, charge: Any = None) -> TopUp | None:
+    """The top-up a refund or dispute is about; None when it is not a TokenHub payment.
+
+    Raises PaymentNotReady while that cannot be told yet (Stripe unreachable)."""
     pi = _id(payment_intent)
-    if not pi and charge:
-        # Older disputes carry only the charge; ask Stripe for its payment intent.
-        try:
+    try:
+        if not pi and charge:
+            # Older disputes carry only the charge; ask Stripe for its payment intent.
             pi = _id(_client().v1.charges.retrieve(_id(charge)).payment_intent)
-        except stripe.StripeError as exc:
-            raise PaymentNotReady(f"cannot look up charge {_id(charge)}: {exc}") from None
-    topup = TopUp.objects.filter(provider=NAME, provider_payment_id=pi).first() if pi else None
-    if topup is None:
-        # Refund or dispute before the session's completion was processed: retry later.
-        raise PaymentNotReady(f"no credited top-up for payment {pi or '(none)'} yet")
-    return topup
+        if not pi:
+            return None
+        topup = TopUp.objects.filter(provider=NAME, provider_payment_id=pi).first()
+        if topup is not None:
+            return topup
+        # Not matched yet (the completion may not be processed): the payment intent
+        # carries the top-up id in its metadata, set when the session was created.
+        intent = _client().v1.payment_intents.retrieve(pi)
+    except stripe.StripeError as exc:
+        raise PaymentNotReady(f"cannot look up payment {pi or _id(charge)}: {exc}") from None
+    metadata = intent.metadata.to_dict() if intent.metadata else {}
+    ref = str(metadata.get("topup_id", ""))
+    return TopUp.objects.filter(provider=NAME, pk=int(ref)).first() if ref.isdigit() else None
 
 
 def event_apply(event: dict[str, Any]) -> str:
@@ -200,12 +209,16 @@ def event_apply(event: dict[str, Any]) -> str:
         return "credited" if credited else "already credited"
     if kind == "charge.refunded":
         topup = _topup_for_payment(obj.get("payment_intent"))
+        if topup is None:
+            return "ignored: not a TokenHub payment"
         entry = topup_refund_record(
             topup_id=topup.pk, refunded_total=int(obj.get("amount_refunded") or 0)
         )
         return "debited" if entry else "already debited"
     if kind == "charge.dispute.created":
         topup = _topup_for_payment(obj.get("payment_intent"), obj.get("charge"))
+        if topup is None:
+            return "ignored: not a TokenHub payment"
         entry = topup_dispute_record(
             topup_id=topup.pk, dispute_id=str(obj.get("id")), amount=int(obj.get("amount") or 0)
         )

@@ -217,14 +217,14 @@ def test_twenty_concurrent_redemptions_of_one_code_credit_once() -> None:
     barrier = threading.Barrier(len(clients))
     statuses: list[int] = []
 
-    def run(c: Client) -> None:
+    def run(n: int, c: Client) -> None:
         try:
             barrier.wait()
-            statuses.append(_redeem(c, code, ip=f"10.0.0.{len(statuses)}")[0])
+            statuses.append(_redeem(c, code, ip=f"10.0.0.{n}")[0])
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run, args=(c,)) for c in clients]
+    threads = [threading.Thread(target=run, args=(n, c)) for n, c in enumerate(clients)]
     for t in threads:
         t.start()
     for t in threads:

@@ -134,3 +134,17 @@ def test_the_command_exits_non_zero_on_discrepancies(manage: Manage) -> None:
 
     assert result.returncode != 0
     assert "balance: wallet" in result.stdout and "discrepancies" in result.stderr
+
+
+def test_it_reports_provider_events_left_unprocessed(exercised: Wallet) -> None:
+    from billing.models import PaymentEvent
+
+    PaymentEvent.objects.create(
+        provider="stripe", event_id="evt_stuck", event_type="charge.refunded", payload="{}",
+        received_at=timezone.now() - dt.timedelta(days=2), attempts=13, error="no top-up yet",
+    )  # fmt: skip
+
+    ok, output = _reconcile()
+
+    assert not ok
+    assert "event: stripe event evt_stuck: unprocessed after 13 attempts: no top-up yet" in output

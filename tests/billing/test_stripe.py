@@ -10,11 +10,12 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
-from accounts.models import Organization
+from accounts.models import Organization, User
 from billing.events import Outcome, payment_event_process
 from billing.models import LedgerEntry, PaymentEvent, TopUp
 from billing.topups import topups_recover
 from tests.billing.conftest import balance, create_topup, post_stripe, process_pending
+from tests.conftest import MakeKey
 from tests.fakes.stripe_api import FakeStripe, signed
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
@@ -344,3 +345,101 @@ def test_an_event_is_processed_once_even_when_the_task_runs_twice(
     assert payment_event_process(event_pk=pk) == Outcome.PROCESSED
     assert payment_event_process(event_pk=pk) == Outcome.ALREADY
     assert balance(org) == 25_000_000
+
+
+def test_refunds_and_disputes_of_payments_made_outside_tokenhub_are_ignored(
+    owner_client: Client, org: Organization, fake_stripe: FakeStripe
+) -> None:
+    charge = fake_stripe.foreign_charge(5000)
+    post_stripe(
+        owner_client,
+        fake_stripe.event("charge.refunded", fake_stripe.refund_charge(charge["id"], 5000)),
+    )
+    post_stripe(
+        owner_client, fake_stripe.event("charge.dispute.created", fake_stripe.dispute(charge["id"]))
+    )
+
+    assert process_pending() == ["processed", "processed"]
+    assert not LedgerEntry.objects.exists()
+    assert all(e.error.startswith("ignored") for e in PaymentEvent.objects.all())
+
+
+def test_the_return_page_asks_stripe_when_the_webhook_is_late(
+    owner_client: Client, org: Organization, fake_stripe: FakeStripe
+) -> None:
+    topup = create_topup(owner_client, "15")
+    fake_stripe.pay(topup.provider_ref)
+
+    page = owner_client.get(f"/billing/return/?provider=stripe&topup={topup.pk}")
+
+    assert "Thank you" in page.content.decode()
+    assert balance(org) == 15_000_000
+
+
+def test_an_admin_refund_asks_stripe_and_the_webhook_debits(
+    owner_client: Client, org: Organization, fake_stripe: FakeStripe, admin_client: Client
+) -> None:
+    topup, event = _paid_topup(owner_client, fake_stripe, "10")
+    post_stripe(owner_client, event)
+    process_pending()
+    topup.refresh_from_db()
+
+    response = admin_client.post(
+        "/admin/billing/topup/",
+        {"action": "refund_at_provider", "_selected_action": [str(topup.pk)]},
+        follow=True,
+    )
+
+    assert "refund re_test_" in response.content.decode()
+    [refund] = fake_stripe.refunds
+    assert (refund["payment_intent"], refund["amount"]) == (topup.provider_payment_id, 1000)
+    assert balance(org) == 10_000_000  # not until Stripe confirms
+    charge = fake_stripe.refund_charge(fake_stripe.charge_for(topup.provider_ref)["id"], 1000)
+    post_stripe(owner_client, fake_stripe.event("charge.refunded", charge))
+    process_pending()
+    assert balance(org) == 0
+
+
+def test_webhooks_need_no_csrf_token(
+    org: Organization, fake_stripe: FakeStripe, owner_client: Client
+) -> None:
+    _, event = _paid_topup(owner_client, fake_stripe)
+
+    response = post_stripe(Client(enforce_csrf_checks=True), event)
+
+    assert response.status_code == 200
+
+
+def test_a_manage_key_can_start_a_topup(
+    owner: User, fake_stripe: FakeStripe, make_key: MakeKey, client: Client
+) -> None:
+    _, secret = make_key(owner, scopes=["manage"])
+
+    response = client.post(
+        "/api/v1/topups",
+        data=json.dumps({"amount_usd": "25", "provider": "stripe"}),
+        content_type="application/json",
+        headers={"Authorization": f"Bearer {secret}"},
+    )
+    listing = client.get("/api/v1/topups", headers={"Authorization": f"Bearer {secret}"})
+
+    assert response.status_code == 201
+    assert [t["id"] for t in listing.json()["data"]] == [response.json()["id"]]
+
+
+def test_members_without_billing_rights_cannot_start_topups(
+    teammate: User, org: Organization, fake_stripe: FakeStripe, client: Client
+) -> None:
+    client.force_login(teammate)
+    session = client.session
+    session["active_org_id"] = org.pk
+    session.save()
+
+    response = client.post(
+        "/api/v1/topups",
+        data=json.dumps({"amount_usd": "25", "provider": "stripe"}),
+        content_type="application/json",
+    )
+
+    assert response.status_code == 403
+    assert not TopUp.objects.exists()

@@ -39,6 +39,7 @@ class FakeStripe:
         self.api_version = api_version
         self.sessions: dict[str, dict[str, Any]] = {}
         self.charges: dict[str, dict[str, Any]] = {}
+        self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: list[dict[str, Any]] = []
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._idempotent: dict[str, tuple[int, dict[str, Any]]] = {}
@@ -76,6 +77,7 @@ class FakeStripe:
         with self._lock:
             self.sessions.clear()
             self.charges.clear()
+            self.intents.clear()
             self.refunds.clear()
             self.requests.clear()
             self._idempotent.clear()
@@ -118,19 +120,11 @@ class FakeStripe:
                 return 400, _error("invalid_request_error", "Stripe says no")
             return 200, self._session_create(params)
         if method == "GET" and parts[:3] == ["v1", "checkout", "sessions"] and len(parts) == 4:
-            session = self.sessions.get(parts[3])
-            return (
-                (200, session)
-                if session
-                else (404, _error("invalid_request_error", "No such session"))
-            )
+            return _found(self.sessions.get(parts[3]), "checkout session")
         if method == "GET" and parts[:2] == ["v1", "charges"] and len(parts) == 3:
-            charge = self.charges.get(parts[2])
-            return (
-                (200, charge)
-                if charge
-                else (404, _error("invalid_request_error", "No such charge"))
-            )
+            return _found(self.charges.get(parts[2]), "charge")
+        if method == "GET" and parts[:2] == ["v1", "payment_intents"] and len(parts) == 3:
+            return _found(self.intents.get(parts[2]), "payment_intent")
         if method == "POST" and parts == ["v1", "refunds"]:
             refund = {
                 "id": self._id("re"),
@@ -155,6 +149,7 @@ class FakeStripe:
             "currency": item["price_data"]["currency"],
             "client_reference_id": params.get("client_reference_id"),
             "metadata": params.get("metadata", {}),
+            "payment_intent_data": params.get("payment_intent_data", {}),
             "payment_intent": None,
             "payment_status": "unpaid",
             "status": "open",
@@ -177,6 +172,14 @@ class FakeStripe:
                 status="complete",
                 payment_status="unpaid" if delayed else "paid",
             )
+            self.intents[pi] = {
+                "id": pi,
+                "object": "payment_intent",
+                "amount": session["amount_total"],
+                "currency": session["currency"],
+                "metadata": session["payment_intent_data"].get("metadata", {}),
+                "status": "succeeded",
+            }
             self.charges[ch] = {
                 "id": ch,
                 "object": "charge",
@@ -185,7 +188,7 @@ class FakeStripe:
                 "currency": session["currency"],
                 "payment_intent": pi,
                 "refunded": False,
-                "metadata": session["metadata"],
+                "metadata": {},
             }
             return dict(session)
 
@@ -197,6 +200,16 @@ class FakeStripe:
     def expire(self, session_id: str) -> None:
         with self._lock:
             self.sessions[session_id]["status"] = "expired"
+
+    def foreign_charge(self, amount: int) -> dict[str, Any]:
+        """A payment made outside TokenHub on the same Stripe account."""
+        with self._lock:
+            pi, ch = self._id("pi"), self._id("ch")
+            self.intents[pi] = {"id": pi, "object": "payment_intent", "metadata": {}}
+            self.charges[ch] = {"id": ch, "object": "charge", "amount": amount,
+                                "amount_refunded": 0, "currency": "usd", "payment_intent": pi,
+                                "refunded": False, "metadata": {}}  # fmt: skip
+            return dict(self.charges[ch])
 
     def charge_for(self, session_id: str) -> dict[str, Any]:
         pi = self.sessions[session_id]["payment_intent"]
@@ -245,3 +258,7 @@ def signed(payload: str, *, secret: str = WEBHOOK_SECRET, timestamp: int | None 
 
 def _error(kind: str, message: str) -> dict[str, Any]:
     return {"error": {"type": kind, "message": message}}
+
+
+def _found(obj: dict[str, Any] | None, what: str) -> tuple[int, dict[str, Any]]:
+    return (200, obj) if obj else (404, _error("invalid_request_error", f"No such {what}"))
