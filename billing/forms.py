@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -12,10 +12,23 @@ from billing.providers import providers_configured
 
 
 class TopUpForm(forms.Form):
+    """A preset amount or a custom one; the custom amount wins when both are sent."""
+
     amount_usd = forms.DecimalField(
-        label=_("Amount (USD)"), max_digits=12, decimal_places=2, min_value=0
+        label=_("Amount (USD)"), max_digits=12, decimal_places=2, min_value=0, required=False
+    )
+    custom_amount_usd = forms.DecimalField(
+        label=_("Or another amount"), max_digits=12, decimal_places=2, min_value=0, required=False
     )
     provider = forms.ChoiceField(label=_("Pay with"))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        amount = data.get("custom_amount_usd") or data.get("amount_usd")
+        if amount is None and not self.errors:
+            raise forms.ValidationError(_("Choose or enter an amount."))
+        data["amount"] = amount
+        return data
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]

@@ -16,6 +16,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
 from billing.exceptions import InvalidTopUp, PaymentMismatch, PaymentNotReady
@@ -59,20 +60,22 @@ def topup_quote(*, organization: Organization, amount_usd: str | Decimal) -> Quo
     """What buying AMOUNT_USD of credit costs and credits; raises InvalidTopUp."""
     try:
         micros = usd_to_micros(amount_usd)
-    except InvalidAmount as exc:
-        raise InvalidTopUp(str(exc)) from None
+    except InvalidAmount:
+        raise InvalidTopUp(_("Not an amount: %(value)s") % {"value": amount_usd}) from None
     amount = Decimal(micros) / MICROS_PER_USD
     if amount != amount.quantize(CENT):
-        raise InvalidTopUp("top-up amounts are whole cents")
+        raise InvalidTopUp(_("A top-up amount is in whole cents."))
     low, high = Decimal(settings.TOPUP_MIN_USD), Decimal(settings.TOPUP_MAX_USD)
     if not low <= amount <= high:
-        raise InvalidTopUp(f"a top-up is between {low} and {high} USD")
+        raise InvalidTopUp(
+            _("A top-up is between %(low)s and %(high)s USD.") % {"low": low, "high": high}
+        )
     percent = next((p for t, p in bonus_tiers() if amount >= t), Decimal(0))
     bonus = int((micros * percent / 100).to_integral_value(rounding=ROUND_HALF_UP))
     rate = topup_rate(organization=organization)
     charge = (amount * rate).quantize(CENT, rounding=ROUND_HALF_UP)
     if charge <= 0:
-        raise InvalidTopUp("this top-up would cost nothing")
+        raise InvalidTopUp(_("This top-up would cost nothing."))
     return Quote(
         amount_usd=amount,
         bonus_percent=percent,

@@ -78,7 +78,7 @@ def topup_start(request: HttpRequest) -> HttpResponse:
         topup = topup_create(
             organization=_org(request),
             created_by=cast(User, request.user),
-            amount_usd=form.cleaned_data["amount_usd"],
+            amount_usd=form.cleaned_data["amount"],
             provider=form.cleaned_data["provider"],
         )
     except (InvalidTopUp, ProviderUnavailable, ProviderError) as exc:

@@ -82,24 +82,33 @@ def test_it_starts_a_topup_from_the_form_and_redirects_to_the_provider(
     page = owner_client.get("/dashboard/billing/").content.decode()
     assert 'value="25"' in page and "Card (Stripe)" in page
 
+    # The browser sends the chosen preset and the (empty) custom field.
     response = owner_client.post(
-        "/dashboard/billing/topup/", {"amount_usd": "25", "provider": "stripe"}
+        "/dashboard/billing/topup/",
+        {"amount_usd": "25", "custom_amount_usd": "", "provider": "stripe"},
     )
+    custom = owner_client.post(
+        "/dashboard/billing/topup/",
+        {"amount_usd": "25", "custom_amount_usd": "12.34", "provider": "stripe"},
+    )
+    nothing = owner_client.post("/dashboard/billing/topup/", {"provider": "stripe"})
 
-    topup = TopUp.objects.get()
-    assert response.status_code == 302 and response["Location"] == topup.redirect_url
-    assert topup.credit == 25_000_000
+    first, second = TopUp.objects.order_by("pk")
+    assert response.status_code == 302 and response["Location"] == first.redirect_url
+    assert first.credit == 25_000_000
+    assert custom.status_code == 302 and second.credit == 12_340_000
+    assert "Choose or enter an amount." in nothing.content.decode()
 
 
 def test_it_shows_why_a_topup_amount_is_refused(
     owner_client: Client, fake_stripe: FakeStripe
 ) -> None:
     response = owner_client.post(
-        "/dashboard/billing/topup/", {"amount_usd": "100000", "provider": "stripe"}
+        "/dashboard/billing/topup/", {"custom_amount_usd": "100000", "provider": "stripe"}
     )
 
     assert response.status_code == 200
-    assert "between 1 and 10000 USD" in response.content.decode()
+    assert "A top-up is between 1 and 10000 USD." in response.content.decode()
     assert not TopUp.objects.exists()
 
 
