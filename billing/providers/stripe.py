@@ -28,6 +28,10 @@ NAME = "stripe"
 SESSION_EVENTS = frozenset(
     {"checkout.session.completed", "checkout.session.async_payment_succeeded"}
 )
+CLOSING_EVENTS = {
+    "checkout.session.async_payment_failed": "failed",
+    "checkout.session.expired": "expired",
+}
 
 
 def _client() -> stripe.StripeClient:
@@ -192,12 +196,13 @@ def event_apply(event: dict[str, Any]) -> str:
 
     kind = event.get("type", "")
     obj: dict[str, Any] = event.get("data", {}).get("object", {})
-    if kind in SESSION_EVENTS or kind == "checkout.session.async_payment_failed":
+    if kind in SESSION_EVENTS or kind in CLOSING_EVENTS:
         topup = _topup_for_session(obj)
         if topup is None:
             return "ignored: not a TokenHub session"
-        if kind == "checkout.session.async_payment_failed":
-            return "closed" if topup_close(topup_id=topup.pk, state="failed") else "unchanged"
+        if kind in CLOSING_EVENTS:
+            closed = topup_close(topup_id=topup.pk, state=CLOSING_EVENTS[kind])
+            return "closed" if closed else "unchanged"
         if obj.get("payment_status") != "paid":
             return "waiting: payment not settled yet"  # delayed methods finish asynchronously
         credited = topup_confirm(

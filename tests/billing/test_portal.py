@@ -129,6 +129,8 @@ def test_a_paid_topup_has_a_printable_receipt_visible_only_to_its_organization(
     other.force_login(stranger)
 
     assert f"/dashboard/billing/receipts/{topup.pk}/" in page
+    assert page.count('class="topup state-paid"') == 1
+    assert page.count('class="topup state-pending"') == 1
     assert receipt.status_code == 200
     text = receipt.content.decode()
     assert "25.00 USD" in text and "25.000000 USD" in text and org.name in text

@@ -443,3 +443,26 @@ def test_members_without_billing_rights_cannot_start_topups(
 
     assert response.status_code == 403
     assert not TopUp.objects.exists()
+
+
+def test_an_expired_session_closes_its_topup_and_a_late_payment_still_credits(
+    owner_client: Client, org: Organization, fake_stripe: FakeStripe
+) -> None:
+    topup = create_topup(owner_client, "10")
+    fake_stripe.expire(topup.provider_ref)
+    post_stripe(
+        owner_client,
+        fake_stripe.event("checkout.session.expired", fake_stripe.sessions[topup.provider_ref]),
+    )
+    process_pending()
+    assert TopUp.objects.get(pk=topup.pk).state == TopUp.State.EXPIRED
+
+    # Money that arrives is never ignored, whatever the top-up's state.
+    post_stripe(
+        owner_client,
+        fake_stripe.event("checkout.session.completed", fake_stripe.pay(topup.provider_ref)),
+    )
+    process_pending()
+
+    assert TopUp.objects.get(pk=topup.pk).state == TopUp.State.PAID
+    assert balance(org) == 10_000_000
