@@ -1,5 +1,5 @@
-"""Concurrent webhook deliveries and concurrent task runs credit once (PostgreSQL), and the
-webhook's task really runs on a Celery worker over Redis."""
+"""Concurrent webhook deliveries, task runs, recovery runs and EPay notifies credit once
+(PostgreSQL), and the webhook's task really runs on a Celery worker over Redis."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from accounts.models import Organization
 from billing.events import payment_event_process
 from billing.models import LedgerEntry, PaymentEvent, TopUp
 from billing.tasks import process_payment_event
+from billing.topups import topup_recover
 from tests.billing.conftest import balance, create_topup, post_stripe
 from tests.fakes.stripe_api import FakeStripe
 from tests.test_celery_worker import _until, worker
@@ -98,3 +99,54 @@ def test_the_webhook_task_runs_on_a_real_worker(
     _until(lambda: balance(org) == 12_500_000)
     _until(lambda: PaymentEvent.objects.filter(processed_at__isnull=False).exists())
     assert TopUp.objects.get(pk=topup.pk).state == TopUp.State.PAID
+
+
+@pytest.mark.postgres
+def test_the_recovery_job_racing_the_webhook_credits_once(
+    owner_client: Client,
+    org: Organization,
+    fake_stripe: FakeStripe,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("row-lock concurrency is only meaningful on PostgreSQL")
+    monkeypatch.setattr(process_payment_event, "delay", lambda pk: None)
+    topup = create_topup(owner_client, "30")
+    post_stripe(
+        owner_client,
+        fake_stripe.event("checkout.session.completed", fake_stripe.pay(topup.provider_ref)),
+    )
+    event_pk = PaymentEvent.objects.get().pk
+
+    def work(n: int) -> None:
+        if n % 2:
+            payment_event_process(event_pk=event_pk)
+        else:
+            topup_recover(topup=TopUp.objects.get(pk=topup.pk))
+
+    _together(work, threads=8)
+
+    assert balance(org) == 30_000_000
+    assert LedgerEntry.objects.filter(kind="topup").count() == 1
+
+
+@pytest.mark.postgres
+def test_concurrent_epay_notifies_credit_once(
+    owner_client: Client, org: Organization, epay: None
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("row-lock concurrency is only meaningful on PostgreSQL")
+    from tests.billing.test_epay import _notify
+
+    topup = create_topup(owner_client, "10", provider="epay")
+    params = _notify(topup)
+    replies: list[bytes] = []
+
+    def notify(n: int) -> None:
+        replies.append(Client().get("/billing/webhooks/epay/", params).content)
+
+    _together(notify)
+
+    assert replies == [b"success"] * THREADS
+    assert balance(org) == 10_000_000
+    assert LedgerEntry.objects.filter(kind="topup").count() == 1
