@@ -30,7 +30,6 @@ from billing.providers import (
 
 NAME = "epay"
 TRADE_SUCCESS = "TRADE_SUCCESS"
-METHODS = ("alipay", "wxpay")
 
 
 def sign(params: Mapping[str, str], key: str) -> str:
@@ -73,9 +72,9 @@ class EpayProvider:
         local = usd * Decimal(settings.EPAY_PRICE_PER_USD) * 100
         return int(local.to_integral_value(rounding=ROUND_HALF_UP))
 
-    def create_payment(self, topup: TopUp, method: str = "alipay") -> Checkout:
-        if method not in METHODS:
-            raise ProviderError(f"unknown EPay method {method!r}")
+    def create_payment(self, topup: TopUp) -> Checkout:
+        # EPAY_TYPE empty leaves `type` out: the gateway's cashier lets the customer choose.
+        method = settings.EPAY_TYPE
         site = settings.SITE_URL.rstrip("/")
         out_trade_no = f"TH{topup.pk}{secrets.token_hex(4).upper()}"
         params = {
@@ -87,6 +86,8 @@ class EpayProvider:
             "name": "TokenHub credit",
             "money": minor_to_money(topup.pay_amount),
         }
+        if not method:
+            del params["type"]
         params["sign"] = sign(params, settings.EPAY_KEY)
         params["sign_type"] = "MD5"
         base = settings.EPAY_URL.rstrip("/")

@@ -146,3 +146,16 @@ def test_an_unsigned_return_page_credits_nothing(
 
     assert page.status_code == 200
     assert balance(org) == 0
+
+
+@pytest.mark.parametrize("method", ["wxpay", ""])
+def test_the_payment_type_is_configurable(
+    owner_client: Client, epay: None, settings: object, method: str
+) -> None:
+    settings.EPAY_TYPE = method  # type: ignore[attr-defined]
+
+    topup = create_topup(owner_client, "10", provider="epay")
+
+    params = dict(parse_qsl(urlparse(topup.redirect_url).query))
+    assert params.get("type") == (method or None)
+    assert params["sign"] == _sign(params)
