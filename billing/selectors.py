@@ -10,6 +10,7 @@ from django.db.models.functions import TruncDate
 
 from accounts.models import Organization
 from billing.models import LedgerEntry, LowBalanceAlert, TopUp, Wallet
+from billing.topups import SOURCE_TOPUP
 
 
 def topups_for_organization(*, organization: Organization) -> QuerySet[TopUp]:
@@ -37,31 +38,60 @@ class LedgerLine:
     topup_id: int | None = None
 
 
-def ledger_statement(*, organization: Organization, limit: int = 200) -> list[LedgerLine]:
-    """Every non-charge entry, plus charges as one line per (UTC) day, newest first."""
-    entries = LedgerEntry.objects.filter(wallet__organization=organization)
+def month_start(day: dt.date) -> dt.date:
+    return day.replace(day=1)
+
+
+def month_after(month: dt.date) -> dt.date:
+    return (month.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+
+
+def month_before(month: dt.date) -> dt.date:
+    return (month - dt.timedelta(days=1)).replace(day=1)
+
+
+def ledger_first_month(*, organization: Organization) -> dt.date | None:
+    """The (UTC) month of the organization's oldest ledger entry, if any."""
+    first = (
+        LedgerEntry.objects.filter(wallet__organization=organization)
+        .order_by("created_at")
+        .values_list("created_at", flat=True)
+        .first()
+    )
+    return month_start(first.astimezone(dt.UTC).date()) if first else None
+
+
+def ledger_statement(*, organization: Organization, month: dt.date) -> list[LedgerLine]:
+    """One (UTC) month of the statement, newest first: every entry except request
+    charges, which are summed into one line per day."""
+    begin = dt.datetime.combine(month_start(month), dt.time.min, tzinfo=dt.UTC)
+    end = dt.datetime.combine(month_after(month), dt.time.min, tzinfo=dt.UTC)
+    entries = LedgerEntry.objects.filter(
+        wallet__organization=organization, created_at__gte=begin, created_at__lt=end
+    )
     lines = [
         LedgerLine(
             at=e.created_at,
             kind=e.kind,
             amount=e.amount,
             note=e.note,
-            topup_id=int(e.source_id) if e.source_type == "topup" else None,
+            topup_id=int(e.source_id)
+            if e.source_type == SOURCE_TOPUP and e.source_id.isdigit()
+            else None,
         )
-        for e in entries.exclude(kind=LedgerEntry.Kind.CHARGE).order_by("-created_at")[:limit]
+        for e in entries.exclude(kind=LedgerEntry.Kind.CHARGE).order_by("-created_at")
     ]
     daily = (
         entries.filter(kind=LedgerEntry.Kind.CHARGE)
-        .annotate(day=TruncDate("created_at"))
+        .annotate(day=TruncDate("created_at", tzinfo=dt.UTC))
         .values("day")
         .annotate(total=Sum("amount"), n=Count("id"))
-        .order_by("-day")[:limit]
+        .order_by("-day")
     )
     for row in daily:
-        day = row["day"]
         lines.append(
             LedgerLine(
-                at=dt.datetime.combine(day, dt.time.max, tzinfo=dt.UTC),
+                at=dt.datetime.combine(row["day"], dt.time.max, tzinfo=dt.UTC),
                 kind=LedgerEntry.Kind.CHARGE,
                 amount=row["total"],
                 note="",
@@ -69,4 +99,4 @@ def ledger_statement(*, organization: Organization, limit: int = 200) -> list[Le
             )
         )
     lines.sort(key=lambda line: line.at, reverse=True)
-    return lines[:limit]
+    return lines

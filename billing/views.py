@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import cast
 
 from django.conf import settings
@@ -9,6 +10,7 @@ from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
@@ -23,8 +25,12 @@ from billing.models import TopUp
 from billing.money import micros_to_usd
 from billing.providers import ProviderError, ProviderUnavailable
 from billing.selectors import (
+    ledger_first_month,
     ledger_statement,
     low_balance_threshold,
+    month_after,
+    month_before,
+    month_start,
     topups_for_organization,
     wallet_for_organization,
 )
@@ -35,9 +41,22 @@ def _org(request: HttpRequest) -> Organization:
     return cast(Organization, request.organization)  # type: ignore[attr-defined]
 
 
+def _month(request: HttpRequest) -> dt.date:
+    """The statement month asked for (?month=YYYY-MM), this month by default."""
+    this_month = month_start(timezone.now().astimezone(dt.UTC).date())
+    try:
+        asked = dt.datetime.strptime(request.GET.get("month", ""), "%Y-%m").date()  # noqa: DTZ007
+    except ValueError:
+        return this_month
+    return min(asked, this_month)
+
+
 def _page(request: HttpRequest, **forms: object) -> HttpResponse:
     org = _org(request)
     wallet = wallet_for_organization(organization=org)
+    month = _month(request)
+    first = ledger_first_month(organization=org)
+    this_month = month_start(timezone.now().astimezone(dt.UTC).date())
     threshold = low_balance_threshold(organization=org)
     context = {
         "section": "billing",
@@ -50,7 +69,10 @@ def _page(request: HttpRequest, **forms: object) -> HttpResponse:
         "max_usd": settings.TOPUP_MAX_USD,
         "bonus_tiers": sorted(bonus_tiers()),
         "rate": topup_rate(organization=org),
-        "lines": ledger_statement(organization=org),
+        "lines": ledger_statement(organization=org, month=month),
+        "month": month,
+        "previous_month": month_before(month) if first is not None and first < month else None,
+        "next_month": month_after(month) if month < this_month else None,
         "topups": topups_for_organization(organization=org)[:20],
         "topup_form": forms.get("topup_form") or TopUpForm(),
         "redeem_form": forms.get("redeem_form") or RedeemForm(),

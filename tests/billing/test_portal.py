@@ -61,9 +61,11 @@ def test_the_page_shows_balance_and_every_entry_with_charges_per_day(
     wallet_adjust(
         organization=org, amount=20_000_000, reason="welcome credit", created_by=admin_user
     )
-    yesterday = timezone.now() - dt.timedelta(days=1)
+    now = timezone.now()
+    # Another day of this month (the page shows one month at a time).
+    other_day = now + dt.timedelta(days=-1 if now.day > 1 else 1)
     for n in range(3):
-        _charge(org, f"old{n}", 100_000, when=yesterday)
+        _charge(org, f"old{n}", 100_000, when=other_day)
     for n in range(2):
         _charge(org, f"new{n}", 250_000)
 
@@ -173,3 +175,26 @@ def test_the_return_page_shows_the_state_of_ones_own_topup(
 
     assert "Confirming your payment" in pending.content.decode()
     assert "Payment canceled" in canceled.content.decode()
+
+
+def test_the_ledger_is_browsed_by_month_and_keeps_every_entry(
+    owner_client: Client, org: Organization, admin_user: User
+) -> None:
+    old = wallet_adjust(
+        organization=org, amount=7_000_000, reason="long ago", created_by=admin_user
+    )
+    LedgerEntry.objects.filter(pk=old.pk).update(
+        created_at=dt.datetime(2025, 3, 15, 12, tzinfo=dt.UTC)
+    )
+    wallet_adjust(organization=org, amount=1_000_000, reason="this month", created_by=admin_user)
+
+    now = owner_client.get("/dashboard/billing/").content.decode()
+    march = owner_client.get("/dashboard/billing/?month=2025-03").content.decode()
+    before = owner_client.get("/dashboard/billing/?month=2025-02").content.decode()
+
+    assert "this month" in now and "long ago" not in now
+    assert 'href="?month=' in now and 'rel="prev"' in now and 'rel="next"' not in now
+    assert "long ago" in march and "this month" not in march and "?month=2025-04" in march
+    assert 'rel="prev"' not in march  # nothing older
+    assert "No entries this month." in before
+    assert owner_client.get("/dashboard/billing/?month=nonsense").status_code == 200
