@@ -15,4 +15,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),
     path("", include("logs.urls")),
+    # billing: portal page, provider webhooks, return page
+    path("", include("billing.urls")),
 ]
