@@ -2,9 +2,28 @@
 
 from django.urls import path
 
-from accounts.api import ApiRootView, KeyListView
+from accounts.api import (
+    ApiRootView,
+    KeyDetailView,
+    KeyListView,
+    KeyRotateView,
+    MemberDetailView,
+    MemberListView,
+    OrganizationDetailView,
+    OrganizationListView,
+)
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
     path("keys", KeyListView.as_view(), name="api-keys"),
+    path("keys/<int:key_id>", KeyDetailView.as_view(), name="api-key"),
+    path("keys/<int:key_id>/rotate", KeyRotateView.as_view(), name="api-key-rotate"),
+    path("organizations", OrganizationListView.as_view(), name="api-organizations"),
+    path("organizations/<int:org_id>", OrganizationDetailView.as_view(), name="api-organization"),
+    path("organizations/<int:org_id>/members", MemberListView.as_view(), name="api-org-members"),
+    path(
+        "organizations/<int:org_id>/members/<int:user_id>",
+        MemberDetailView.as_view(),
+        name="api-org-member",
+    ),
 ]
