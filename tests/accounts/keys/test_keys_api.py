@@ -234,9 +234,7 @@ def test_it_refuses_to_change_or_rotate_a_revoked_key(
     assert _post(api, f"/api/v1/keys/{key.pk}/rotate").status_code == 400
 
 
-def test_it_hides_other_organizations_keys(
-    api: Client, stranger: User, make_key: MakeKey
-) -> None:
+def test_it_hides_other_organizations_keys(api: Client, stranger: User, make_key: MakeKey) -> None:
     theirs, _ = make_key(stranger)
 
     for response in (
