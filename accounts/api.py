@@ -240,8 +240,9 @@ class OrganizationDetailView(APIView):
         roles = {membership.organization_id: membership.role}
         return OrganizationSerializer(membership.organization, context={"roles": roles}).data
 
-    @extend_schema(summary="Get an organization", responses=OrganizationSerializer,
-                   tags=["organizations"])  # fmt: skip
+    @extend_schema(
+        summary="Get an organization", responses=OrganizationSerializer, tags=["organizations"]
+    )
     def get(self, request: Request, org_id: int) -> Response:
         return Response(self._body(request))
 

@@ -130,8 +130,9 @@ def org_invite(request: HttpRequest) -> HttpResponse:
 @require_POST
 def org_invitation_revoke(request: HttpRequest, invitation_id: int) -> HttpResponse:
     org = _membership(request).organization
-    invitation_revoke(invitation=get_object_or_404(invitations_pending(organization=org),
-                                                   pk=invitation_id))  # fmt: skip
+    invitation_revoke(
+        invitation=get_object_or_404(invitations_pending(organization=org), pk=invitation_id)
+    )
     messages.success(request, _("Invitation withdrawn."))
     return redirect("portal-org")
 

@@ -254,8 +254,9 @@ def test_a_management_key_manages_keys_of_its_organization(
     _, manage = make_key(verified, scopes=["manage"])
     auth = {"authorization": f"Bearer {manage}"}
 
-    created = client.post("/api/v1/keys", {"name": "by-key"}, content_type="application/json",
-                          headers=auth)  # fmt: skip
+    created = client.post(
+        "/api/v1/keys", {"name": "by-key"}, content_type="application/json", headers=auth
+    )
 
     assert created.status_code == 201
     rotated = client.post(f"/api/v1/keys/{created.json()['id']}/rotate", headers=auth)
