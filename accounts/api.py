@@ -42,6 +42,7 @@ from accounts.serializers import (
 )
 from accounts.services import (
     invitation_create,
+    invitation_revoke,
     key_create,
     key_delete,
     key_rotate,
@@ -365,4 +366,22 @@ class MemberDetailView(APIView):
             )
         except AccountsError as exc:
             _refuse(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationDetailView(APIView):
+    permission_classes = (IsAuthenticated, OrgIdCapability)
+    required_capability = Capability.MANAGE_MEMBERS
+
+    @extend_schema(
+        summary="Withdraw a pending invitation",
+        description="Its link stops working.",
+        responses={204: OpenApiResponse(description="withdrawn")},
+        tags=["members"],
+    )
+    def delete(self, request: Request, org_id: int, invitation_id: int) -> Response:
+        org = request.organization  # type: ignore[attr-defined]
+        invitation_revoke(
+            invitation=get_object_or_404(invitations_pending(organization=org), pk=invitation_id)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)

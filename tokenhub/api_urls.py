@@ -4,6 +4,7 @@ from django.urls import path
 
 from accounts.api import (
     ApiRootView,
+    InvitationDetailView,
     KeyDetailView,
     KeyListView,
     KeyRotateView,
@@ -25,5 +26,10 @@ urlpatterns = [
         "organizations/<int:org_id>/members/<int:user_id>",
         MemberDetailView.as_view(),
         name="api-org-member",
+    ),
+    path(
+        "organizations/<int:org_id>/invitations/<int:invitation_id>",
+        InvitationDetailView.as_view(),
+        name="api-org-invitation",
     ),
 ]

@@ -55,7 +55,14 @@ async def authenticate(request: Request) -> KeyInfo:
     if not looks_like_key(secret):
         raise unauthorized()
     await _honour_key_changes()
-    key = await catalog.key(hash_secret(secret))
+    seen = _seen_epoch
+    key_hash = hash_secret(secret)
+    key = await catalog.key(key_hash)
+    if _seen_epoch != seen:
+        # A key change was noticed while this lookup waited on the database: what it read
+        # (and cached) may predate the change.
+        catalog.clear()
+        key = await catalog.key(key_hash)
     if key is None:
         raise unauthorized()
     if "relay" not in key.scopes:

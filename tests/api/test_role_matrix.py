@@ -15,7 +15,7 @@ import pytest
 from django.test import Client
 
 from accounts.models import ApiKey, Invitation, Membership, Organization, User
-from accounts.services import key_create, organization_create, user_create
+from accounts.services import invitation_create, key_create, organization_create, user_create
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
@@ -29,6 +29,7 @@ class Team:
     owner_key: ApiKey  # made by the owner: only owners and admins reach it
     member_key: ApiKey  # made by the member: they reach their own
     victim: User  # a plain member that role changes and removals aim at
+    invitation: Invitation  # a pending one
 
 
 @pytest.fixture
@@ -43,7 +44,11 @@ def team(db: None) -> Team:
     Membership.objects.create(user=users["victim"], organization=org, role="member")
     owner_key, _ = key_create(organization=org, created_by=users["owner"], name="owner's")
     member_key, _ = key_create(organization=org, created_by=users["member"], name="member's")
-    return Team(org, users, owner_key, member_key, users["victim"])
+    invitation, _ = invitation_create(
+        actor=Membership.objects.get(user=users["owner"], organization=org),
+        email="pending@example.com",
+    )
+    return Team(org, users, owner_key, member_key, users["victim"], invitation)
 
 
 @dataclass
@@ -82,7 +87,7 @@ def _org_renamed(t: Team) -> bool:
 
 
 def _invited(t: Team) -> bool:
-    return Invitation.objects.filter(organization=t.org).exists()
+    return Invitation.objects.filter(organization=t.org, email="new@example.com").exists()
 
 
 def _victim_role_changed(t: Team) -> bool:
@@ -177,6 +182,12 @@ ROWS = {
         _only(NO, owner=204, admin=204, stranger=HIDDEN),
         changed=_victim_removed,
     ),
+    "api withdraw invitation": Row(
+        "delete",
+        "/api/v1/organizations/{team}/invitations/{invitation}",
+        _only(NO, owner=204, admin=204, stranger=HIDDEN),
+        changed=lambda t: Invitation.objects.get(pk=t.invitation.pk).revoked_at is not None,
+    ),
     # --- portal
     "portal keys": Row("get", "/dashboard/keys/", _only(OK, billing=NO), json=False),
     "portal create key": Row(
@@ -241,6 +252,13 @@ ROWS = {
         json=False,
         changed=_invited,
     ),
+    "portal withdraw invitation": Row(
+        "post",
+        "/dashboard/org/invitations/{invitation}/revoke",
+        _only(NO, owner=302, admin=302, stranger=HIDDEN),
+        json=False,
+        changed=lambda t: Invitation.objects.get(pk=t.invitation.pk).revoked_at is not None,
+    ),
     "portal change role": Row(
         "post",
         "/dashboard/org/members/{victim}/role",
@@ -278,6 +296,7 @@ def test_role_matrix(team: Team, name: str, caller: str) -> None:
         owner_key=team.owner_key.pk,
         member_key=team.member_key.pk,
         victim=team.victim.pk,
+        invitation=team.invitation.pk,
     )
     client = _client_for(team, caller)
     call = getattr(client, row.method)
@@ -317,6 +336,7 @@ def test_anonymous_callers_are_refused_everywhere(team: Team) -> None:
             owner_key=team.owner_key.pk,
             member_key=team.member_key.pk,
             victim=team.victim.pk,
+            invitation=team.invitation.pk,
         )
         response = getattr(client, row.method)(path)
         expected = (401,) if row.json else (302,)
