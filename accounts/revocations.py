@@ -4,12 +4,13 @@ Key services bump the epoch after their transaction commits (rotate, revoke, dis
 delete, any settings change). The relay compares it with the epoch its key cache was
 filled under and empties the cache when they differ, so an old secret stops working on
 the very next request instead of when the cache entry ages out. With Redis the epoch is a
-shared counter (one GET per relayed request); in embedded mode (no Redis, one server
-process) it is a counter in this process.
+shared random value replaced on every change (one GET per relayed request); in embedded
+mode (no Redis, one server process) it is a counter in this process.
 """
 
 from __future__ import annotations
 
+import secrets
 import threading
 from functools import lru_cache
 from typing import Any
@@ -39,7 +40,9 @@ def _bump() -> None:
     with _lock:
         _local_epoch += 1
     if settings.REDIS_URL:
-        _sync_redis(settings.REDIS_URL).incr(REDIS_EPOCH_KEY)
+        # A fresh random value rather than a counter: a Redis restart that lost the key
+        # cannot bring back a value some process already saw.
+        _sync_redis(settings.REDIS_URL).set(REDIS_EPOCH_KEY, secrets.token_hex(8))
 
 
 def key_change_publish() -> None:

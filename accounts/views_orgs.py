@@ -48,7 +48,7 @@ def org_page(request: HttpRequest) -> HttpResponse:
     org = membership.organization
     can_manage = role_allows(membership.role, Capability.MANAGE_MEMBERS)
     context = {
-        "section": "settings",
+        "section": "organization",
         "membership": membership,
         "organization": org,
         "memberships": memberships_of(user=cast(User, request.user)),

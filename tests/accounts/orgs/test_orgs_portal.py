@@ -98,3 +98,18 @@ def test_a_member_leaves_a_team_from_the_portal(
     # The last owner stays.
     client.post("/dashboard/org/leave")
     assert Membership.objects.filter(user=owner, organization=team, role="owner").exists()
+
+
+def test_the_sidebar_switcher_lists_my_organizations_and_marks_the_active_one(
+    client: Client, owner: User
+) -> None:
+    client.force_login(owner)
+    client.post("/dashboard/org/create", {"name": "Acme"})
+    team = Organization.objects.get(name="Acme")
+
+    html = client.get("/dashboard/keys/").content.decode()
+
+    switcher = html.split('class="org-switcher"', 1)[1].split("</form>", 1)[0]
+    assert f'value="{team.pk}" selected' in switcher
+    assert "owner@example.com" in switcher
+    assert 'name="next" value="/dashboard/keys/"' in switcher
