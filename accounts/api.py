@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts import api_schema  # noqa: F401  (registers the key's OpenAPI security scheme)
 from accounts.access import Capability
 from accounts.api_permissions import OrgCapability, OrgIdCapability
 from accounts.exceptions import AccountsError, RoleNotAllowed
@@ -100,6 +101,7 @@ class _KeyView(APIView):
 class KeyListView(_KeyView):
     @extend_schema(
         summary="List keys",
+        operation_id="keys_list",
         description="Keys of the active organization: all of them for owners and admins, "
         "only your own for members.",
         responses=_list_of(ApiKeySerializer, "ApiKeyList"),
@@ -196,6 +198,7 @@ class KeyRotateView(_KeyView):
 class OrganizationListView(APIView):
     @extend_schema(
         summary="List my organizations",
+        operation_id="organizations_list",
         description="With a management key: only the key's organization.",
         responses=_list_of(OrganizationSerializer, "OrganizationList"),
         tags=["organizations"],

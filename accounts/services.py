@@ -366,7 +366,8 @@ def invitation_revoke(*, invitation: Invitation) -> None:
 
 def invitation_accept(*, token: str, user: User) -> Membership:
     """Join the invitation's organization. Single use: the invitation row is locked, and
-    only a pending invitation addressed to the user's email (case-insensitive) succeeds."""
+    only a pending invitation addressed to the user's verified email (case-insensitive)
+    succeeds."""
     with transaction.atomic():
         invitation = (
             Invitation.objects.select_for_update()
@@ -380,6 +381,9 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             raise InvitationInvalid(
                 "this invitation was sent to another email address; sign in with that one"
             )
+        if not user.email_verified:
+            # Whoever holds the link must also have proved they own the address.
+            raise InvitationInvalid("verify your email address, then open the link again")
         membership, _ = Membership.objects.get_or_create(
             user=user, organization=invitation.organization, defaults={"role": invitation.role}
         )

@@ -259,4 +259,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "KeyStatusEnum": "accounts.models.ApiKey.Status",
+        "KeyStatusChangeEnum": [("active", "active"), ("disabled", "disabled")],
+    },
 }

@@ -109,12 +109,14 @@ def test_an_invitation_is_emailed_stored_hashed_and_accepted_once(
     assert invitation.token_hash == hash_secret(token)
     assert token not in str(Invitation.objects.values_list())
 
-    newcomer = user_create(email="NEW.person@example.com", password="pw-123456789")
+    newcomer = user_create(
+        email="NEW.person@example.com", password="pw-123456789", email_verified=True
+    )
     accepted = _as(Client(), newcomer).post(f"/invitations/{token}/")
     assert accepted.status_code == 302
     assert Membership.objects.get(user=newcomer, organization=team).role == "admin"
 
-    again = user_create(email="other@example.com", password="pw-123456789")
+    again = user_create(email="other@example.com", password="pw-123456789", email_verified=True)
     assert _as(Client(), again).post(f"/invitations/{token}/").status_code == 404
     assert not Membership.objects.filter(user=again, organization=team).exists()
 
@@ -247,3 +249,21 @@ def test_nobody_leaves_or_is_invited_into_a_personal_organization(
     _as(client, owner)
     assert client.delete(f"/api/v1/organizations/{org.pk}/members/{owner.pk}").status_code == 400
     assert _invite(client, org, "friend@example.com").status_code == 400
+
+
+def test_an_unverified_address_cannot_accept_until_verified(
+    client: Client, people: dict[str, User], team: Organization
+) -> None:
+    _invite(_as(client, people["owner"]), team, "late@example.com")
+    Invitation.objects.update(token_hash=hash_secret("tok"))
+    late = user_create(email="late@example.com", password="pw-123456789")
+    guest = _as(Client(), late)
+
+    page = guest.post("/invitations/tok/", follow=True)
+    assert "verify your email address" in page.content.decode()
+    assert not Membership.objects.filter(user=late, organization=team).exists()
+
+    late.email_verified = True
+    late.save(update_fields=["email_verified"])
+    assert guest.post("/invitations/tok/").status_code == 302
+    assert Membership.objects.get(user=late, organization=team).role == "member"

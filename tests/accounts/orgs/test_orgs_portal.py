@@ -32,7 +32,7 @@ def test_a_team_is_created_invited_into_and_joined(
     assert link
     path = link.group(0).split("://", 1)[1].split("/", 1)[1]
 
-    friend = user_create(email="friend@example.com", password="pw-123456789")
+    friend = user_create(email="friend@example.com", password="pw-123456789", email_verified=True)
     guest = Client()
     guest.force_login(friend)
     shown = guest.get("/" + path)
