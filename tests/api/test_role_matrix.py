@@ -149,6 +149,9 @@ ROWS = {
     ),
     # --- /api/v1/organizations
     "api list orgs": Row("get", "/api/v1/organizations", ALL),
+    "api create org": Row(
+        "post", "/api/v1/organizations", dict.fromkeys(CALLERS, 201), {"name": "Side project"}
+    ),
     "api get org": Row("get", "/api/v1/organizations/{team}", _only(OK, stranger=HIDDEN)),
     "api rename org": Row(
         "patch",
@@ -233,6 +236,13 @@ ROWS = {
         _only(302, member=HIDDEN, billing=NO, stranger=HIDDEN),
         json=False,
         changed=_key_gone("owner_key"),
+    ),
+    "portal create org": Row(
+        "post",
+        "/dashboard/org/create",
+        dict.fromkeys(CALLERS, 302),
+        {"name": "Side project"},
+        json=False,
     ),
     "portal org": Row("get", "/dashboard/org/", ALL, json=False),
     # The stranger acts in their own organization: 302 there, nothing changes in the team.
