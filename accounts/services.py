@@ -152,18 +152,8 @@ def key_set_status(*, key: ApiKey, status: str) -> ApiKey:
 
 # --- Key management (dashboard and /api/v1/keys) ------------------------------------------
 
+# "Not given" for key_update, distinct from None (which clears a limit).
 _UNSET: Any = object()
-# Settings a caller may change; counters (spent, held, period_spent) belong to the relay.
-_KEY_SETTINGS = (
-    "name",
-    "expires_at",
-    "allowed_models",
-    "allowed_ips",
-    "spend_limit",
-    "rpm_limit",
-    "tpm_limit",
-    "pricing_group",
-)
 
 
 def key_update(
