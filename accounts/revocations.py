@@ -1,27 +1,43 @@
-"""The key-change epoch: how every relay process learns at once that a key changed.
+"""Key changes reach every relay process before the change's request returns.
 
-Key services bump the epoch after their transaction commits (rotate, revoke, disable,
-delete, any settings change). The relay compares it with the epoch its key cache was
-filled under and empties the cache when they differ, so an old secret stops working on
-the very next request instead of when the cache entry ages out. With Redis the epoch is a
-shared random value replaced on every change (one GET per relayed request); in embedded
-mode (no Redis, one server process) it is a counter in this process.
+The relay keeps key lookups for up to RELAY_KEY_CACHE_SECONDS. Key services publish every
+change (rotate, revoke, disable, delete, settings) after their transaction commits:
+
+- with Redis, on the pub/sub channel `th:keys:changes`; each relay process's listener
+  empties its key cache and acknowledges on a list named after the change, and the publisher
+  waits (at most KEY_CHANGE_ACK_SECONDS) for as many acknowledgements as Redis delivered
+  messages. The hot path reads nothing per request;
+- without Redis (embedded mode: one server process), by bumping a counter in this process
+  that the relay compares on each request.
+
+A listener that is not subscribed (Redis restarting, a stuck process) is covered by the
+cache lifetime: the change then holds within a second instead of at once.
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
+import time
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 
-REDIS_EPOCH_KEY = "th:keys:epoch"
+log = logging.getLogger(__name__)
+
+KEY_CHANGES_CHANNEL = "th:keys:changes"
+KEY_CHANGE_ACK_SECONDS = 0.5
 
 _local_epoch = 0
 _lock = threading.Lock()
+
+
+def ack_list(change: str) -> str:
+    """The Redis list a relay process pushes to once it has forgotten its cached keys."""
+    return f"th:keys:ack:{change}"
 
 
 @lru_cache(maxsize=4)
@@ -35,16 +51,34 @@ def local_epoch() -> int:
     return _local_epoch
 
 
-def _bump() -> None:
+def _publish() -> None:
     global _local_epoch
     with _lock:
         _local_epoch += 1
-    if settings.REDIS_URL:
-        # A fresh random value rather than a counter: a Redis restart that lost the key
-        # cannot bring back a value some process already saw.
-        _sync_redis(settings.REDIS_URL).set(REDIS_EPOCH_KEY, secrets.token_hex(8))
+    if not settings.REDIS_URL:
+        return
+    client = _sync_redis(settings.REDIS_URL)
+    change = secrets.token_hex(8)
+    receivers = int(client.publish(KEY_CHANGES_CHANNEL, change))
+    deadline = time.monotonic() + KEY_CHANGE_ACK_SECONDS
+    acked = 0
+    while acked < receivers:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0 or client.blpop([ack_list(change)], timeout=remaining) is None:
+            log.warning(
+                "key change acknowledged by %d of %d relay listeners; the rest follow within "
+                "RELAY_KEY_CACHE_SECONDS",
+                acked,
+                receivers,
+            )
+            break
+        acked += 1
+    client.delete(ack_list(change))
 
 
 def key_change_publish() -> None:
-    """Tell every relay process, once the current transaction commits, to drop cached keys."""
-    transaction.on_commit(_bump)
+    """Once the current transaction commits, make every relay process forget cached keys.
+
+    Returns (from the commit) after every listening relay process has done so.
+    """
+    transaction.on_commit(_publish)
