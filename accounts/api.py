@@ -1,38 +1,390 @@
-"""Management API views for accounts (thin: selectors and services do the work)."""
+"""Management API views for accounts (thin: selectors and services do the work).
+
+Keys act in the caller's active organization (a session's switcher choice, or a management
+key's own organization); organizations and members are addressed by id in the URL.
+"""
 
 from __future__ import annotations
 
+from typing import Any, NoReturn, cast
+
+from django.db.models import QuerySet
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from rest_framework.permissions import AllowAny
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import exceptions, serializers, status
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import ApiKey
-from accounts.selectors import keys_for_organization, organization_personal
-from accounts.serializers import ApiKeySerializer
+from accounts import api_schema  # noqa: F401  (registers the key's OpenAPI security scheme)
+from accounts.access import Capability
+from accounts.api_permissions import OrgCapability, OrgIdCapability
+from accounts.exceptions import AccountsError, RoleNotAllowed
+from accounts.models import ApiKey, Membership, User
+from accounts.selectors import (
+    invitations_pending,
+    keys_visible_to,
+    members_of,
+    memberships_of,
+    user_can_create_keys,
+)
+from accounts.serializers import (
+    ApiKeySerializer,
+    ApiKeyWithSecretSerializer,
+    ApiKeyWriteSerializer,
+    InvitationSerializer,
+    InviteSerializer,
+    MemberSerializer,
+    OrganizationSerializer,
+    OrganizationWriteSerializer,
+    RoleSerializer,
+)
+from accounts.services import (
+    invitation_create,
+    invitation_revoke,
+    key_create,
+    key_delete,
+    key_rotate,
+    key_update,
+    membership_remove,
+    membership_set_role,
+    organization_create,
+    organization_rename,
+)
+
+
+def _refuse(exc: AccountsError) -> NoReturn:
+    """A domain error as the API answers it: 403 for role rules, 400 for everything else."""
+    if isinstance(exc, RoleNotAllowed):
+        raise exceptions.PermissionDenied(str(exc)) from exc
+    raise exceptions.ValidationError({"detail": str(exc)}) from exc
+
+
+def _list_of(serializer: type[serializers.BaseSerializer[Any]], name: str) -> Any:
+    return inline_serializer(name=name, fields={"data": serializer(many=True)})
 
 
 class ApiRootView(APIView):
     permission_classes = (AllowAny,)
 
+    @extend_schema(exclude=True)
     def get(self, request: Request) -> Response:
         return Response(
             {
                 "name": "TokenHub management API",
                 "version": "v1",
-                "endpoints": {"keys": request.build_absolute_uri(reverse("api-keys"))},
+                "endpoints": {
+                    "keys": request.build_absolute_uri(reverse("api-keys")),
+                    "organizations": request.build_absolute_uri(reverse("api-organizations")),
+                    "schema": request.build_absolute_uri(reverse("api-schema")),
+                },
             }
         )
 
 
-class KeyListView(APIView):
+# --- Keys -----------------------------------------------------------------------------------
+
+
+class _KeyView(APIView):
+    permission_classes = (IsAuthenticated, OrgCapability)
+    required_capability = Capability.USE_KEYS
+
+    def visible_keys(self, request: Request) -> QuerySet[ApiKey]:
+        return keys_visible_to(membership=cast(Membership, request.membership))  # type: ignore[attr-defined]
+
+    def key(self, request: Request, key_id: int) -> ApiKey:
+        return get_object_or_404(self.visible_keys(request), pk=key_id)
+
+
+class KeyListView(_KeyView):
+    @extend_schema(
+        summary="List keys",
+        operation_id="keys_list",
+        description="Keys of the active organization: all of them for owners and admins, "
+        "only your own for members.",
+        responses=_list_of(ApiKeySerializer, "ApiKeyList"),
+        tags=["keys"],
+    )
     def get(self, request: Request) -> Response:
-        # A key acts within its own organization; a session within the personal one
-        # (until organization switching arrives with the dashboard).
-        if isinstance(request.auth, ApiKey):
-            org = request.auth.organization
-        else:
-            org = organization_personal(user=request.user)  # type: ignore[arg-type]
-        keys = keys_for_organization(organization=org)
+        keys = self.visible_keys(request)
         return Response({"data": ApiKeySerializer(keys, many=True).data})
+
+    @extend_schema(
+        summary="Create a key",
+        description="Returns the secret once, in `secret`. Needs a verified email address.",
+        request=ApiKeyWriteSerializer,
+        responses={201: ApiKeyWithSecretSerializer},
+        tags=["keys"],
+    )
+    def post(self, request: Request) -> Response:
+        user = cast(User, request.user)
+        if not user_can_create_keys(user=user):
+            raise exceptions.PermissionDenied("verify your email address before creating keys")
+        form = ApiKeyWriteSerializer(data=request.data, context={"request": request})
+        form.is_valid(raise_exception=True)
+        settings = dict(form.validated_data)
+        settings.pop("status", None)
+        try:
+            key, secret = key_create(
+                organization=request.organization,  # type: ignore[attr-defined]
+                created_by=user,
+                **settings,
+            )
+        except AccountsError as exc:
+            _refuse(exc)
+        body = ApiKeyWithSecretSerializer(key, context={"secret": secret}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class KeyDetailView(_KeyView):
+    @extend_schema(summary="Get a key", responses=ApiKeySerializer, tags=["keys"])
+    def get(self, request: Request, key_id: int) -> Response:
+        return Response(ApiKeySerializer(self.key(request, key_id)).data)
+
+    @extend_schema(
+        summary="Change a key's settings",
+        description="Only the fields sent change. `status` disables or enables the key; "
+        "the relay honours every change from the next request on.",
+        request=ApiKeyWriteSerializer,
+        responses=ApiKeySerializer,
+        tags=["keys"],
+    )
+    def patch(self, request: Request, key_id: int) -> Response:
+        key = self.key(request, key_id)
+        form = ApiKeyWriteSerializer(data=request.data, partial=True, context={"request": request})
+        form.is_valid(raise_exception=True)
+        changes = dict(form.validated_data)
+        if "scopes" in changes:
+            raise exceptions.ValidationError({"scopes": "scopes are fixed when a key is created"})
+        try:
+            key = key_update(key=key, **changes)
+        except AccountsError as exc:
+            _refuse(exc)
+        return Response(ApiKeySerializer(key).data)
+
+    @extend_schema(
+        summary="Delete a key",
+        description="The key stops working at once.",
+        responses={204: None},
+        tags=["keys"],
+    )
+    def delete(self, request: Request, key_id: int) -> Response:
+        key_delete(key=self.key(request, key_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class KeyRotateView(_KeyView):
+    @extend_schema(
+        summary="Rotate a key",
+        description="A new secret with the same id and settings; the old secret stops "
+        "working at once. Returns the new secret once, in `secret`.",
+        request=None,
+        responses=ApiKeyWithSecretSerializer,
+        tags=["keys"],
+    )
+    def post(self, request: Request, key_id: int) -> Response:
+        try:
+            key, secret = key_rotate(key=self.key(request, key_id))
+        except AccountsError as exc:
+            _refuse(exc)
+        return Response(ApiKeyWithSecretSerializer(key, context={"secret": secret}).data)
+
+
+# --- Organizations and members --------------------------------------------------------------
+
+
+class OrganizationListView(APIView):
+    @extend_schema(
+        summary="List my organizations",
+        operation_id="organizations_list",
+        description="With a management key: only the key's organization.",
+        responses=_list_of(OrganizationSerializer, "OrganizationList"),
+        tags=["organizations"],
+    )
+    def get(self, request: Request) -> Response:
+        memberships = memberships_of(user=cast(User, request.user))
+        if isinstance(request.auth, ApiKey):
+            memberships = memberships.filter(organization_id=request.auth.organization_id)
+        roles = {m.organization_id: m.role for m in memberships}
+        orgs = [m.organization for m in memberships]
+        data = OrganizationSerializer(orgs, many=True, context={"roles": roles}).data
+        return Response({"data": data})
+
+    @extend_schema(
+        summary="Create a team organization",
+        description="You become its owner; it starts with an empty wallet.",
+        request=OrganizationWriteSerializer,
+        responses={201: OrganizationSerializer},
+        tags=["organizations"],
+    )
+    def post(self, request: Request) -> Response:
+        form = OrganizationWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            org = organization_create(
+                name=form.validated_data["name"], owner=cast(User, request.user)
+            )
+        except AccountsError as exc:
+            _refuse(exc)
+        body = OrganizationSerializer(org, context={"roles": {org.pk: Membership.Role.OWNER}})
+        return Response(body.data, status=status.HTTP_201_CREATED)
+
+
+class OrganizationDetailView(APIView):
+    permission_classes = (IsAuthenticated, OrgIdCapability)
+
+    @property
+    def required_capability(self) -> Capability:
+        return Capability.MANAGE_ORG if self.request.method == "PATCH" else Capability.VIEW_ORG
+
+    def _body(self, request: Request) -> Any:
+        membership: Membership = request.membership  # type: ignore[attr-defined]
+        roles = {membership.organization_id: membership.role}
+        return OrganizationSerializer(membership.organization, context={"roles": roles}).data
+
+    @extend_schema(
+        summary="Get an organization", responses=OrganizationSerializer, tags=["organizations"]
+    )
+    def get(self, request: Request, org_id: int) -> Response:
+        return Response(self._body(request))
+
+    @extend_schema(
+        summary="Rename an organization (owners)",
+        request=OrganizationWriteSerializer,
+        responses=OrganizationSerializer,
+        tags=["organizations"],
+    )
+    def patch(self, request: Request, org_id: int) -> Response:
+        form = OrganizationWriteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            organization_rename(
+                organization=request.organization,  # type: ignore[attr-defined]
+                name=form.validated_data["name"],
+            )
+        except AccountsError as exc:
+            _refuse(exc)
+        return Response(self._body(request))
+
+
+class MemberListView(APIView):
+    """Members and pending invitations: owners and admins."""
+
+    permission_classes = (IsAuthenticated, OrgIdCapability)
+    required_capability = Capability.MANAGE_MEMBERS
+
+    @extend_schema(
+        summary="List members",
+        responses=inline_serializer(
+            name="MemberList",
+            fields={
+                "data": MemberSerializer(many=True),
+                "invitations": InvitationSerializer(many=True),
+            },
+        ),
+        tags=["members"],
+    )
+    def get(self, request: Request, org_id: int) -> Response:
+        org = request.organization  # type: ignore[attr-defined]
+        return Response(
+            {
+                "data": MemberSerializer(members_of(organization=org), many=True).data,
+                "invitations": InvitationSerializer(
+                    invitations_pending(organization=org), many=True
+                ).data,
+            }
+        )
+
+    @extend_schema(
+        summary="Invite a member by email",
+        description="Emails a single-use link valid for 7 days. Only owners invite owners.",
+        request=InviteSerializer,
+        responses={201: InvitationSerializer},
+        tags=["members"],
+    )
+    def post(self, request: Request, org_id: int) -> Response:
+        form = InviteSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            invitation, _ = invitation_create(
+                actor=request.membership,  # type: ignore[attr-defined]
+                email=form.validated_data["email"],
+                role=form.validated_data["role"],
+            )
+        except AccountsError as exc:
+            _refuse(exc)
+        return Response(InvitationSerializer(invitation).data, status=status.HTTP_201_CREATED)
+
+
+class MemberDetailView(APIView):
+    """One member: change the role (owners and admins) or remove; anyone may remove
+    themself (leave), except the last owner."""
+
+    permission_classes = (IsAuthenticated, OrgIdCapability)
+
+    @property
+    def required_capability(self) -> Capability:
+        leaving = self.request.method == "DELETE" and str(self.kwargs.get("user_id")) == str(
+            getattr(self.request.user, "pk", None)
+        )
+        return Capability.VIEW_ORG if leaving else Capability.MANAGE_MEMBERS
+
+    def member(self, request: Request, user_id: int) -> Membership:
+        org = request.organization  # type: ignore[attr-defined]
+        return get_object_or_404(members_of(organization=org), user_id=user_id)
+
+    @extend_schema(
+        summary="Change a member's role",
+        description="Only owners grant or take away the owner role; the last owner stays.",
+        request=RoleSerializer,
+        responses=MemberSerializer,
+        tags=["members"],
+    )
+    def patch(self, request: Request, org_id: int, user_id: int) -> Response:
+        form = RoleSerializer(data=request.data)
+        form.is_valid(raise_exception=True)
+        try:
+            member = membership_set_role(
+                actor=request.membership,  # type: ignore[attr-defined]
+                member=self.member(request, user_id),
+                role=form.validated_data["role"],
+            )
+        except AccountsError as exc:
+            _refuse(exc)
+        return Response(MemberSerializer(member).data)
+
+    @extend_schema(
+        summary="Remove a member, or leave",
+        description="Their keys in this organization are revoked.",
+        responses={204: OpenApiResponse(description="removed")},
+        tags=["members"],
+    )
+    def delete(self, request: Request, org_id: int, user_id: int) -> Response:
+        try:
+            membership_remove(
+                actor=request.membership,  # type: ignore[attr-defined]
+                member=self.member(request, user_id),
+            )
+        except AccountsError as exc:
+            _refuse(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class InvitationDetailView(APIView):
+    permission_classes = (IsAuthenticated, OrgIdCapability)
+    required_capability = Capability.MANAGE_MEMBERS
+
+    @extend_schema(
+        summary="Withdraw a pending invitation",
+        description="Its link stops working.",
+        responses={204: OpenApiResponse(description="withdrawn")},
+        tags=["members"],
+    )
+    def delete(self, request: Request, org_id: int, invitation_id: int) -> Response:
+        org = request.organization  # type: ignore[attr-defined]
+        invitation_revoke(
+            invitation=get_object_or_404(invitations_pending(organization=org), pk=invitation_id)
+        )
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from django.db.models import QuerySet
+from django.utils import timezone
 
-from accounts.models import ApiKey, Membership, Organization, User
+from accounts.access import Capability, role_allows
+from accounts.keysecrets import hash_secret
+from accounts.models import ApiKey, Invitation, Membership, Organization, User
 
 
 def organization_personal(*, user: User) -> Organization:
@@ -29,3 +32,49 @@ def operator_emails() -> list[str]:
               .exclude(email="").values_list("email", flat=True)}  # fmt: skip
     emails.update(email.lower() for _, email in settings.ADMINS)
     return sorted(emails)
+
+def user_can_create_keys(*, user: User) -> bool:
+    # Minimal until the sign-up work lands its own version (verified email required).
+    return bool(user.email_verified and user.is_active)
+
+
+def keys_visible_to(*, membership: Membership) -> QuerySet[ApiKey]:
+    """Keys the member may see and manage: every key of the organization for roles that
+    manage keys, otherwise only the ones the member created."""
+    keys = ApiKey.objects.filter(organization_id=membership.organization_id)
+    if not role_allows(membership.role, Capability.MANAGE_KEYS):
+        keys = keys.filter(created_by_id=membership.user_id)
+    return keys.select_related("created_by", "pricing_group").order_by("-created_at", "-pk")
+
+
+def memberships_of(*, user: User) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(user=user)
+        .select_related("organization")
+        .order_by("-organization__is_personal", "organization__name", "organization_id")
+    )
+
+
+def members_of(*, organization: Organization) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .order_by("created_at", "pk")
+    )
+
+
+def invitations_pending(*, organization: Organization) -> QuerySet[Invitation]:
+    return Invitation.objects.filter(
+        organization=organization,
+        accepted_at__isnull=True,
+        revoked_at__isnull=True,
+        expires_at__gt=timezone.now(),
+    ).order_by("-created_at")
+
+
+def invitation_by_token(*, token: str) -> Invitation | None:
+    return (
+        Invitation.objects.select_related("organization", "invited_by")
+        .filter(token_hash=hash_secret(token))
+        .first()
+    )

@@ -1,13 +1,24 @@
+"""Shapes of the /api/v1 accounts resources: keys, organizations, members, invitations."""
+
 from __future__ import annotations
 
-from typing import ClassVar
+import ipaddress
+from typing import Any, ClassVar
 
 from rest_framework import serializers
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, Invitation, Membership, Organization
+from billing.models import PricingGroup
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
+    pricing_group: serializers.SlugRelatedField[PricingGroup] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True
+    )
+    created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
+        slug_field="email", read_only=True
+    )
+
     class Meta:
         model = ApiKey
         fields: ClassVar = [
@@ -24,7 +35,141 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
             "spent",
             "rpm_limit",
             "tpm_limit",
+            "pricing_group",
+            "created_by",
             "last_used_at",
             "created_at",
         ]
         read_only_fields = fields
+
+
+class ApiKeyWithSecretSerializer(ApiKeySerializer):
+    secret = serializers.SerializerMethodField(
+        help_text="The full key. Shown in this response only; store it now."
+    )
+
+    class Meta(ApiKeySerializer.Meta):
+        fields: ClassVar = [*ApiKeySerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+    def get_secret(self, key: ApiKey) -> str:
+        return str(self.context["secret"])
+
+
+def _model_pattern(value: str) -> None:
+    value = value.strip()
+    if not value or any(c.isspace() for c in value):
+        raise serializers.ValidationError(
+            f"not a model name or pattern: {value!r} (wildcards like gpt-4o* are fine)"
+        )
+
+
+def _ip_network(value: str) -> None:
+    try:
+        ipaddress.ip_network(value.strip(), strict=False)
+    except ValueError:
+        raise serializers.ValidationError(f"not an IP address or CIDR network: {value!r}") from None
+
+
+class ApiKeyWriteSerializer(serializers.Serializer[Any]):
+    """Settings for POST (create) and PATCH (partial update) of a key; limits in micro-USD."""
+
+    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    scopes = serializers.ListField(
+        child=serializers.ChoiceField(choices=ApiKey.Scope.choices),
+        min_length=1,
+        required=False,
+        help_text="Create only. 'relay' calls models; 'manage' calls this API.",
+    )
+    status = serializers.ChoiceField(
+        choices=[ApiKey.Status.ACTIVE, ApiKey.Status.DISABLED],
+        required=False,
+        help_text="Update only: disable or enable the key.",
+    )
+    expires_at = serializers.DateTimeField(required=False, allow_null=True)
+    allowed_models = serializers.ListField(
+        child=serializers.CharField(max_length=200, validators=[_model_pattern]),
+        max_length=200,
+        required=False,
+        help_text="Model names or fnmatch patterns (gpt-4o*); empty allows every model.",
+    )
+    allowed_ips = serializers.ListField(
+        child=serializers.CharField(max_length=64, validators=[_ip_network]),
+        max_length=200,
+        required=False,
+        help_text="IP addresses or CIDR networks; empty allows every address.",
+    )
+    spend_limit = serializers.IntegerField(
+        min_value=0, required=False, allow_null=True, help_text="micro-USD; null for none"
+    )
+    spend_limit_period = serializers.ChoiceField(choices=ApiKey.LimitPeriod.choices, required=False)
+    rpm_limit = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, required=False, allow_null=True
+    )
+    tpm_limit = serializers.IntegerField(
+        min_value=1, max_value=2**31 - 1, required=False, allow_null=True
+    )
+    pricing_group = serializers.SlugRelatedField(
+        slug_field="name",
+        queryset=PricingGroup.objects.all(),
+        required=False,
+        allow_null=True,
+        help_text="Staff only.",
+    )
+
+    def validate_pricing_group(self, value: PricingGroup | None) -> PricingGroup | None:
+        request = self.context["request"]
+        if not request.user.is_staff:
+            raise serializers.ValidationError("only TokenHub staff can set a pricing group")
+        return value
+
+    def validate_allowed_models(self, value: list[str]) -> list[str]:
+        return [v.strip() for v in value]
+
+    def validate_allowed_ips(self, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(v.strip(), strict=False)) for v in value]
+
+
+class OrganizationSerializer(serializers.ModelSerializer[Organization]):
+    role = serializers.SerializerMethodField(help_text="The caller's role in it.")
+
+    class Meta:
+        model = Organization
+        fields: ClassVar = ["id", "name", "is_personal", "role", "created_at"]
+        read_only_fields = fields
+
+    def get_role(self, organization: Organization) -> str:
+        roles: dict[int, str] = self.context.get("roles", {})
+        return roles.get(organization.pk, "")
+
+
+class OrganizationWriteSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField(max_length=150)
+
+
+class MemberSerializer(serializers.ModelSerializer[Membership]):
+    user_id = serializers.IntegerField(read_only=True)
+    email = serializers.EmailField(source="user.email", read_only=True)
+    name = serializers.CharField(source="user.name", read_only=True)
+    joined_at = serializers.DateTimeField(source="created_at", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields: ClassVar = ["user_id", "email", "name", "role", "joined_at"]
+        read_only_fields = fields
+
+
+class InvitationSerializer(serializers.ModelSerializer[Invitation]):
+    class Meta:
+        model = Invitation
+        fields: ClassVar = ["id", "email", "role", "created_at", "expires_at"]
+        read_only_fields = fields
+
+
+class InviteSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField()
+    role = serializers.ChoiceField(choices=Membership.Role.choices, default="member")
+
+
+class RoleSerializer(serializers.Serializer[Any]):
+    role = serializers.ChoiceField(choices=Membership.Role.choices)

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import secrets
 from collections.abc import Sequence
+from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
+from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import F
+from django.template.loader import render_to_string
+from django.urls import reverse
 from django.utils import timezone
 
-from accounts.exceptions import EmailTaken, InvalidKeySettings
+from accounts.access import Capability, role_allows
+from accounts.exceptions import (
+    EmailTaken,
+    InvalidKeySettings,
+    InvitationInvalid,
+    MembershipRuleBroken,
+    RoleNotAllowed,
+)
 from accounts.keysecrets import display_prefix, generate_secret, hash_secret
-from accounts.models import ApiKey, Membership, Organization, User
+from accounts.models import ApiKey, Invitation, Membership, Organization, User
+from accounts.revocations import key_change_publish
 from billing.models import PricingGroup
 from billing.services import wallet_create
 
@@ -126,8 +141,306 @@ def key_create(
 
 
 def key_set_status(*, key: ApiKey, status: str) -> ApiKey:
+    """Enable, disable or revoke a key; the relay honours it from the next request on."""
     if status not in ApiKey.Status.values:
         raise InvalidKeySettings(f"unknown key status {status!r}")
     key.status = status
     key.save(update_fields=["status"])
+    key_change_publish()
     return key
+
+
+# --- Key management (dashboard and /api/v1/keys) ------------------------------------------
+
+# "Not given" for key_update, distinct from None (which clears a limit).
+_UNSET: Any = object()
+
+
+def key_update(
+    *,
+    key: ApiKey,
+    name: str = _UNSET,
+    status: str = _UNSET,
+    expires_at: dt.datetime | None = _UNSET,
+    allowed_models: Sequence[str] = _UNSET,
+    allowed_ips: Sequence[str] = _UNSET,
+    spend_limit: int | None = _UNSET,
+    spend_limit_period: str = _UNSET,
+    rpm_limit: int | None = _UNSET,
+    tpm_limit: int | None = _UNSET,
+    pricing_group: PricingGroup | None = _UNSET,
+) -> ApiKey:
+    """Change the given settings of a key (others untouched); the relay honours the change
+    from the next request on. A revoked key cannot be changed. Never touches spend counters
+    except to re-base the period when the spend-limit period changes."""
+    if key.status == ApiKey.Status.REVOKED:
+        raise InvalidKeySettings("a revoked key cannot be changed")
+    fields: list[str] = []
+    if name is not _UNSET:
+        key.name = name.strip()[:100]
+        fields.append("name")
+    if status is not _UNSET:
+        if status not in (ApiKey.Status.ACTIVE, ApiKey.Status.DISABLED):
+            raise InvalidKeySettings("status must be 'active' or 'disabled' (delete to revoke)")
+        key.status = status
+        fields.append("status")
+    if expires_at is not _UNSET:
+        if expires_at is not None and expires_at <= timezone.now():
+            raise InvalidKeySettings("expiry must be in the future")
+        key.expires_at = expires_at
+        fields.append("expires_at")
+    if allowed_models is not _UNSET:
+        key.allowed_models = _validate_models(allowed_models)
+        fields.append("allowed_models")
+    if allowed_ips is not _UNSET:
+        key.allowed_ips = _validate_ips(allowed_ips)
+        fields.append("allowed_ips")
+    if spend_limit is not _UNSET:
+        if spend_limit is not None and spend_limit < 0:
+            raise InvalidKeySettings("spend limit cannot be negative")
+        key.spend_limit = spend_limit
+        fields.append("spend_limit")
+    for field_name, limit in (("rpm_limit", rpm_limit), ("tpm_limit", tpm_limit)):
+        if limit is not _UNSET:
+            if limit is not None and limit <= 0:
+                raise InvalidKeySettings("rate limits must be positive (null for no limit)")
+            setattr(key, field_name, limit)
+            fields.append(field_name)
+    if pricing_group is not _UNSET:
+        key.pricing_group = pricing_group
+        fields.append("pricing_group")
+    with transaction.atomic():
+        if fields:
+            key.save(update_fields=fields)
+        if spend_limit_period is not _UNSET and spend_limit_period != key.spend_limit_period:
+            if spend_limit_period not in ApiKey.LimitPeriod.values:
+                raise InvalidKeySettings(
+                    f"spend limit period must be among {ApiKey.LimitPeriod.values}"
+                )
+            # Total: the period is all time. Month: re-based by the next reservation.
+            rebase: dict[str, Any] = (
+                {"period_spent": F("spent")}
+                if spend_limit_period == ApiKey.LimitPeriod.TOTAL
+                else {"period_start": None}
+            )
+            ApiKey.objects.filter(pk=key.pk).update(spend_limit_period=spend_limit_period, **rebase)
+            key.refresh_from_db()
+        key_change_publish()
+    return key
+
+
+def key_rotate(*, key: ApiKey) -> tuple[ApiKey, str]:
+    """Give the key a new secret; settings, id and spend stay. The old secret stops working
+    on the next request (the hash it maps to no longer exists). Returns the new secret once."""
+    if key.status == ApiKey.Status.REVOKED:
+        raise InvalidKeySettings("a revoked key cannot be rotated")
+    secret = generate_secret()
+    with transaction.atomic():
+        key.prefix = display_prefix(secret)
+        key.key_hash = hash_secret(secret)
+        key.save(update_fields=["prefix", "key_hash"])
+        key_change_publish()
+    return key, secret
+
+
+def key_delete(*, key: ApiKey) -> None:
+    """Delete a key. Its request logs and ledger keep its plain id; holds lose the link."""
+    with transaction.atomic():
+        key.delete()
+        key_change_publish()
+
+
+# --- Organizations, memberships and invitations -------------------------------------------
+
+INVITATION_DAYS = 7
+_LAST_OWNER = "an organization needs an owner: make someone else owner first"
+
+
+def organization_create(*, name: str, owner: User) -> Organization:
+    """A team organization with OWNER as its owner and an empty wallet. Atomic."""
+    name = name.strip()
+    if not name:
+        raise MembershipRuleBroken("an organization needs a name")
+    with transaction.atomic():
+        org = Organization.objects.create(name=name[:150], is_personal=False)
+        Membership.objects.create(user=owner, organization=org, role=Membership.Role.OWNER)
+        wallet_create(organization=org)
+    return org
+
+
+def organization_rename(*, organization: Organization, name: str) -> Organization:
+    name = name.strip()
+    if not name:
+        raise MembershipRuleBroken("an organization needs a name")
+    organization.name = name[:150]
+    organization.save(update_fields=["name"])
+    return organization
+
+
+def _check_role_change(*, actor: Membership, role: str) -> None:
+    if role not in Membership.Role.values:
+        raise MembershipRuleBroken(f"role must be among {Membership.Role.values}")
+    if role == Membership.Role.OWNER and actor.role != Membership.Role.OWNER:
+        raise RoleNotAllowed("only an owner can make someone an owner")
+
+
+def _owner_count(organization_id: int) -> int:
+    return Membership.objects.filter(
+        organization_id=organization_id, role=Membership.Role.OWNER
+    ).count()
+
+
+def invitation_create(
+    *, actor: Membership, email: str, role: str = Membership.Role.MEMBER
+) -> tuple[Invitation, str]:
+    """Invite EMAIL into the actor's organization and email them the link (after commit).
+
+    Returns the invitation and its token (shown nowhere else; only its hash is stored).
+    Replaces any pending invitation for the same address.
+    """
+    organization = actor.organization
+    if organization.is_personal:
+        raise MembershipRuleBroken("create a team organization to invite people")
+    _check_role_change(actor=actor, role=role)
+    email = User.objects.normalize_email(email.strip()).lower()
+    if "@" not in email or len(email) > 254:
+        raise MembershipRuleBroken("a valid email address is required")
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise MembershipRuleBroken(f"{email} is already a member")
+    token = secrets.token_urlsafe(32)
+    now = timezone.now()
+    with transaction.atomic():
+        Invitation.objects.filter(
+            organization=organization,
+            email__iexact=email,
+            accepted_at__isnull=True,
+            revoked_at__isnull=True,
+        ).update(revoked_at=now)
+        invitation = Invitation.objects.create(
+            organization=organization,
+            email=email,
+            role=role,
+            token_hash=hash_secret(token),
+            invited_by=actor.user,
+            expires_at=now + dt.timedelta(days=INVITATION_DAYS),
+        )
+        transaction.on_commit(lambda: _invitation_send(invitation=invitation, token=token))
+    return invitation, token
+
+
+def _invitation_send(*, invitation: Invitation, token: str) -> None:
+    # Sent right after commit rather than from a Celery task, so that the token never sits
+    # in a broker queue; a failed send leaves an invitation the inviter can send again.
+    link = settings.SITE_URL.rstrip("/") + reverse("invitation-accept", args=[token])
+    inviter = invitation.invited_by.email if invitation.invited_by else "TokenHub"
+    context = {
+        "organization": invitation.organization.name,
+        "inviter": inviter,
+        "role": invitation.role,
+        "link": link,
+        "days": INVITATION_DAYS,
+    }
+    send_mail(
+        subject=render_to_string("accounts/email/invitation_subject.txt", context).strip(),
+        message=render_to_string("accounts/email/invitation_body.txt", context),
+        from_email=None,
+        recipient_list=[invitation.email],
+    )
+
+
+def invitation_revoke(*, invitation: Invitation) -> None:
+    Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True).update(
+        revoked_at=timezone.now()
+    )
+
+
+def invitation_accept(*, token: str, user: User) -> Membership:
+    """Join the invitation's organization. Single use: the invitation row is locked, and
+    only a pending invitation addressed to the user's verified email (case-insensitive)
+    succeeds."""
+    with transaction.atomic():
+        invitation = (
+            Invitation.objects.select_for_update()
+            .select_related("organization")
+            .filter(token_hash=hash_secret(token))
+            .first()
+        )
+        if invitation is None or not invitation.is_pending():
+            raise InvitationInvalid("this invitation is unknown, expired or already used")
+        if invitation.email.lower() != user.email.lower():
+            raise InvitationInvalid(
+                "this invitation was sent to another email address; sign in with that one"
+            )
+        if not user.email_verified:
+            # Whoever holds the link must also have proved they own the address.
+            raise InvitationInvalid("verify your email address, then open the link again")
+        membership, _ = Membership.objects.get_or_create(
+            user=user, organization=invitation.organization, defaults={"role": invitation.role}
+        )
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+    return membership
+
+
+def membership_set_role(*, actor: Membership, member: Membership, role: str) -> Membership:
+    """Change a member's role. Only owners grant or take away the owner role; an
+    organization always keeps at least one owner. Atomic."""
+    if actor.organization_id != member.organization_id:
+        raise RoleNotAllowed("not a member of this organization")
+    _check_role_change(actor=actor, role=role)
+    if member.role == Membership.Role.OWNER and actor.role != Membership.Role.OWNER:
+        raise RoleNotAllowed("only an owner can change an owner's role")
+    with transaction.atomic():
+        # Lock the organization's owners so two owners cannot demote each other at once.
+        list(
+            Membership.objects.select_for_update().filter(
+                organization_id=member.organization_id, role=Membership.Role.OWNER
+            )
+        )
+        member.refresh_from_db()
+        if (
+            member.role == Membership.Role.OWNER
+            and role != Membership.Role.OWNER
+            and _owner_count(member.organization_id) <= 1
+        ):
+            raise MembershipRuleBroken(_LAST_OWNER)
+        member.role = role
+        member.save(update_fields=["role"])
+    return member
+
+
+def membership_remove(*, actor: Membership, member: Membership) -> None:
+    """Remove MEMBER (or leave, when actor is member). Owners are removed only by owners;
+    the last owner cannot leave; nobody leaves their personal organization. The member's
+    keys in the organization are revoked. Atomic."""
+    if actor.organization_id != member.organization_id:
+        raise RoleNotAllowed("not a member of this organization")
+    leaving = actor.pk == member.pk
+    if not leaving and not role_allows(actor.role, Capability.MANAGE_MEMBERS):
+        raise RoleNotAllowed("your role in this organization does not allow this")
+    if not leaving and member.role == Membership.Role.OWNER and actor.role != Membership.Role.OWNER:
+        raise RoleNotAllowed("only an owner can remove an owner")
+    organization = member.organization
+    if organization.is_personal and member.role == Membership.Role.OWNER:
+        raise MembershipRuleBroken("nobody can leave their personal organization")
+    with transaction.atomic():
+        list(
+            Membership.objects.select_for_update().filter(
+                organization_id=member.organization_id, role=Membership.Role.OWNER
+            )
+        )
+        member.refresh_from_db()
+        if member.role == Membership.Role.OWNER and _owner_count(member.organization_id) <= 1:
+            raise MembershipRuleBroken(_LAST_OWNER)
+        # Keys act as their creator: once the creator is gone they must stop working.
+        revoked = (
+            ApiKey.objects.filter(
+                organization_id=member.organization_id, created_by_id=member.user_id
+            )
+            .exclude(status=ApiKey.Status.REVOKED)
+            .update(status=ApiKey.Status.REVOKED)
+        )
+        member.delete()
+        if revoked:
+            key_change_publish()

@@ -290,3 +290,24 @@ CELERY_BEAT_SCHEDULE |= {
         "schedule": _crontab(hour=3, minute=17),
     },
 }
+
+# --- OpenAPI schema of /api/v1 (drf-spectacular; Swagger UI assets from the sidecar) ----
+INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
+# (REST_FRAMEWORK is inferred as dict[str, list[str] | None] above; this one is a str.)
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"  # type: ignore[assignment]
+SPECTACULAR_SETTINGS = {
+    "TITLE": "TokenHub management API",
+    "DESCRIPTION": "Keys, organizations and members. Authenticate with a browser session "
+    "or `Authorization: Bearer sk-th-…` for a key with the `manage` scope.",
+    "VERSION": "v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "KeyStatusEnum": "accounts.models.ApiKey.Status",
+        "KeyStatusChangeEnum": [("active", "active"), ("disabled", "disabled")],
+    },
+}

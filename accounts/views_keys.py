@@ -1,0 +1,181 @@
+"""Portal pages for API keys: list, create (secret shown once), edit, rotate, disable, delete.
+
+Input is validated by the same serializer as `/api/v1/keys`, so both accept and refuse the
+same settings.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse, QueryDict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.access import Capability, capability_required
+from accounts.exceptions import AccountsError
+from accounts.models import ApiKey, Membership, User
+from accounts.selectors import keys_visible_to, user_can_create_keys
+from accounts.serializers import ApiKeyWriteSerializer
+from accounts.services import key_create, key_delete, key_rotate, key_update
+from billing.models import PricingGroup
+from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
+
+
+def _lines(raw: str) -> list[str]:
+    return [part.strip() for part in raw.replace(",", "\n").splitlines() if part.strip()]
+
+
+def _form_data(post: QueryDict, *, creating: bool) -> tuple[dict[str, Any], list[str]]:
+    """The portal form as the API serializer's input; errors the serializer cannot see."""
+    data: dict[str, Any] = {
+        "name": post.get("name", ""),
+        "allowed_models": _lines(post.get("allowed_models", "")),
+        "allowed_ips": _lines(post.get("allowed_ips", "")),
+        "spend_limit_period": post.get("spend_limit_period", ApiKey.LimitPeriod.TOTAL),
+        "expires_at": post.get("expires_at") or None,
+        "rpm_limit": post.get("rpm_limit") or None,
+        "tpm_limit": post.get("tpm_limit") or None,
+    }
+    errors = []
+    spend = post.get("spend_limit_usd", "").strip()
+    try:
+        data["spend_limit"] = usd_to_micros(spend) if spend else None
+    except InvalidAmount:
+        errors.append(_("The spend limit must be an amount in USD, like 25 or 2.50."))
+    if creating:
+        data["scopes"] = post.getlist("scopes") or [ApiKey.Scope.RELAY]
+    if "pricing_group" in post:  # the field is only rendered for staff
+        data["pricing_group"] = post.get("pricing_group") or None
+    return data, errors
+
+
+def _validated(request: HttpRequest, *, creating: bool) -> tuple[dict[str, Any] | None, list[str]]:
+    data, errors = _form_data(request.POST, creating=creating)
+    form = ApiKeyWriteSerializer(data=data, partial=not creating, context={"request": request})
+    if not form.is_valid():
+        for field, problems in form.errors.items():
+            for problem in problems if isinstance(problems, list) else [problems]:
+                errors.append(f"{field}: {problem}")
+    return (dict(form.validated_data) if not errors else None), errors
+
+
+def _page(request: HttpRequest, status: int = 200, **context: Any) -> HttpResponse:
+    membership = cast(Membership, request.membership)  # type: ignore[attr-defined]
+    keys = list(keys_visible_to(membership=membership))
+    for key in keys:
+        key.spent_usd = micros_to_usd(key.spent)  # type: ignore[attr-defined]
+    return render(
+        request,
+        "accounts/keys.html",
+        {
+            "section": "keys",
+            "keys": keys,
+            "can_create": user_can_create_keys(user=cast(User, request.user)),
+            "pricing_groups": PricingGroup.objects.order_by("name")
+            if request.user.is_staff
+            else None,
+            "periods": ApiKey.LimitPeriod.choices,
+            **context,
+        },
+        status=status,
+    )
+
+
+@capability_required(Capability.USE_KEYS)
+@require_http_methods(["GET", "POST"])
+def keys_page(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _page(request)
+    if not user_can_create_keys(user=cast(User, request.user)):
+        messages.error(request, _("Verify your email address before creating keys."))
+        return _page(request, status=403)
+    settings, errors = _validated(request, creating=True)
+    if settings is None:
+        return render_errors(request, errors)
+    try:
+        key, secret = key_create(
+            organization=request.organization,  # type: ignore[attr-defined]
+            created_by=cast(User, request.user),
+            **settings,
+        )
+    except AccountsError as exc:
+        return render_errors(request, [str(exc)])
+    # The secret is rendered into this response only; it is never stored or shown again.
+    response = _page(request, new_key=key, secret=secret)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def render_errors(request: HttpRequest, errors: list[str]) -> HttpResponse:
+    return _page(request, status=400, errors=errors, form=request.POST)
+
+
+def _key(request: HttpRequest, key_id: int) -> ApiKey:
+    membership = cast(Membership, request.membership)  # type: ignore[attr-defined]
+    return get_object_or_404(keys_visible_to(membership=membership), pk=key_id)
+
+
+@capability_required(Capability.USE_KEYS)
+@require_http_methods(["GET", "POST"])
+def key_edit(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = _key(request, key_id)
+    errors: list[str] = []
+    if request.method == "POST":
+        settings, errors = _validated(request, creating=False)
+        if settings is not None:
+            try:
+                key_update(key=key, **settings)
+            except AccountsError as exc:
+                errors = [str(exc)]
+            else:
+                messages.success(request, _("Key settings saved."))
+                return redirect("portal-keys")
+    context = {
+        "section": "keys",
+        "key": key,
+        "errors": errors,
+        "spend_limit_usd": micros_to_usd(key.spend_limit) if key.spend_limit is not None else "",
+        "periods": ApiKey.LimitPeriod.choices,
+        "pricing_groups": PricingGroup.objects.order_by("name") if request.user.is_staff else None,
+    }
+    return render(request, "accounts/key_edit.html", context, status=400 if errors else 200)
+
+
+@capability_required(Capability.USE_KEYS)
+@require_POST
+def key_status(request: HttpRequest, key_id: int) -> HttpResponse:
+    key = _key(request, key_id)
+    wanted = request.POST.get("status", "")
+    try:
+        key_update(key=key, status=wanted)
+    except AccountsError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(
+            request, _("Key enabled.") if wanted == ApiKey.Status.ACTIVE else _("Key disabled.")
+        )
+    return redirect("portal-keys")
+
+
+@capability_required(Capability.USE_KEYS)
+@require_POST
+def key_rotate_page(request: HttpRequest, key_id: int) -> HttpResponse:
+    try:
+        key, secret = key_rotate(key=_key(request, key_id))
+    except AccountsError as exc:
+        messages.error(request, str(exc))
+        return redirect("portal-keys")
+    response = _page(request, new_key=key, secret=secret, rotated=True)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@capability_required(Capability.USE_KEYS)
+@require_POST
+def key_delete_page(request: HttpRequest, key_id: int) -> HttpResponse:
+    key_delete(key=_key(request, key_id))
+    messages.success(request, _("Key deleted."))
+    return redirect("portal-keys")
