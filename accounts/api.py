@@ -78,6 +78,8 @@ class ApiRootView(APIView):
                 "endpoints": {
                     "keys": request.build_absolute_uri(reverse("api-keys")),
                     "organizations": request.build_absolute_uri(reverse("api-organizations")),
+                    "topups": request.build_absolute_uri(reverse("api-topups")),
+                    "redemptions": request.build_absolute_uri(reverse("api-redemptions")),
                     "schema": request.build_absolute_uri(reverse("api-schema")),
                 },
             }

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import cast
 
-from rest_framework import status
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -25,6 +26,12 @@ from billing.selectors import topups_for_organization
 from billing.serializers import RedemptionSerializer, TopUpCreateSerializer, TopUpSerializer
 from billing.topups import topup_create
 
+_ERROR = inline_serializer(name="BillingError", fields={"detail": serializers.CharField()})
+_REDEEMED = inline_serializer(
+    name="Redeemed",
+    fields={"amount_usd": serializers.CharField(), "balance_usd": serializers.CharField()},
+)
+
 
 def _org(request: Request) -> Organization:
     return cast(Organization, request.organization)  # type: ignore[attr-defined]
@@ -34,10 +41,25 @@ class TopUpListView(APIView):
     permission_classes = (OrgCapability,)
     required_capability = Capability.BILLING
 
+    @extend_schema(
+        summary="List the organization's recent top-ups",
+        responses=inline_serializer(name="TopUpList", fields={"data": TopUpSerializer(many=True)}),
+        tags=["billing"],
+    )
     def get(self, request: Request) -> Response:
         topups = topups_for_organization(organization=_org(request))[:100]
         return Response({"data": TopUpSerializer(topups, many=True).data})
 
+    @extend_schema(
+        summary="Start a top-up: a pending top-up and the provider's URL to pay at",
+        request=TopUpCreateSerializer,
+        responses={
+            201: TopUpSerializer,
+            400: OpenApiResponse(_ERROR, description="amount out of bounds or provider off"),
+            502: OpenApiResponse(_ERROR, description="the payment provider failed"),
+        },
+        tags=["billing"],
+    )
     def post(self, request: Request) -> Response:
         form = TopUpCreateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
@@ -59,6 +81,16 @@ class RedemptionView(APIView):
     permission_classes = (OrgCapability,)
     required_capability = Capability.VIEW_ORG
 
+    @extend_schema(
+        summary="Redeem a code into the organization's balance",
+        request=RedemptionSerializer,
+        responses={
+            200: _REDEEMED,
+            400: OpenApiResponse(_ERROR, description="unknown, used or expired code"),
+            429: OpenApiResponse(_ERROR, description="too many failed attempts"),
+        },
+        tags=["billing"],
+    )
     def post(self, request: Request) -> Response:
         form = RedemptionSerializer(data=request.data)
         form.is_valid(raise_exception=True)
