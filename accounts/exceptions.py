@@ -11,3 +11,7 @@ class EmailTaken(AccountsError):
 
 class InvalidKeySettings(AccountsError):
     pass
+
+
+class AccountDeletionBlocked(AccountsError):
+    pass

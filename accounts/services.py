@@ -6,8 +6,10 @@ import datetime as dt
 import ipaddress
 from collections.abc import Sequence
 
+from allauth.account.models import EmailAddress
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
+from django.http import HttpRequest
 from django.utils import timezone
 
 from accounts.exceptions import EmailTaken, InvalidKeySettings
@@ -47,6 +49,10 @@ def user_create(
         else:
             user.set_unusable_password()
         user.save()
+        # allauth decides sign-in verification from its EmailAddress rows.
+        EmailAddress.objects.create(
+            user=user, email=email, primary=True, verified=user.email_verified
+        )
         organization_create_personal(user=user)
     return user
 
@@ -131,3 +137,18 @@ def key_set_status(*, key: ApiKey, status: str) -> ApiKey:
     key.status = status
     key.save(update_fields=["status"])
     return key
+
+
+def organization_set_require_mfa(
+    *, organization: Organization, required: bool, request: HttpRequest | None = None
+) -> Organization:
+    """Turn the "members must use two-factor authentication" policy on or off (audited)."""
+    from logs.services import audit_record
+
+    if organization.require_mfa != required:
+        organization.require_mfa = required
+        organization.save(update_fields=["require_mfa"])
+        audit_record(
+            kind="mfa_policy_changed", organization=organization, request=request, required=required
+        )
+    return organization

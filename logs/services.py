@@ -85,3 +85,27 @@ def audit_record(
         user_agent=user_agent,
         meta=_plain(meta),
     )
+
+
+def request_logs_delete_for_organization(
+    *, organization: Organization, request: HttpRequest | None = None
+) -> int:
+    """Delete every request log of ORGANIZATION (its owner's right). Usage rollups and the
+    ledger are kept. Records an audit event; returns the number of rows deleted."""
+    deleted = 0
+    while True:
+        ids = list(
+            RequestLog.objects.filter(organization_id=organization.pk).values_list("pk", flat=True)[
+                :PURGE_BATCH
+            ]
+        )
+        if not ids:
+            break
+        deleted += RequestLog.objects.filter(pk__in=ids).delete()[0]
+    audit_record(
+        kind=AuditEvent.Kind.REQUEST_LOGS_DELETED,
+        organization=organization,
+        request=request,
+        deleted=deleted,
+    )
+    return deleted
