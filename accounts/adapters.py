@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account.adapter import DefaultAccountAdapter
+from allauth.mfa.adapter import DefaultMFAAdapter
 from allauth.socialaccount.adapter import DefaultSocialAccountAdapter
 from allauth.socialaccount.models import SocialLogin
 from django.contrib.auth.base_user import AbstractBaseUser
@@ -19,6 +20,7 @@ from django.http import HttpRequest
 from accounts.models import User
 from accounts.services import organization_create_personal
 from logs.services import request_ip
+from tokenhub.fields import decrypt, encrypt
 
 
 class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
@@ -64,3 +66,15 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
         user.name = str(full or "")[:150]
         user.email = (user.email or "").lower()
         return user
+
+
+class MFAAdapter(DefaultMFAAdapter):  # type: ignore[misc]
+    """TOTP secrets and recovery-code seeds are encrypted at rest with TOKENHUB_ENCRYPTION_KEYS."""
+
+    def encrypt(self, text: str) -> str:
+        return encrypt(text)
+
+    def decrypt(self, encrypted_text: str) -> str:
+        if encrypted_text.startswith("fernet:"):
+            return decrypt(encrypted_text)
+        return encrypted_text  # stored before encryption was configured
