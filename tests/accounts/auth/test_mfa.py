@@ -19,7 +19,7 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
 
 def totp_now(secret: str, offset: int = 0) -> str:
-    return format_hotp_value(hotp_value(secret, int(time.time()) // 30 + offset))
+    return str(format_hotp_value(hotp_value(secret, int(time.time()) // 30 + offset)))
 
 
 def sign_in(client: Client, user: User, password: str) -> str:
