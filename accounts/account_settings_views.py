@@ -11,8 +11,8 @@ from allauth.socialaccount.adapter import get_adapter as get_social_adapter
 from allauth.socialaccount.models import SocialAccount
 from allauth.usersessions.models import UserSession
 from django.contrib import messages
-from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import AnonymousUser
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone
@@ -123,7 +123,10 @@ def account_delete_view(request: HttpRequest) -> HttpResponse:
     except AccountDeletionBlocked as exc:
         messages.error(request, str(exc))
         return HttpResponseRedirect("/dashboard/settings/")
-    logout(request)
+    # account_delete ended every session already; a logout() here would record a sign-out
+    # event with this request's address, which deletion has just erased.
+    request.session.flush()
+    request.user = AnonymousUser()
     messages.success(request, _("Your account has been deleted."))
     return HttpResponseRedirect("/accounts/login/")
 

@@ -64,10 +64,10 @@ def account_delete(*, user: User) -> None:
     """Erase the person, keep the money trail. Atomic.
 
     Revokes every key they created and their personal organization's keys, ends their
-    sessions, removes their email addresses, linked provider accounts, second factors,
-    data exports and team memberships, blanks their addresses and user agents in audit
-    events and in the request logs of their keys, and turns the user row into an inactive,
-    unusable placeholder. Ledger entries, wallets and balances are untouched, so every
+    sessions, removes their email addresses, linked provider accounts, second factors, data
+    exports and memberships of other organizations, blanks their addresses and user agents
+    in audit events and in the request logs of their keys, and turns the user row into an
+    inactive, unusable placeholder. Ledger entries, wallets and balances are untouched, so every
     organization's balance still equals the sum of its ledger rows.
 
     Raises AccountDeletionBlocked when they are the only owner of a team with other members.
@@ -101,7 +101,7 @@ def account_delete(*, user: User) -> None:
         SocialAccount.objects.filter(user=user).delete()
         Authenticator.objects.filter(user=user).delete()
         DataExport.objects.filter(user=user).delete()
-        Membership.objects.filter(user=user, organization__is_personal=False).delete()
+        Membership.objects.filter(user=user).exclude(organization__in=personal).delete()
         for org in personal:
             org.name = f"Deleted account {org.pk}"
             org.save(update_fields=["name"])
