@@ -13,6 +13,7 @@ import re
 import markdown
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
@@ -114,8 +115,9 @@ def legal_announce(*, document: LegalDocument) -> int:
     from django.core.mail import send_mass_mail
     from django.template.loader import render_to_string
 
+    verified = Q(email_verified=True) | Q(emailaddress__verified=True, emailaddress__primary=True)
     recipients = list(
-        User.objects.filter(is_active=True, email_verified=True).values_list("email", flat=True)
+        User.objects.filter(verified, is_active=True).distinct().values_list("email", flat=True)
     )
     context = {
         "document": document,
