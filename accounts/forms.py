@@ -1,4 +1,7 @@
-"""Forms for sign-up extras (name, legal acceptance) and the settings page."""
+"""Forms for sign-up extras (name, legal acceptance, Turnstile) and the settings page.
+
+allauth imports this module for SIGNUP_FORM_CLASS while building its own forms, so nothing
+here may import allauth.account.forms (see accounts/signin_form.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +13,12 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.legal import legal_accept, legal_documents_current
 from accounts.models import User
+from accounts.turnstile import TurnstileFormMixin
 from logs.models import AuditEvent
 from logs.services import audit_record
 
 
-class SignupForm(forms.Form):
+class SignupForm(TurnstileFormMixin, forms.Form):
     """allauth's SIGNUP_FORM_CLASS: its fields join the email and password fields."""
 
     name = forms.CharField(label=_("Name"), max_length=150, required=False)
@@ -28,6 +32,14 @@ class SignupForm(forms.Form):
         self.legal_documents = legal_documents_current()
         if not self.legal_documents:
             del self.fields["accept_legal"]
+        self.add_turnstile()
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        error = self.turnstile_error(ip=None)
+        if error is not None:
+            raise error
+        return cleaned
 
     def signup(self, request: HttpRequest, user: User) -> None:
         name = self.cleaned_data.get("name", "").strip()

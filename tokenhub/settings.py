@@ -304,6 +304,10 @@ USERSESSIONS_TRACK_ACTIVITY = True
 # Cloudflare Turnstile on sign-up and sign-in, only when both keys are set.
 TURNSTILE_SITE_KEY = envstr("TURNSTILE_SITE_KEY")
 TURNSTILE_SECRET_KEY = envstr("TURNSTILE_SECRET_KEY")
+TURNSTILE_VERIFY_URL = envstr(
+    "TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+)
+ACCOUNT_FORMS = {"login": "accounts.signin_form.LoginForm"}
 # Days before a material Terms/Privacy update takes effect that users are told of it.
 LEGAL_NOTICE_DAYS = envint("LEGAL_NOTICE_DAYS", 14)
 # How long a "Download my data" archive stays downloadable.
