@@ -6,7 +6,7 @@ are missing is simply absent; operators can still add it as a Social application
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 # Environment name -> allauth provider id, and the provider's own settings.
@@ -20,28 +20,30 @@ _PROVIDERS: dict[str, tuple[str, dict[str, Any]]] = {
 OIDC_PROVIDER_ID = "oidc"
 
 
-def providers_from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+def providers_from_env(env: Mapping[str, str] | Callable[[str], str]) -> dict[str, dict[str, Any]]:
     """SOCIALACCOUNT_PROVIDERS for every provider whose client id and secret are set.
 
     Telegram: OAUTH_TELEGRAM_CLIENT_ID is the bot's numeric id, OAUTH_TELEGRAM_SECRET its
     token. Generic OpenID Connect (Keycloak, Authentik, Okta, LinuxDO Connect...) also needs
     OAUTH_OIDC_SERVER_URL (the issuer; discovery is read from its
     /.well-known/openid-configuration) and takes a button label from OAUTH_OIDC_NAME.
+    ENV is a mapping or a reader such as tokenhub.env.envstr (which also reads NAME_FILE).
     """
+    read = env if callable(env) else (lambda name: env.get(name, ""))
     providers: dict[str, dict[str, Any]] = {}
     for env_name, (provider_id, options) in _PROVIDERS.items():
-        client_id = env.get(f"OAUTH_{env_name}_CLIENT_ID", "").strip()
-        secret = env.get(f"OAUTH_{env_name}_SECRET", "").strip()
+        client_id = read(f"OAUTH_{env_name}_CLIENT_ID").strip()
+        secret = read(f"OAUTH_{env_name}_SECRET").strip()
         if client_id and secret:
             credentials = {"client_id": client_id, "secret": secret, "key": ""}
             providers[provider_id] = {**options, "APPS": [credentials]}
-    client_id = env.get("OAUTH_OIDC_CLIENT_ID", "").strip()
-    secret = env.get("OAUTH_OIDC_SECRET", "").strip()
-    server_url = env.get("OAUTH_OIDC_SERVER_URL", "").strip()
+    client_id = read("OAUTH_OIDC_CLIENT_ID").strip()
+    secret = read("OAUTH_OIDC_SECRET").strip()
+    server_url = read("OAUTH_OIDC_SERVER_URL").strip()
     if client_id and secret and server_url:
         app: dict[str, Any] = {
             "provider_id": OIDC_PROVIDER_ID,
-            "name": env.get("OAUTH_OIDC_NAME", "").strip() or "OpenID Connect",
+            "name": read("OAUTH_OIDC_NAME").strip() or "OpenID Connect",
             "client_id": client_id,
             "secret": secret,
             "settings": {"server_url": server_url},

@@ -245,8 +245,6 @@ RELAY_FAST_LEDGER = envbool("RELAY_FAST_LEDGER", True)
 RELAY_DB_POOL_MAX = envint("RELAY_DB_POOL_MAX", 10)
 
 # --- Accounts: sign-up and sign-in (django-allauth), OAuth, MFA, legal ----------------
-import os as _os  # noqa: E402 - kept inside this block so it merges on its own
-
 from accounts.oauth_providers import providers_from_env  # noqa: E402
 
 INSTALLED_APPS += [
@@ -290,7 +288,7 @@ ACCOUNT_EMAIL_SUBJECT_PREFIX = "[TokenHub] "
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if SITE_URL.startswith("https") else "http"
 # allauth's default rate limits apply (login, failed logins per IP and per account,
 # sign-up, password reset, email confirmation): see docs/configuration.md.
-SOCIALACCOUNT_PROVIDERS = providers_from_env(_os.environ)
+SOCIALACCOUNT_PROVIDERS = providers_from_env(envstr)
 SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # link an existing account only from its settings
 SOCIALACCOUNT_LOGIN_ON_GET = False  # the provider button posts (no login CSRF by a link)
 SOCIALACCOUNT_QUERY_EMAIL = True
