@@ -88,3 +88,20 @@ def test_the_worker_builds_the_archive(worker: None, owner: User, footprint: str
     _until(lambda: DataExport.objects.get(pk=export.pk).state == DataExport.State.READY)
     archive = json.loads(DataExport.objects.get(pk=export.pk).archive)
     assert archive["profile"]["email"] == "owner@example.com"
+
+
+@pytest.mark.embedded
+def test_the_api_queues_and_lists_archives(owner: User, stranger: User, make_key):
+    _, secret = make_key(owner, scopes=["manage"])
+    api = Client(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    response = api.post("/api/v1/me/export")
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["state"], body["download_url"]) == ("pending", None)
+    build_data_export.apply(args=(body["id"],))
+    listed = api.get("/api/v1/me/export").json()
+    assert [e["download_url"] for e in listed] == [f"/dashboard/settings/export/{body['id']}"]
+    assert Client().get("/api/v1/me/export").status_code in (401, 403)
+    other = Client()
+    other.force_login(stranger)
+    assert other.get("/api/v1/me/export").json() == []
