@@ -121,7 +121,11 @@ def account_delete_view(request: HttpRequest) -> HttpResponse:
     try:
         account_delete(user=user)
     except AccountDeletionBlocked as exc:
-        messages.error(request, str(exc))
+        messages.error(
+            request,
+            _("You are the only owner of %(name)s: make someone else an owner first.")
+            % {"name": exc.organization_name},
+        )
         return HttpResponseRedirect("/dashboard/settings/")
     # account_delete ended every session already; a logout() here would record a sign-out
     # event with this request's address, which deletion has just erased.

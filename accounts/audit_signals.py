@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from allauth.account import signals as account_signals
+from allauth.account.adapter import get_adapter as get_account_adapter
 from allauth.account.models import EmailAddress
 from allauth.mfa import signals as mfa_signals
 from allauth.socialaccount import signals as social_signals
@@ -34,6 +35,7 @@ def on_logged_in(sender: Any, request: HttpRequest | None, user: User, **kwargs:
     event = audit_record(kind=Kind.SIGN_IN, user=user, request=request)
     if had_signed_in and not audit_ip_seen_before(user=user, ip=ip, before_pk=event.pk):
         audit_record(kind=Kind.SIGN_IN_NEW_IP, user=user, request=request)
+        get_account_adapter(request).send_notification_mail("account/email/new_sign_in", user)
 
 
 @receiver(auth_signals.user_login_failed)
@@ -50,6 +52,14 @@ def on_login_failed(
 def on_logged_out(sender: Any, request: HttpRequest, user: User | None, **kwargs: Any) -> None:
     if user is not None:
         audit_record(kind=Kind.SIGN_OUT, user=user, request=request)
+
+
+@receiver(mfa_signals.authentication_failed)
+def on_mfa_failed(
+    sender: Any, request: HttpRequest, user: User, authenticator: Any = None, **kwargs: Any
+) -> None:
+    method = getattr(authenticator, "type", "")
+    audit_record(kind=Kind.SIGN_IN_FAILED, user=user, request=request, step="mfa", method=method)
 
 
 @receiver(account_signals.user_signed_up)

@@ -79,9 +79,7 @@ def account_delete(*, user: User) -> None:
         owners = Membership.objects.filter(organization=team, role=Membership.Role.OWNER)
         others = Membership.objects.filter(organization=team).exclude(user=user)
         if owners.count() == 1 and others.exists():
-            raise AccountDeletionBlocked(
-                f"you are the only owner of {team.name}: make someone else an owner first"
-            )
+            raise AccountDeletionBlocked(team.name)
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
         personal = list(

@@ -285,6 +285,9 @@ ACCOUNT_SESSION_REMEMBER = None  # None: a "Remember me" box on the sign-in form
 ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
 ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[TokenHub] "
+# Email the person when their password, email addresses or second factors change, and when
+# they sign in from an address never seen for them.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if SITE_URL.startswith("https") else "http"
 # allauth's default rate limits apply (login, failed logins per IP and per account,
 # sign-up, password reset, email confirmation): see docs/configuration.md.

@@ -10,6 +10,7 @@ from allauth.account.models import EmailAddress
 from allauth.mfa.models import Authenticator
 from allauth.mfa.recovery_codes.internal.auth import RecoveryCodes
 from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY, format_hotp_value, hotp_value
+from django.core import mail
 from django.test import Client
 
 from accounts.models import Organization, User
@@ -56,12 +57,13 @@ def verified_owner(owner: User) -> User:
     return owner
 
 
-def test_it_enables_totp_and_then_asks_for_a_code_at_sign_in(
-    client: Client, verified_owner: User, django_capture_on_commit_callbacks
-):
+# Transactional: allauth announces a new authenticator (event, notification email) on commit.
+@pytest.mark.django_db(transaction=True)
+def test_it_enables_totp_and_then_asks_for_a_code_at_sign_in(client: Client, verified_owner):
     sign_in(client, verified_owner, "owner-pass-123")
-    with django_capture_on_commit_callbacks(execute=True):  # allauth signals on commit
-        secret = enable_totp(client, "owner-pass-123")
+    mail.outbox.clear()
+    secret = enable_totp(client, "owner-pass-123")
+    assert any("Authenticator" in m.subject for m in mail.outbox), [m.subject for m in mail.outbox]
     stored = Authenticator.objects.get(user=verified_owner, type=Authenticator.Type.TOTP)
     assert secret not in str(stored.data)  # encrypted at rest
     assert AuditEvent.objects.filter(user=verified_owner, kind="mfa_enabled").exists()
@@ -72,6 +74,8 @@ def test_it_enables_totp_and_then_asks_for_a_code_at_sign_in(
     bad = client.post("/accounts/2fa/authenticate/", {"code": "123456"})
     assert bad.status_code == 200
     assert "_auth_user_id" not in client.session
+    failed = AuditEvent.objects.get(user=verified_owner, kind="sign_in_failed")
+    assert failed.meta == {"step": "mfa", "method": "totp"}
     ok = client.post("/accounts/2fa/authenticate/", {"code": totp_now(secret)})
     assert ok.status_code == 302
     assert client.get("/dashboard/").status_code == 200

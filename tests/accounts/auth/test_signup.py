@@ -115,6 +115,9 @@ def test_it_audits_failures_successes_and_new_addresses(owner: User):
     travel.post("/accounts/login/", {"login": owner.email, "password": "owner-pass-123"})
     new_ip = AuditEvent.objects.get(kind="sign_in_new_ip")
     assert (new_ip.user, new_ip.ip, new_ip.user_agent) == (owner, "198.51.100.20", "Hotel/2")
+    notice = mail.outbox[-1]
+    assert notice.to == [owner.email] and "New sign-in" in notice.subject
+    assert "198.51.100.20" in str(notice.body)
     assert AuditEvent.objects.filter(user=owner, kind="sign_in").count() == 3
 
 
