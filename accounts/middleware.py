@@ -1,11 +1,15 @@
-"""Sign-in policies applied to the signed-in portal: legal re-acceptance and required MFA."""
+"""Sign-in policies: legal re-acceptance and required MFA before the portal, and no way
+around a person's second factor through the admin's own login form."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+from allauth.account.internal.flows.login import get_authentication_records
+from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
+from django.contrib.auth import logout
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.utils.translation import gettext as _
 
@@ -27,6 +31,17 @@ class PolicyMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
+        if (
+            isinstance(user, User)
+            and user.is_authenticated
+            and request.path.startswith("/admin/")
+            and is_mfa_enabled(user)
+            and not any(r.get("method") == "mfa" for r in get_authentication_records(request, user))
+        ):
+            # Signed in by Django's admin form (password only) although the person has a
+            # second factor: start again through allauth, which asks for it.
+            logout(request)
+            return HttpResponseRedirect(f"/accounts/login/?{urlencode({'next': request.path})}")
         if (
             isinstance(user, User)
             and user.is_authenticated

@@ -140,3 +140,25 @@ def test_it_offers_passkeys(client: Client, verified_owner: User):
     assert b"credential" in page.content.lower() or b"passkey" in page.content.lower()
     login_page = Client().get("/accounts/login/").content.decode().lower()
     assert "passkey" in login_page  # passkey sign-in offered on the login form
+
+
+def test_the_admin_login_form_cannot_skip_the_second_factor(admin_user: User):
+    client = Client()
+    client.post("/accounts/login/", {"login": admin_user.email, "password": "admin-pass-123"})
+    secret = enable_totp(client, "admin-pass-123")
+    client.logout()
+
+    # Django's admin form checks only the password...
+    client.post(
+        "/admin/login/?next=/admin/", {"username": admin_user.email, "password": "admin-pass-123"}
+    )
+    response = client.get("/admin/")
+    assert (response.status_code, response["Location"]) == (
+        302,
+        "/accounts/login/?next=%2Fadmin%2F",
+    )
+    assert "_auth_user_id" not in client.session  # ...so that session is ended
+
+    assert sign_in(client, admin_user, "admin-pass-123") == "/accounts/2fa/authenticate/"
+    client.post("/accounts/2fa/authenticate/", {"code": totp_now(secret)})
+    assert client.get("/admin/").status_code == 200
