@@ -23,7 +23,13 @@ class SignupForm(TurnstileFormMixin, forms.Form):
 
     name = forms.CharField(label=_("Name"), max_length=150, required=False)
     accept_legal = forms.BooleanField(
-        label=_("I accept the Terms of Service and the Privacy Policy"), required=True
+        label=_("I accept the Terms of Service and the Privacy Policy"),
+        required=True,
+        # Django renders help text as HTML; this one is ours, not the visitor's.
+        help_text=_(
+            'Read the <a href="/legal/terms/" target="_blank">Terms of Service</a> and the '
+            '<a href="/legal/privacy/" target="_blank">Privacy Policy</a>.'
+        ),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -65,6 +65,8 @@ def test_sign_up_requires_and_records_acceptance(client: Client, documents):
         "password1": "pw-long-enough-9",
         "password2": "pw-long-enough-9",
     }
+    page = client.get("/accounts/signup/").content.decode()
+    assert 'href="/legal/terms/"' in page and 'href="/legal/privacy/"' in page
     refused = client.post("/accounts/signup/", data)
     assert refused.status_code == 200
     assert not User.objects.filter(email="new@example.com").exists()

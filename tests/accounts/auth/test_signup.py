@@ -71,6 +71,9 @@ def test_it_verifies_the_email_then_lets_the_person_in(client: Client):
     dashboard = client.get("/dashboard/")
     assert dashboard.status_code == 200
     assert b"Verify your email" not in dashboard.content
+    client.get("/dashboard/settings/")
+    # The privacy promise: session, CSRF, language and theme cookies, nothing else.
+    assert set(client.cookies) <= {"sessionid", "csrftoken", "django_language", "theme"}
 
 
 def test_it_remembers_the_session_only_when_asked(client: Client, owner: User):
