@@ -326,3 +326,5 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
     "django.middleware.locale.LocaleMiddleware",
 )
+# Cookies are limited to session, CSRF, language and theme: flash messages live in the session.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
