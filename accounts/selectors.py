@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from allauth.account.models import EmailAddress
+from allauth.mfa.utils import is_mfa_enabled
 from django.db.models import QuerySet
 
 from accounts.models import ApiKey, Membership, Organization, User
@@ -27,8 +29,6 @@ def user_can_create_keys(*, user: User) -> bool:
     Users made by allauth are verified through its EmailAddress rows; users made by the CLI
     or the admin carry `User.email_verified` (kept in sync when allauth confirms an email).
     """
-    from allauth.account.models import EmailAddress
-
     if not user.is_active:
         return False
     if user.email_verified:
@@ -41,7 +41,5 @@ def user_can_create_keys(*, user: User) -> bool:
 
 def user_mfa_required_but_missing(*, user: User) -> bool:
     """Does an organization of the user require MFA that the user has not set up?"""
-    from allauth.mfa.utils import is_mfa_enabled
-
     requires = Membership.objects.filter(user=user, organization__require_mfa=True).exists()
     return requires and not bool(is_mfa_enabled(user))
