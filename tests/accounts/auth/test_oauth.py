@@ -172,3 +172,15 @@ def test_providers_without_credentials_are_not_offered():
     )
     assert both["telegram"]["APPS"][0]["secret"] == "123:bot-token"
     assert set(both) == {"telegram", "weixin"}
+
+
+def test_a_provider_email_never_takes_over_an_existing_account(client: Client, github):
+    victim = User.objects.create_user(email="octo@example.com", password="victim-pass-123")
+    state = authorize(client, "/accounts/github/login/", github)
+    response = callback(client, "/accounts/github/login/", state, github.code)
+    # Not signed in as the existing account, not linked to it, no second account: allauth
+    # answers as for any sign-up (no enumeration) and mails the address's owner instead.
+    assert response.status_code == 302
+    assert "_auth_user_id" not in client.session
+    assert not SocialAccount.objects.filter(user=victim).exists()
+    assert list(User.objects.filter(email__iexact="octo@example.com")) == [victim]

@@ -132,3 +132,21 @@ def test_it_rate_limits_failed_sign_ins_per_account(client: Client, owner: User)
     assert response.status_code in (200, 429)
     assert b"Too many failed login attempts" in response.content
     assert "_auth_user_id" not in client.session
+
+
+def test_key_creation_needs_a_verified_active_account(db: None):
+    from accounts.services import user_create
+
+    cli_made = user_create(email="cli@example.com", email_verified=True)
+    unverified = user_create(email="later@example.com")
+    assert user_can_create_keys(user=cli_made)
+    assert not user_can_create_keys(user=unverified)
+    cli_made.is_active = False
+    assert not user_can_create_keys(user=cli_made)
+
+
+def test_a_failed_sign_in_for_an_unknown_address_stores_no_address(client: Client):
+    client.post("/accounts/login/", {"login": "nobody@example.net", "password": "guess"})
+    event = AuditEvent.objects.get(kind="sign_in_failed")
+    assert event.user is None and event.meta == {}
+    assert not AuditEvent.objects.filter(meta__icontains="nobody").exists()
