@@ -299,6 +299,7 @@ SOCIALACCOUNT_STORE_TOKENS = False  # we only need the identity, not the provide
 MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
 MFA_PASSKEY_LOGIN_ENABLED = True
 MFA_TOTP_ISSUER = envstr("MFA_TOTP_ISSUER", "TokenHub")
+MFA_TOTP_TOLERANCE = 1  # accept the previous and next 30 s code too (phone clocks drift)
 # WebAuthn needs HTTPS except on localhost during development and tests.
 MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG or TESTING
 USERSESSIONS_TRACK_ACTIVITY = True

@@ -162,3 +162,31 @@ def test_the_admin_login_form_cannot_skip_the_second_factor(admin_user: User):
     assert sign_in(client, admin_user, "admin-pass-123") == "/accounts/2fa/authenticate/"
     client.post("/accounts/2fa/authenticate/", {"code": totp_now(secret)})
     assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sign_up_verify_enable_totp_and_sign_in_with_it(client: Client):
+    """The issue's path end to end over HTTP, up to the dashboard (keys live elsewhere)."""
+    password = "a-long-unusual-passphrase-42"
+    client.post(
+        "/accounts/signup/",
+        {"email": "whole@example.com", "password1": password, "password2": password},
+    )
+    body = str(mail.outbox[-1].body)
+    confirm = body[body.index("/accounts/confirm-email/") :].split()[0]
+    client.post(confirm)  # verified and signed in (same browser session)
+    assert client.get("/dashboard/").status_code == 200
+    user = User.objects.get(email="whole@example.com")
+
+    secret = enable_totp(client, password)
+    client.post("/accounts/logout/")
+    assert client.get("/dashboard/").status_code == 302
+
+    assert sign_in(client, user, password) == "/accounts/2fa/authenticate/"
+    # A fresh code (the next period's is also accepted) so as not to reuse the last one.
+    assert (
+        client.post("/accounts/2fa/authenticate/", {"code": totp_now(secret, 1)}).status_code == 302
+    )
+    assert client.get("/dashboard/").status_code == 200
+    kinds = set(AuditEvent.objects.filter(user=user).values_list("kind", flat=True))
+    assert {"sign_up", "email_verified", "mfa_enabled", "sign_out", "sign_in"} <= kinds
