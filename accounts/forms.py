@@ -21,6 +21,8 @@ from logs.services import audit_record
 class SignupForm(TurnstileFormMixin, forms.Form):
     """allauth's SIGNUP_FORM_CLASS: its fields join the email and password fields."""
 
+    field_order = ("email", "name", "password1", "password2", "accept_legal", "turnstile")
+
     name = forms.CharField(label=_("Name"), max_length=150, required=False)
     accept_legal = forms.BooleanField(
         label=_("I accept the Terms of Service and the Privacy Policy"),
