@@ -10,7 +10,7 @@ from allauth.account.internal.flows.login import get_authentication_records
 from allauth.mfa.utils import is_mfa_enabled
 from django.contrib import messages
 from django.contrib.auth import logout
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.utils.translation import gettext as _
 
 from accounts.legal import legal_documents_to_accept
@@ -57,4 +57,12 @@ class PolicyMiddleware:
                     _("An organization you belong to requires two-factor authentication."),
                 )
                 return HttpResponseRedirect("/accounts/2fa/")
+        if (
+            isinstance(user, User)
+            and user.is_authenticated  # a browser session; API keys authenticate later, in DRF
+            and request.path.startswith("/api/")
+            and user_mfa_required_but_missing(user=user)
+        ):
+            detail = _("An organization you belong to requires two-factor authentication.")
+            return JsonResponse({"detail": detail}, status=403)
         return self.get_response(request)

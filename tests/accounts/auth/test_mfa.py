@@ -116,8 +116,11 @@ def test_an_owner_requiring_mfa_sends_members_without_it_to_set_it_up(
     sign_in(client, teammate, "teammate-pass-123")
     blocked = client.get("/dashboard/")
     assert (blocked.status_code, blocked["Location"]) == (302, "/accounts/2fa/")
+    api = client.get("/api/v1/me/export")
+    assert api.status_code == 403 and "two-factor" in api.json()["detail"]
     enable_totp(client, "teammate-pass-123")
     assert client.get("/dashboard/").status_code == 200
+    assert client.get("/api/v1/me/export").status_code == 200
 
 
 def test_a_member_cannot_change_the_mfa_policy(client: Client, teammate: User, org: Organization):
