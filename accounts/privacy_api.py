@@ -6,9 +6,9 @@ from typing import cast
 
 from django.utils import timezone
 from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.models import DataExport, User
 from accounts.privacy import data_export_request
@@ -27,8 +27,11 @@ class DataExportSerializer(serializers.ModelSerializer[DataExport]):
         return f"/dashboard/settings/export/{export.pk}"
 
 
-class MyExportView(APIView):
+class MyExportView(GenericAPIView[DataExport]):
     """GET: your archives still on offer. POST: ask for a new one (built in the background)."""
+
+    serializer_class = DataExportSerializer  # also what schema generators read
+    pagination_class = None
 
     def get(self, request: Request) -> Response:
         exports = DataExport.objects.filter(
