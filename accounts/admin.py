@@ -6,7 +6,15 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
-from accounts.models import ApiKey, Invitation, Membership, Organization, User
+from accounts.models import (
+    ApiKey,
+    Invitation,
+    LegalAcceptance,
+    LegalDocument,
+    Membership,
+    Organization,
+    User,
+)
 from accounts.revocations import key_change_publish
 from accounts.services import organization_create_personal
 
@@ -117,3 +125,26 @@ class InvitationAdmin(admin.ModelAdmin[Invitation]):
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False  # invitations are sent from the dashboard or the API, with their email
+
+
+# --- Legal documents ------------------------------------------------------------------
+
+
+@admin.register(LegalDocument)
+class LegalDocumentAdmin(admin.ModelAdmin[LegalDocument]):
+    list_display = ("kind", "version", "effective_at", "material", "announced_at")
+    list_filter = ("kind", "material")
+    readonly_fields = ("announced_at",)
+    actions = ("announce",)
+
+    @admin.action(description="Email every user about the selected update")
+    def announce(self, request: HttpRequest, queryset: Any) -> None:
+        from accounts.tasks import announce_legal_document
+
+        for document in queryset:
+            announce_legal_document.delay(document.pk)
+        self.message_user(request, f"Announcement of {queryset.count()} document(s) queued.")
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Accepted versions are evidence; a version nobody accepted may go.
+        return obj is None or not LegalAcceptance.objects.filter(document=obj).exists()

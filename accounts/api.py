@@ -173,7 +173,7 @@ class KeyDetailView(_KeyView):
         tags=["keys"],
     )
     def delete(self, request: Request, key_id: int) -> Response:
-        key_delete(key=self.key(request, key_id))
+        key_delete(key=self.key(request, key_id), actor=request.user)  # type: ignore[arg-type]
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -188,7 +188,7 @@ class KeyRotateView(_KeyView):
     )
     def post(self, request: Request, key_id: int) -> Response:
         try:
-            key, secret = key_rotate(key=self.key(request, key_id))
+            key, secret = key_rotate(key=self.key(request, key_id), actor=request.user)  # type: ignore[arg-type]
         except AccountsError as exc:
             _refuse(exc)
         return Response(ApiKeyWithSecretSerializer(key, context={"secret": secret}).data)

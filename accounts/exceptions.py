@@ -23,3 +23,13 @@ class MembershipRuleBroken(AccountsError):
 
 class InvitationInvalid(AccountsError):
     """Unknown, expired, already used or revoked invitation, or addressed to someone else."""
+
+
+class AccountDeletionBlocked(AccountsError):
+    """The person is the only owner of a team that has other members."""
+
+    def __init__(self, organization_name: str) -> None:
+        super().__init__(
+            f"you are the only owner of {organization_name}: make someone else an owner first"
+        )
+        self.organization_name = organization_name

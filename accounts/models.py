@@ -52,6 +52,8 @@ class Organization(models.Model):
     )
     rpm_limit = models.PositiveIntegerField(null=True, blank=True)
     tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Members without a second factor are sent to set one up before using the dashboard.
+    require_mfa = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -173,3 +175,73 @@ class Invitation(models.Model):
     def is_pending(self, now: Any = None) -> bool:
         now = now or timezone.now()
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
+
+
+# --- Legal documents and privacy rights -----------------------------------------------
+
+
+class LegalDocument(models.Model):
+    """One published version of the Terms of Service or the Privacy Policy (Markdown)."""
+
+    class Kind(models.TextChoices):
+        TERMS = "terms", "Terms of Service"
+        PRIVACY = "privacy", "Privacy Policy"
+
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    version = models.CharField(max_length=32, help_text="e.g. 2026-12 or 3")
+    title_en = models.CharField(max_length=200)
+    title_zh_hans = models.CharField(max_length=200, blank=True)
+    body_en = models.TextField(help_text="Markdown; raw HTML is shown as text")
+    body_zh_hans = models.TextField(blank=True, help_text="Markdown; empty falls back to English")
+    effective_at = models.DateTimeField(
+        help_text="Announce material updates at least LEGAL_NOTICE_DAYS ahead"
+    )
+    material = models.BooleanField(
+        default=True, help_text="Users must accept it again at their next sign-in"
+    )
+    announced_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["kind", "version"], name="uniq_legal_version")
+        ]
+        ordering: ClassVar = ["kind", "-effective_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} {self.version}"
+
+
+class LegalAcceptance(models.Model):
+    """A person accepted one version of a legal document (kept after account deletion)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    document = models.ForeignKey(LegalDocument, on_delete=models.PROTECT)
+    accepted_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["user", "document"], name="uniq_legal_acceptance")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} accepted {self.document_id}"
+
+
+class DataExport(models.Model):
+    """A "Download my data" archive, built by a Celery task and offered until expires_at."""
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        READY = "ready"
+        FAILED = "failed"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    archive = models.TextField(blank=True, help_text="JSON")
+    created_at = models.DateTimeField(default=timezone.now)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.state})"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from allauth.account.models import EmailAddress
+from allauth.mfa.utils import is_mfa_enabled
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -32,10 +34,6 @@ def operator_emails() -> list[str]:
               .exclude(email="").values_list("email", flat=True)}  # fmt: skip
     emails.update(email.lower() for _, email in settings.ADMINS)
     return sorted(emails)
-
-def user_can_create_keys(*, user: User) -> bool:
-    # Minimal until the sign-up work lands its own version (verified email required).
-    return bool(user.email_verified and user.is_active)
 
 
 def keys_visible_to(*, membership: Membership) -> QuerySet[ApiKey]:
@@ -78,3 +76,25 @@ def invitation_by_token(*, token: str) -> Invitation | None:
         .filter(token_hash=hash_secret(token))
         .first()
     )
+
+
+def user_can_create_keys(*, user: User) -> bool:
+    """Only people with a verified primary email may create API keys.
+
+    Users made by allauth are verified through its EmailAddress rows; users made by the CLI
+    or the admin carry `User.email_verified` (kept in sync when allauth confirms an email).
+    """
+    if not user.is_active:
+        return False
+    if user.email_verified:
+        return True
+    verified: bool = EmailAddress.objects.filter(
+        user=user, email__iexact=user.email, verified=True, primary=True
+    ).exists()
+    return verified
+
+
+def user_mfa_required_but_missing(*, user: User) -> bool:
+    """Does an organization of the user require MFA that the user has not set up?"""
+    requires = Membership.objects.filter(user=user, organization__require_mfa=True).exists()
+    return requires and not bool(is_mfa_enabled(user))

@@ -8,11 +8,13 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
+from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -30,6 +32,7 @@ from accounts.models import ApiKey, Invitation, Membership, Organization, User
 from accounts.revocations import key_change_publish
 from billing.models import PricingGroup
 from billing.services import wallet_create
+from logs.services import audit_record
 
 
 def user_create(
@@ -62,6 +65,10 @@ def user_create(
         else:
             user.set_unusable_password()
         user.save()
+        # allauth decides sign-in verification from its EmailAddress rows.
+        EmailAddress.objects.create(
+            user=user, email=email, primary=True, verified=user.email_verified
+        )
         organization_create_personal(user=user)
     return user
 
@@ -137,6 +144,10 @@ def key_create(
         tpm_limit=tpm_limit,
         pricing_group=pricing_group,
     )
+    audit_record(
+        kind="key_created", user=created_by, organization=organization, key_id=key.pk,
+        prefix=key.prefix,
+    )  # fmt: skip
     return key, secret
 
 
@@ -147,6 +158,11 @@ def key_set_status(*, key: ApiKey, status: str) -> ApiKey:
     key.status = status
     key.save(update_fields=["status"])
     key_change_publish()
+    if status == ApiKey.Status.REVOKED:
+        audit_record(
+            kind="key_revoked", user=key.created_by, organization=key.organization,
+            key_id=key.pk, prefix=key.prefix,
+        )  # fmt: skip
     return key
 
 
@@ -229,7 +245,7 @@ def key_update(
     return key
 
 
-def key_rotate(*, key: ApiKey) -> tuple[ApiKey, str]:
+def key_rotate(*, key: ApiKey, actor: User | None = None) -> tuple[ApiKey, str]:
     """Give the key a new secret; settings, id and spend stay. The old secret stops working
     on the next request (the hash it maps to no longer exists). Returns the new secret once."""
     if key.status == ApiKey.Status.REVOKED:
@@ -240,12 +256,20 @@ def key_rotate(*, key: ApiKey) -> tuple[ApiKey, str]:
         key.key_hash = hash_secret(secret)
         key.save(update_fields=["prefix", "key_hash"])
         key_change_publish()
+        audit_record(
+            kind="key_rotated", user=key.created_by, actor=actor,
+            organization=key.organization, key_id=key.pk, prefix=key.prefix,
+        )  # fmt: skip
     return key, secret
 
 
-def key_delete(*, key: ApiKey) -> None:
+def key_delete(*, key: ApiKey, actor: User | None = None) -> None:
     """Delete a key. Its request logs and ledger keep its plain id; holds lose the link."""
     with transaction.atomic():
+        audit_record(
+            kind="key_revoked", user=key.created_by, actor=actor,
+            organization=key.organization, key_id=key.pk, prefix=key.prefix, deleted=True,
+        )  # fmt: skip
         key.delete()
         key_change_publish()
 
@@ -380,6 +404,10 @@ def invitation_accept(*, token: str, user: User) -> Membership:
         invitation.accepted_at = timezone.now()
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
+        audit_record(
+            kind="member_added", user=user, actor=invitation.invited_by,
+            organization=invitation.organization, role=membership.role,
+        )  # fmt: skip
     return membership
 
 
@@ -405,8 +433,14 @@ def membership_set_role(*, actor: Membership, member: Membership, role: str) -> 
             and _owner_count(member.organization_id) <= 1
         ):
             raise MembershipRuleBroken(_LAST_OWNER)
+        previous = member.role
         member.role = role
         member.save(update_fields=["role"])
+        if previous != role:
+            audit_record(
+                kind="role_changed", user=member.user, actor=actor.user,
+                organization=member.organization, role=role, previous=previous,
+            )  # fmt: skip
     return member
 
 
@@ -441,6 +475,23 @@ def membership_remove(*, actor: Membership, member: Membership) -> None:
             .exclude(status=ApiKey.Status.REVOKED)
             .update(status=ApiKey.Status.REVOKED)
         )
+        audit_record(
+            kind="member_removed", user=member.user, actor=actor.user,
+            organization=organization, role=member.role, keys_revoked=revoked,
+        )  # fmt: skip
         member.delete()
         if revoked:
             key_change_publish()
+
+
+def organization_set_require_mfa(
+    *, organization: Organization, required: bool, request: HttpRequest | None = None
+) -> Organization:
+    """Turn the "members must use two-factor authentication" policy on or off (audited)."""
+    if organization.require_mfa != required:
+        organization.require_mfa = required
+        organization.save(update_fields=["require_mfa"])
+        audit_record(
+            kind="mfa_policy_changed", organization=organization, request=request, required=required
+        )
+    return organization

@@ -164,7 +164,7 @@ def key_status(request: HttpRequest, key_id: int) -> HttpResponse:
 @require_POST
 def key_rotate_page(request: HttpRequest, key_id: int) -> HttpResponse:
     try:
-        key, secret = key_rotate(key=_key(request, key_id))
+        key, secret = key_rotate(key=_key(request, key_id), actor=request.user)  # type: ignore[arg-type]
     except AccountsError as exc:
         messages.error(request, str(exc))
         return redirect("portal-keys")
@@ -176,6 +176,6 @@ def key_rotate_page(request: HttpRequest, key_id: int) -> HttpResponse:
 @capability_required(Capability.USE_KEYS)
 @require_POST
 def key_delete_page(request: HttpRequest, key_id: int) -> HttpResponse:
-    key_delete(key=_key(request, key_id))
+    key_delete(key=_key(request, key_id), actor=request.user)  # type: ignore[arg-type]
     messages.success(request, _("Key deleted."))
     return redirect("portal-keys")

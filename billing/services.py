@@ -9,6 +9,7 @@ from django.db.models import F
 
 from accounts.models import Organization, User
 from billing.models import LedgerEntry, Price, PricingGroup, Wallet
+from logs.services import audit_record
 
 DEFAULT_GROUP = "default"
 
@@ -73,6 +74,10 @@ def wallet_adjust(
         note=reason.strip(),
         created_by=created_by,
     )
+    audit_record(
+        kind="balance_adjusted", organization=organization, actor=created_by,
+        amount_micros=amount, ledger_entry=entry.pk,
+    )  # fmt: skip
     return entry
 
 

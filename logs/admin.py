@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from logs.models import DailyUsage, RequestLog
+from logs.models import AuditEvent, DailyUsage, RequestLog
 
 
 @admin.register(RequestLog)
@@ -49,6 +49,18 @@ class DailyUsageAdmin(admin.ModelAdmin[DailyUsage]):
     list_filter = ("day",)
     search_fields = ("model",)
     date_hierarchy = "day"
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+    """Read-only: the audit trail is append-only, admins see every event."""
+
+    list_display = ("created_at", "kind", "user", "actor", "organization", "ip")
+    list_filter = ("kind",)
+    search_fields = ("user__email", "actor__email", "organization__name")
+    date_hierarchy = "created_at"
+    list_select_related = ("user", "actor", "organization")
+    raw_id_fields = ("user", "actor", "organization")
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

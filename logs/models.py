@@ -93,3 +93,72 @@ class RolledUpDay(models.Model):
 
     def __str__(self) -> str:
         return str(self.day)
+
+
+class AuditEvent(models.Model):
+    """A security or administrative action: who, what, where from, when. Append-only.
+
+    `user` is the person the event is about (signed in, changed their MFA, was added to an
+    organization); `actor` is who did it when that is someone else (an owner changing a
+    role, an admin adjusting a balance). `meta` holds small identifiers, never secrets,
+    prompt content or another person's email.
+    """
+
+    class Kind(models.TextChoices):
+        SIGN_IN = "sign_in", "Signed in"
+        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
+        SIGN_IN_NEW_IP = "sign_in_new_ip", "Signed in from a new address"
+        SIGN_OUT = "sign_out", "Signed out"
+        SIGN_UP = "sign_up", "Signed up"
+        EMAIL_VERIFIED = "email_verified", "Email verified"
+        PASSWORD_CHANGED = "password_changed", "Password changed"
+        PASSWORD_RESET = "password_reset", "Password reset"
+        MFA_ENABLED = "mfa_enabled", "Two-factor method added"
+        MFA_DISABLED = "mfa_disabled", "Two-factor method removed"
+        RECOVERY_CODES_GENERATED = "recovery_codes_generated", "Recovery codes generated"
+        SOCIAL_LINKED = "social_linked", "Sign-in provider linked"
+        SOCIAL_UNLINKED = "social_unlinked", "Sign-in provider unlinked"
+        SESSIONS_ENDED = "sessions_ended", "Other sessions signed out"
+        LEGAL_ACCEPTED = "legal_accepted", "Legal documents accepted"
+        DATA_EXPORTED = "data_exported", "Data export requested"
+        ACCOUNT_DELETED = "account_deleted", "Account deleted"
+        KEY_CREATED = "key_created", "API key created"
+        KEY_ROTATED = "key_rotated", "API key rotated"
+        KEY_REVOKED = "key_revoked", "API key revoked"
+        MEMBER_ADDED = "member_added", "Member added"
+        ROLE_CHANGED = "role_changed", "Role changed"
+        MEMBER_REMOVED = "member_removed", "Member removed"
+        MFA_POLICY_CHANGED = "mfa_policy_changed", "Organization MFA policy changed"
+        REQUEST_LOGS_DELETED = "request_logs_deleted", "Request logs deleted"
+        PAYMENT_SETTINGS_CHANGED = "payment_settings_changed", "Payment settings changed"
+        BALANCE_ADJUSTED = "balance_adjusted", "Balance adjusted"
+        IMPERSONATION = "impersonation", "Admin impersonation"
+
+    created_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    user = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    organization = models.ForeignKey(
+        "accounts.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -1,4 +1,5 @@
-"""Reads of request metadata for the dashboard, scoped to what the caller may see."""
+"""Reads of request metadata for the dashboard and of security events, each filtered by
+who may see them."""
 
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.access import Capability, role_allows
-from accounts.models import ApiKey, Membership
-from logs.models import RequestLog
+from accounts.models import ApiKey, Membership, Organization, User
+from logs.models import AuditEvent, RequestLog
 
 PAGE_SIZE = 50
 # Columns a page may be sorted by; time is the default and the only one backed by an index
@@ -172,3 +173,29 @@ def log_page(*, logs: QuerySet[RequestLog], f: LogFilter, cursor: str = "") -> L
         last = rows[-1]
         next_cursor = _cursor_encode(getattr(last, column), last.pk)
     return LogPage(rows=rows, next_cursor=next_cursor)
+
+
+def audit_events_for_user(*, user: User) -> QuerySet[AuditEvent]:
+    """Events about the user or done by them: what a person sees on their settings page."""
+    return (
+        AuditEvent.objects.filter(Q(user=user) | Q(actor=user))
+        .select_related("organization")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def audit_events_for_organization(*, organization: Organization) -> QuerySet[AuditEvent]:
+    """Every event recorded against the organization: what its owners see."""
+    return (
+        AuditEvent.objects.filter(organization=organization)
+        .select_related("user", "actor")
+        .order_by("-created_at", "-pk")
+    )
+
+
+def audit_ip_seen_before(*, user: User, ip: str | None, before_pk: int | None = None) -> bool:
+    """Has the user signed in from this address before (the new-address alert's test)?"""
+    events = AuditEvent.objects.filter(user=user, ip=ip, kind=AuditEvent.Kind.SIGN_IN)
+    if before_pk is not None:
+        events = events.filter(pk__lt=before_pk)
+    return events.exists()

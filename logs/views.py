@@ -19,6 +19,7 @@ from accounts.access import (
     role_allows,
 )
 from accounts.models import ApiKey, Membership
+from accounts.selectors import user_can_create_keys
 from billing.models import Wallet
 from logs.csv_export import csv_rows
 from logs.models import DailyUsage
@@ -137,5 +138,6 @@ def overview(request: HttpRequest) -> HttpResponse:
             [(d.strftime("%m-%d"), t.tokens, f"{d}: {t.tokens}") for d, t in usage.days]
         ),
         "by_key": [(key_names.get(k, "-") if k else "-", t) for k, t in usage.by_key],
+        "can_create_keys": user_can_create_keys(user=request.user),  # type: ignore[arg-type]
     }
     return render(request, "logs/overview.html", context)

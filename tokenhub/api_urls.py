@@ -37,3 +37,8 @@ urlpatterns = [
     path("topups", TopUpListView.as_view(), name="api-topups"),
     path("redemptions", RedemptionView.as_view(), name="api-redemptions"),
 ]
+
+# Accounts: privacy rights.
+from accounts.privacy_api import MyExportView  # noqa: E402
+
+urlpatterns += [path("me/export", MyExportView.as_view(), name="api-me-export")]

@@ -174,7 +174,6 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
-LOGIN_URL = "/admin/login/"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -311,3 +310,89 @@ SPECTACULAR_SETTINGS = {
         "KeyStatusChangeEnum": [("active", "active"), ("disabled", "disabled")],
     },
 }
+
+# --- Accounts: sign-up and sign-in (django-allauth), OAuth, MFA, legal ----------------
+from accounts.oauth_providers import providers_from_env  # noqa: E402
+
+INSTALLED_APPS += [
+    "allauth",
+    "allauth.account",
+    "allauth.socialaccount",
+    "allauth.socialaccount.providers.github",
+    "allauth.socialaccount.providers.discord",
+    "allauth.socialaccount.providers.google",
+    "allauth.socialaccount.providers.openid_connect",
+    "allauth.socialaccount.providers.telegram",
+    "allauth.socialaccount.providers.weixin",
+    "allauth.mfa",
+    "allauth.usersessions",
+]
+MIDDLEWARE += [
+    "allauth.account.middleware.AccountMiddleware",
+    "allauth.usersessions.middleware.UserSessionsMiddleware",
+    "accounts.middleware.PolicyMiddleware",
+]
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/dashboard/"
+ACCOUNT_LOGOUT_REDIRECT_URL = "/accounts/login/"
+ACCOUNT_ADAPTER = "accounts.adapters.AccountAdapter"
+SOCIALACCOUNT_ADAPTER = "accounts.adapters.SocialAccountAdapter"
+MFA_ADAPTER = "accounts.adapters.MFAAdapter"
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_SESSION_REMEMBER = None  # None: a "Remember me" box on the sign-in form
+ACCOUNT_LOGIN_ON_PASSWORD_RESET = False
+ACCOUNT_REAUTHENTICATION_TIMEOUT = 300
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[TokenHub] "
+# Email the person when their password, email addresses or second factors change, and when
+# they sign in from an address never seen for them.
+ACCOUNT_EMAIL_NOTIFICATIONS = True
+ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https" if SITE_URL.startswith("https") else "http"
+# allauth's default rate limits apply (login, failed logins per IP and per account,
+# sign-up, password reset, email confirmation): see docs/configuration.md.
+SOCIALACCOUNT_PROVIDERS = providers_from_env(envstr)
+SOCIALACCOUNT_EMAIL_AUTHENTICATION = False  # link an existing account only from its settings
+SOCIALACCOUNT_LOGIN_ON_GET = False  # the provider button posts (no login CSRF by a link)
+SOCIALACCOUNT_QUERY_EMAIL = True
+SOCIALACCOUNT_STORE_TOKENS = False  # we only need the identity, not the provider's tokens
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes", "webauthn"]
+MFA_PASSKEY_LOGIN_ENABLED = True
+MFA_TOTP_ISSUER = envstr("MFA_TOTP_ISSUER", "TokenHub")
+MFA_TOTP_TOLERANCE = 1  # accept the previous and next 30 s code too (phone clocks drift)
+# WebAuthn needs HTTPS except on localhost during development and tests.
+MFA_WEBAUTHN_ALLOW_INSECURE_ORIGIN = DEBUG or TESTING
+USERSESSIONS_TRACK_ACTIVITY = True
+# Cloudflare Turnstile on sign-up and sign-in, only when both keys are set.
+TURNSTILE_SITE_KEY = envstr("TURNSTILE_SITE_KEY")
+TURNSTILE_SECRET_KEY = envstr("TURNSTILE_SECRET_KEY")
+TURNSTILE_VERIFY_URL = envstr(
+    "TURNSTILE_VERIFY_URL", "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+)
+ACCOUNT_FORMS = {"login": "accounts.signin_form.LoginForm"}
+# Days before a material Terms/Privacy update takes effect that users are told of it.
+LEGAL_NOTICE_DAYS = envint("LEGAL_NOTICE_DAYS", 14)
+# How long a "Download my data" archive stays downloadable.
+DATA_EXPORT_HOURS = envint("DATA_EXPORT_HOURS", 48)
+CELERY_BEAT_SCHEDULE["purge-data-exports"] = {
+    "task": "accounts.tasks.purge_data_exports",
+    "schedule": 3600.0,
+}
+ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupForm"
+_context_processors: list[str] = TEMPLATES[0]["OPTIONS"]["context_processors"]  # type: ignore[index]
+_context_processors.append("accounts.context_processors.legal_notice")
+# Legal documents (and later the whole portal) in the visitor's language: en or zh-hans.
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+MIDDLEWARE.insert(
+    MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
+    "django.middleware.locale.LocaleMiddleware",
+)
+# Cookies are limited to session, CSRF, language and theme: flash messages live in the session.
+MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"

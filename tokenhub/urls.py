@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import account_settings_views, legal_views
 from logs.status_page import status_page
 from relay.metrics import metrics_view
 from relay.pages import models_page
@@ -23,4 +24,17 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # Portal: keys, organization, members, invitations.
     path("", include("accounts.urls")),
+    # Accounts: sign-in (allauth), legal documents, the settings page.
+    path("accounts/", include("allauth.urls")),
+    path("legal/terms/", legal_views.terms, name="legal-terms"),
+    path("legal/privacy/", legal_views.privacy, name="legal-privacy"),
+    path("legal/accept/", legal_views.accept, name="legal-accept"),
+    path("dashboard/settings/", account_settings_views.settings_index, name="settings"),
+    path("dashboard/settings/profile", account_settings_views.profile_update),
+    path("dashboard/settings/sessions/end-others", account_settings_views.sessions_end_others),
+    path("dashboard/settings/export", account_settings_views.export_request),
+    path("dashboard/settings/export/<int:export_id>", account_settings_views.export_download),
+    path("dashboard/settings/delete", account_settings_views.account_delete_view),
+    path("dashboard/settings/org/require-mfa", account_settings_views.org_require_mfa),
+    path("dashboard/settings/org/delete-logs", account_settings_views.org_request_logs_delete),
 ]
