@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from importlib import import_module
 from typing import Any
 
@@ -31,12 +32,13 @@ from accounts.exceptions import AccountDeletionBlocked
 from accounts.models import (
     ApiKey,
     DataExport,
+    Invitation,
     LegalAcceptance,
     Membership,
     Organization,
     User,
 )
-from billing.models import LedgerEntry
+from billing.models import LedgerEntry, PaymentEvent
 from logs.models import AuditEvent, RequestLog
 from logs.services import audit_record
 
@@ -82,6 +84,7 @@ def account_delete(*, user: User) -> None:
             raise AccountDeletionBlocked(team.name)
     with transaction.atomic():
         user = User.objects.select_for_update().get(pk=user.pk)
+        email = user.email
         personal = list(
             Organization.objects.filter(
                 is_personal=True, membership__user=user, membership__role=Membership.Role.OWNER
@@ -99,6 +102,12 @@ def account_delete(*, user: User) -> None:
         SocialAccount.objects.filter(user=user).delete()
         Authenticator.objects.filter(user=user).delete()
         DataExport.objects.filter(user=user).delete()
+        Invitation.objects.filter(email__iexact=email).delete()
+        # Providers echo the payer's email in their events (Stripe's customer_details).
+        for event in PaymentEvent.objects.filter(payload__icontains=email):
+            event.payload = re.sub(re.escape(email), "deleted@deleted.invalid", event.payload,
+                                   flags=re.IGNORECASE)  # fmt: skip
+            event.save(update_fields=["payload"])
         Membership.objects.filter(user=user).exclude(organization__in=personal).delete()
         for org in personal:
             org.name = f"Deleted account {org.pk}"

@@ -14,11 +14,11 @@ from django.db.models import Sum
 from django.test import Client
 
 from accounts.exceptions import AccountDeletionBlocked
-from accounts.models import ApiKey, DataExport, Membership, Organization, User
+from accounts.models import ApiKey, DataExport, Invitation, Membership, Organization, User
 from accounts.privacy import account_delete, data_export_build
 from accounts.selectors import organization_personal
 from accounts.services import key_create, user_create
-from billing.models import LedgerEntry, Wallet
+from billing.models import LedgerEntry, PaymentEvent, Wallet
 from billing.services import wallet_adjust, wallet_credit
 from logs.models import AuditEvent, RequestLog
 
@@ -82,6 +82,14 @@ def person(admin_user: User, owner: User, org: Organization) -> User:
     SocialAccount.objects.create(
         user=user, provider="github", uid="99", extra_data={"email": EMAIL, "name": NAME}
     )
+    Invitation.objects.create(
+        organization=org, email=EMAIL.upper(), token_hash="0" * 64,
+        expires_at="2999-01-01T00:00:00Z",
+    )  # fmt: skip
+    PaymentEvent.objects.create(
+        provider="stripe", event_id="evt_1", event_type="checkout.session.completed",
+        payload=f'{{"customer_details": {{"email": "{EMAIL}"}}}}',
+    )  # fmt: skip
     export = DataExport.objects.create(user=user, expires_at="2999-01-01T00:00:00Z")
     data_export_build(export=export)
     LogEntry.objects.create(
