@@ -495,3 +495,37 @@ def organization_set_require_mfa(
             kind="mfa_policy_changed", organization=organization, request=request, required=required
         )
     return organization
+
+
+# --- Playground -----------------------------------------------------------------------------
+
+PLAYGROUND_KEY_MINUTES = 60
+
+
+def playground_key_issue(*, user: User, organization: Organization) -> tuple[ApiKey, str]:
+    """A fresh short-lived relay key for the playground page of USER in ORGANIZATION.
+
+    The user's earlier playground keys in that organization are revoked in the same
+    transaction, so at most one works at a time; it expires after PLAYGROUND_KEY_MINUTES.
+    It is hidden from key lists; its requests are logged and billed like any other.
+    """
+    with transaction.atomic():
+        revoked = (
+            ApiKey.objects.filter(organization=organization, created_by=user, is_playground=True)
+            .exclude(status=ApiKey.Status.REVOKED)
+            .update(status=ApiKey.Status.REVOKED)
+        )
+        secret = generate_secret()
+        key = ApiKey.objects.create(
+            organization=organization,
+            created_by=user,
+            name="Playground",
+            prefix=display_prefix(secret),
+            key_hash=hash_secret(secret),
+            scopes=[ApiKey.Scope.RELAY],
+            expires_at=timezone.now() + dt.timedelta(minutes=PLAYGROUND_KEY_MINUTES),
+            is_playground=True,
+        )
+        if revoked:
+            key_change_publish()
+    return key, secret

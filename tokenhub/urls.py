@@ -6,6 +6,7 @@ from accounts import account_settings_views, legal_views
 from logs.status_page import status_page
 from relay.metrics import metrics_view
 from relay.pages import models_page
+from relay.playground import playground
 from tokenhub.health import healthz, readyz
 
 urlpatterns = [
@@ -13,6 +14,7 @@ urlpatterns = [
     path("readyz", readyz),
     path("metrics", metrics_view),
     path("models/", models_page, name="models"),
+    path("playground/", playground, name="playground"),
     path("admin/status/", status_page, name="admin-status"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),

@@ -1,0 +1,41 @@
+"""Middleware that only adapts Django to the ASGI server (no business logic)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+
+from asgiref.sync import markcoroutinefunction, sync_to_async
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+
+class AsyncFileStreamsMiddleware:
+    """Under ASGI, serve synchronous file streams (WhiteNoise's static files, FileResponse)
+    chunk by chunk from a worker thread.
+
+    Django would otherwise read the whole file into memory first and warn on every
+    request. Under WSGI (and Django's test client) nothing changes. Async-only and
+    outermost, so the synchronous middleware below it run as one block in one thread.
+    """
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]) -> None:
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        response = await self.get_response(request)
+        under_asgi = isinstance(request, ASGIRequest)  # the test client is WSGI-like
+        if under_asgi and response.streaming and not getattr(response, "is_async", True):
+            iterator: Iterator[bytes] = iter(response.streaming_content)  # type: ignore[attr-defined]
+            response.streaming_content = _chunks(iterator)  # type: ignore[attr-defined]
+        return response
+
+
+async def _chunks(iterator: Iterator[bytes]) -> AsyncIterator[bytes]:
+    read: Callable[..., Awaitable[bytes | None]] = sync_to_async(next, thread_sensitive=False)
+    while (part := await read(iterator, None)) is not None:
+        yield part
