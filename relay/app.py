@@ -13,6 +13,7 @@ from relay.catalog import KeyInfo, catalog
 from relay.db import in_db_thread
 from relay.errors import RelayError, model_not_found
 from relay.formats import openai
+from relay.media import endpoints as media
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import authorize, authorize_model, client_ip, model_allowed
 from relay.protocols import ANTHROPIC, GEMINI, OPENAI, RESPONSES, WireProtocol
@@ -153,6 +154,10 @@ async def _count_tokens(
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     request = Request(scope)
     method, path = request.method, request.path.rstrip("/") or "/"
+    # --- media: images and video tasks (relay/media) ---
+    if media.handles(path):
+        await media.application(request, receive, send, path)
+        return
     if method == "POST":
         inbound = _INBOUND.get(path)
         if inbound is not None:
