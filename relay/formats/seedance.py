@@ -51,6 +51,15 @@ def max_tokens(req: VideoRequest) -> int:
     return -(-MAX_PIXELS[resolution] * FPS * req.seconds // 1024)
 
 
+def _typed(name: str, value: Any) -> Any:
+    """Multipart sends every field as text; Ark wants booleans and a number."""
+    if not isinstance(value, str):
+        return value
+    if name == "seed":
+        return int(value) if value.lstrip("-").isdigit() else value
+    return {"true": True, "false": False}.get(value.lower(), value)
+
+
 def _headers(key: str) -> dict[str, str]:
     return {
         "authorization": "Bearer " + key,
@@ -84,7 +93,7 @@ def submit(channel: ChannelInfo, key: str, model: str, req: VideoRequest) -> Tar
     }
     for name in ("generate_audio", "seed", "watermark"):
         if name in req.extra:
-            body[name] = req.extra[name]
+            body[name] = _typed(name, req.extra[name])
     url = channel.base_url + "/contents/generations/tasks"
     return Target("POST", url, _headers(key), orjson.dumps(body))
 

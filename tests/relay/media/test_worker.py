@@ -27,7 +27,12 @@ from relay.models import MediaTask
 from relay.tasks import poll_media_tasks
 from tests.fakes.media import FakeMedia
 from tests.relay.conftest import Customer
-from tests.relay.media.conftest import SORA_PER_SECOND, assert_books_balance, charges_for
+from tests.relay.media.conftest import (
+    SEEDANCE_PER_1M,
+    SORA_PER_SECOND,
+    assert_books_balance,
+    charges_for,
+)
 from tests.test_cli import _database_url
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -69,7 +74,7 @@ class Workers:
 
 
 @pytest.fixture
-def workers(sora: Customer, tmp_path: Path) -> Iterator[Workers]:
+def workers(customer: Customer, tmp_path: Path) -> Iterator[Workers]:
     if not settings.REDIS_URL:
         pytest.skip("the worker tests use the Redis broker of the PostgreSQL + Redis run")
     assert not poll_media_tasks.app.conf.task_always_eager
@@ -189,3 +194,17 @@ def test_a_worker_killed_mid_poll_neither_loses_nor_double_bills(
     assert done.state == "completed"
     assert charges_for(video.id) == [-8 * SORA_PER_SECOND]
     assert_books_balance(sora)
+
+
+def test_the_worker_settles_a_seedance_task_at_its_reported_tokens(
+    seedance: Customer, media: FakeMedia, workers: Workers
+) -> None:
+    workers.start()
+    media.plan = ["queued", "queued", "in_progress", "completed"]
+    video = seedance.openai().videos.create(model="seedance-1-pro", prompt="sea", seconds="5")
+
+    done = _poll_until_finished(MediaTask.objects.get(public_id=video.id).pk)
+
+    assert (done.state, done.output_tokens) == ("completed", 108_900)
+    assert charges_for(video.id) == [-108_900 * SEEDANCE_PER_1M // 1_000_000]
+    assert_books_balance(seedance)
