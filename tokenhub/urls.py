@@ -8,4 +8,6 @@ urlpatterns = [
     path("readyz", readyz),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),
+    # --- media (relay) ---
+    path("dashboard/media/", include("relay.urls")),
 ]

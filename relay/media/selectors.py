@@ -51,3 +51,11 @@ def task_key(channel: ChannelInfo, fingerprint: str) -> str | None:
         if key_fingerprint(key) == fingerprint:
             return key
     return None
+
+
+def media_tasks_visible(
+    *, organization_id: int, user_id: int, everyone: bool
+) -> QuerySet[MediaTask]:
+    """The organization's tasks; only those made with the user's own keys unless EVERYONE."""
+    tasks = media_tasks_for_org(organization_id=organization_id).select_related("api_key")
+    return tasks if everyone else tasks.filter(api_key__created_by_id=user_id)
