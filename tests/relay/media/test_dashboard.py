@@ -85,3 +85,21 @@ def test_a_member_sees_only_videos_made_with_their_own_keys(
 
     assert mine in html
     assert two_videos[0] not in html and two_videos[1] not in html
+
+
+def test_the_admin_lists_tasks_read_only_without_the_signed_file_url(
+    seedance: Customer, media: FakeMedia, client: Client
+) -> None:
+    video = seedance.openai().videos.create(model="seedance-1-pro", prompt="x", seconds="5").id
+    _finish_all()
+    task = MediaTask.objects.get(public_id=video)
+    assert "sig=fake" in task.result_url
+    admin = user_create(email="ops@example.com", password="pw-123456789", is_admin=True)
+    client.force_login(admin)
+
+    listing = client.get("/admin/relay/mediatask/").content.decode()
+    detail = client.get(f"/admin/relay/mediatask/{task.pk}/change/").content.decode()
+
+    assert video in listing
+    assert "Completed" in detail and "sig=fake" not in detail and "sig=fake" not in listing
+    assert client.get("/admin/relay/mediatask/add/").status_code == 403
