@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from http.client import HTTPResponse
 from typing import cast
 
+from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
@@ -57,6 +60,20 @@ def media_list(request: HttpRequest) -> HttpResponse:
     return render(request, "relay/media.html", {"section": "media", "page": page, "rows": rows})
 
 
+def _chunks(upstream: HTTPResponse) -> Iterator[bytes]:
+    with upstream:
+        while chunk := upstream.read(_CHUNK):
+            yield chunk
+
+
+async def _async_chunks(upstream: HTTPResponse) -> AsyncIterator[bytes]:
+    try:
+        while chunk := await asyncio.to_thread(upstream.read, _CHUNK):
+            yield chunk
+    finally:
+        upstream.close()
+
+
 @require_GET
 @capability_required(Capability.VIEW_ORG)
 def media_content(request: HttpRequest, public_id: str) -> HttpResponse:
@@ -78,13 +95,11 @@ def media_content(request: HttpRequest, public_id: str) -> HttpResponse:
     except OSError:
         raise Http404("the upstream no longer has this video") from None
 
-    def chunks() -> Iterator[bytes]:
-        with upstream:
-            while chunk := upstream.read(_CHUNK):
-                yield chunk
-
+    # Under ASGI Django would buffer a synchronous iterator whole: give it an async one.
+    content = _async_chunks(upstream) if isinstance(request, ASGIRequest) else _chunks(upstream)
+    # capability_required is typed for HttpResponse views; a streaming one works the same.
     response: HttpResponse = StreamingHttpResponse(  # type: ignore[assignment]
-        chunks(), content_type=upstream.headers.get("content-type", "video/mp4")
+        content, content_type=upstream.headers.get("content-type", "video/mp4")
     )
     length = upstream.headers.get("content-length")
     if length and length.isdigit():

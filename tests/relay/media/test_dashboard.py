@@ -103,3 +103,25 @@ def test_the_admin_lists_tasks_read_only_without_the_signed_file_url(
     assert video in listing
     assert "Completed" in detail and "sig=fake" not in detail and "sig=fake" not in listing
     assert client.get("/admin/relay/mediatask/add/").status_code == 403
+
+
+def test_under_asgi_the_file_streams_without_being_buffered(
+    sora: Customer, media: FakeMedia, two_videos: tuple[str, str]
+) -> None:
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    done, _ = two_videos
+
+    async def fetch() -> tuple[Any, list[bytes]]:
+        client = AsyncClient()
+        await client.aforce_login(sora.user)
+        response = await client.get(f"/dashboard/media/{done}/content?download=1")
+        return response, [chunk async for chunk in response.streaming_content]  # type: ignore[attr-defined]
+
+    response, chunks = async_to_sync(fetch)()
+
+    assert response.status_code == 200
+    assert response["Content-Disposition"] == f'attachment; filename="{done}.mp4"'
+    assert len(chunks) > 1  # streamed in pieces, not one buffered body
+    assert b"".join(chunks) == video_bytes(MediaTask.objects.get(public_id=done).upstream_id)
