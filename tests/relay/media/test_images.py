@@ -193,3 +193,24 @@ def test_gemini_image_output_becomes_an_openai_images_response(
     per_call = (10 * 300_000 + 1290 * 30_000_000) // 1_000_000
     assert start - customer.balance() == 3 * per_call
     assert_books_balance(customer)
+
+
+def test_gemini_edit_sends_the_image_inline(
+    customer: Customer, media: FakeMedia, make_channel: Any
+) -> None:
+    make_channel("gemini", ("gemini-2.5-flash-image",))
+    price_set(model="gemini-2.5-flash-image", per_image=39_000)
+    start = customer.balance()
+
+    result = customer.openai().images.edit(
+        model="gemini-2.5-flash-image", image=("in.png", PNG, "image/png"), prompt="add snow"
+    )
+
+    assert result.data is not None and len(result.data) == 1
+    parts = media.seen[0].json["contents"][0]["parts"]
+    assert parts == [
+        {"text": "add snow"},
+        {"inlineData": {"mimeType": "image/png", "data": base64.b64encode(PNG).decode()}},
+    ]
+    assert _charged(customer, start) == 39_000
+    assert_books_balance(customer)

@@ -265,3 +265,14 @@ def test_bad_video_requests_get_openai_errors(sora: Customer, media: FakeMedia) 
     with pytest.raises(openai.NotFoundError):
         client.videos.retrieve("video_doesnotexist")
     assert media.seen == [] and not MediaTask.objects.exists()
+
+
+def test_the_sdk_pages_through_the_organizations_videos(sora: Customer, media: FakeMedia) -> None:
+    client = sora.openai()
+    made = [client.videos.create(model="sora-2", prompt=f"p{i}", seconds="4").id for i in range(5)]
+
+    listed = [v.id for v in client.videos.list(limit=2)]  # follows `after` across pages
+    oldest_first = [v.id for v in client.videos.list(limit=2, order="asc")]
+
+    assert listed == made[::-1]
+    assert oldest_first == made
