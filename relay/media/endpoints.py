@@ -40,8 +40,10 @@ async def application(request: Request, receive: Receive, send: Send, path: str)
             key = await authenticate(request)
             authorize(key, call.client_ip, timezone.now())
             if path.startswith("/v1/videos"):
+                # A video is logged and settled through its MediaTask, when it finishes.
                 await videos.handle(call, key, request, receive, send, path, headers)
             elif request.method == "POST" and path in _IMAGE_PATHS:
+                call.key = key  # every authenticated image call is settled and logged
                 await images.generate(
                     call, key, request, receive, send, headers, edit=_IMAGE_PATHS[path]
                 )

@@ -298,7 +298,6 @@ async def generate(
     await reserve(
         reference=call.request_id, wallet_id=key.wallet_id, api_key_id=key.id, amount=amount
     )
-    call.key = key  # from here on the request is settled, whatever happens
 
     async def exchange(channel: ChannelInfo) -> ImageResult:
         model = channel.upstream_model(req.model)

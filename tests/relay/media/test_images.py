@@ -120,6 +120,8 @@ def test_a_malformed_edit_is_a_400_and_costs_nothing(
     assert response.status_code == 400
     assert response.json()["error"]["type"] == "invalid_request_error"
     assert media.seen == []
+    log = wait_for(lambda: RequestLog.objects.first())
+    assert (log.status_code, log.cost, log.endpoint) == (400, 0, "images/edits")
     assert_books_balance(dalle)
 
 
