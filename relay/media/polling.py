@@ -27,6 +27,8 @@ POLL_TIMEOUT = 30.0
 
 
 class UpstreamBusy(Exception):
+    """The channel cannot answer now (429, 5xx, unreachable): leave it alone for a while."""
+
     def __init__(self, retry_after: float) -> None:
         super().__init__("upstream rate limited")
         self.retry_after = retry_after
@@ -66,8 +68,8 @@ async def record(task_id: int, video: UpstreamVideo) -> None:
 
 
 async def poll_task(task: MediaTask, http: aiohttp.ClientSession) -> None:
-    """Ask once. Network trouble and 5xx leave the task for its next turn; 429 raises
-    UpstreamBusy; an upstream that no longer knows the task fails it (hold released)."""
+    """Ask once. 429, 5xx and network trouble raise UpstreamBusy (the task waits for its
+    next turn); an upstream that no longer knows the task fails it (hold released)."""
     adapter = adapter_for(task.channel_type)
     if task.channel is None or adapter is None:
         await in_db_thread(services.media_task_fail)(
@@ -87,9 +89,12 @@ async def poll_task(task: MediaTask, http: aiohttp.ClientSession) -> None:
                 retry_after = response.headers.get("retry-after")
     except (aiohttp.ClientError, TimeoutError) as exc:
         log.warning("polling %s failed: %s", task.public_id, type(exc).__name__)
-        return
+        raise UpstreamBusy(float(settings.MEDIA_POLL_MAX_SECONDS)) from None
     if status == 429:
         raise UpstreamBusy(_retry_after(retry_after))
+    if status >= 500:
+        log.warning("polling %s: upstream answered %s", task.public_id, status)
+        raise UpstreamBusy(float(settings.MEDIA_POLL_MAX_SECONDS))
     if status == 404:
         await in_db_thread(services.media_task_fail)(
             task_id=task.pk,
@@ -118,7 +123,8 @@ async def _poll_channel(tasks: list[MediaTask], http: aiohttp.ClientSession) -> 
             await poll_task(task, http)
             done += 1
         except UpstreamBusy as busy:
-            # Leave this channel alone for a while: the rest of its batch waits too.
+            # Leave this channel alone for a while: the rest of its batch waits too, so a
+            # dead upstream costs one timeout per run, not one per task.
             for later in tasks[index:]:
                 await in_db_thread(services.media_task_defer)(
                     task_id=later.pk, seconds=busy.retry_after

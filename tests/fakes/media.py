@@ -96,6 +96,7 @@ class FakeMedia:
             self.status_open.set()
             self.status_waiting = threading.Event()
             self.rate_limited = 0  # next N status reads answer 429
+            self.status_error: int | None = None  # every status read answers this
             self.fail_submit: int | None = None  # status code for submits
             self.gemini_tokens = (10, 1290)
 
@@ -222,6 +223,11 @@ class FakeMedia:
         if not self.status_open.is_set():
             await asyncio.to_thread(self.status_open.wait)
         with self._lock:
+            if self.status_error:
+                return web.json_response(
+                    {"error": {"message": "Internal error", "type": "server_error"}},
+                    status=self.status_error,
+                )
             if self.rate_limited > 0:
                 self.rate_limited -= 1
                 return web.json_response(

@@ -180,6 +180,24 @@ def test_an_upstream_rate_limit_defers_the_channels_batch(sora: Customer, media:
     assert all(t.state == "queued" for t in MediaTask.objects.all())
 
 
+def test_a_failing_upstream_costs_one_request_per_run_and_no_task(
+    sora: Customer, media: FakeMedia, settings: Any
+) -> None:
+    client = sora.openai()
+    ids = [client.videos.create(model="sora-2", prompt=f"v{i}", seconds="4").id for i in range(3)]
+    MediaTask.objects.update(next_poll_at=timezone.now())
+    media.status_error = 503
+
+    poll_media_tasks()
+
+    assert media.status_reads() == 1
+    later = timezone.now() + dt.timedelta(seconds=settings.MEDIA_POLL_MAX_SECONDS - 5)
+    tasks = MediaTask.objects.filter(public_id__in=ids)
+    assert all(t.next_poll_at > later and t.state == "queued" for t in tasks)
+    media.status_error = None
+    assert client.videos.retrieve(ids[0]).status == "in_progress"  # a client read still works
+
+
 def test_a_video_past_the_timeout_fails_and_is_refunded_once(
     sora: Customer, media: FakeMedia, settings: Any
 ) -> None:
