@@ -3,6 +3,10 @@
 Every component of a price applies when set, so an operator chooses by what they fill in:
 `per_image` (images), `per_second` (video), token prices (gpt-image usage, Seedance's
 `completion_tokens`), `per_request`.
+
+Tiers: a price named `MODEL@TIER` (e.g. `sora-2-pro@1792x1024`, `sora-2@1080p`,
+`dall-e-3@hd@1024x1792`, `dall-e-3@hd`) replaces the model's own price for requests of
+that size, resolution or quality; the most specific one that exists wins.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from billing.pricing import PriceSheet, Usage, cost_micros
+from relay.catalog import catalog
 
 # gpt-image-1 at high quality, 1024x1536: its most output tokens per image. A price's
 # max_output_tokens, when set, replaces it as the per-image bound.
@@ -17,6 +22,16 @@ IMAGE_OUTPUT_TOKENS = 6240
 # gpt-image input images at high fidelity cost up to about this many tokens each.
 INPUT_IMAGE_TOKENS = 6500
 SEEDANCE_FPS = 24
+
+
+async def tier_price(model: str, tiers: list[str]) -> PriceSheet | None:
+    """The price of MODEL@TIER for the first tier that has one, else MODEL's own."""
+    for tier in tiers:
+        if tier:
+            found = await catalog.price(f"{model}@{tier}")
+            if found is not None:
+                return found
+    return await catalog.price(model)
 
 
 def priced_for_images(price: PriceSheet) -> bool:

@@ -27,7 +27,7 @@ from billing.pricing import Usage
 from relay import tokens
 from relay.asgi_io import Receive, Request, Send, read_body, send_bytes
 from relay.call import Call
-from relay.catalog import ChannelInfo, KeyInfo, catalog
+from relay.catalog import ChannelInfo, KeyInfo
 from relay.errors import RelayError, bad_request, model_not_found, no_channel
 from relay.formats import openai
 from relay.formats.videos import Target
@@ -276,7 +276,11 @@ async def generate(
     authorize_model(key, req.model)
     all_routes = await candidates(req.model, key.group)
     route = [c for c in all_routes if c.type in IMAGE_CHANNEL_TYPES]
-    price = call.price = await catalog.price(req.model)
+    quality = req.payload.get("quality")
+    quality = quality if isinstance(quality, str) else ""
+    size = req.size or ""
+    tiers = [f"{quality}@{size}" if quality and size else "", size, quality]
+    price = call.price = await charges.tier_price(req.model, tiers)
     if not route:
         raise (
             no_channel(req.model) if price is not None or all_routes else model_not_found(req.model)

@@ -31,7 +31,7 @@ from relay.asgi_io import (
     start_stream,
 )
 from relay.call import Call
-from relay.catalog import ChannelInfo, KeyInfo, catalog
+from relay.catalog import ChannelInfo, KeyInfo
 from relay.db import in_db_thread
 from relay.errors import RelayError, bad_request, insufficient_quota, model_not_found, no_channel
 from relay.formats import seedance
@@ -113,7 +113,8 @@ async def create(
     authorize_model(key, req.model)
     all_routes = await candidates(req.model, key.group)
     route = [c for c in all_routes if c.type in VIDEO_CHANNEL_TYPES]
-    price = await catalog.price(req.model)
+    resolution, _ = seedance.resolution_and_ratio(req)
+    price = await charges.tier_price(req.model, [req.size, resolution])
     if not route:
         raise (
             no_channel(req.model) if price is not None or all_routes else model_not_found(req.model)
@@ -133,7 +134,6 @@ async def create(
         seconds=req.seconds,
         max_tokens=seedance.max_tokens(req) if seedance_route else 0,
     )
-    resolution, _ = seedance.resolution_and_ratio(req)
     try:
         task = await in_db_thread(services.media_task_open)(
             public_id="video_" + secrets.token_hex(16),

@@ -4,6 +4,7 @@ held at the worst case and charged what came back."""
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,10 @@ from tests.relay.conftest import Customer, wait_for
 from tests.relay.media.conftest import IMAGE_PRICE, assert_books_balance
 
 GPT_IMAGE_IN, GPT_IMAGE_OUT = 10_000_000, 40_000_000  # USD 10 / 40 per 1M tokens
+
+
+def _changed(customer: Customer, before: int) -> bool:
+    return customer.balance() != before
 
 
 def _charged(customer: Customer, start: int) -> int:
@@ -216,3 +221,17 @@ def test_gemini_edit_sends_the_image_inline(
     ]
     assert _charged(customer, start) == 39_000
     assert_books_balance(customer)
+
+
+def test_quality_and_size_tier_prices(dalle: Customer, media: FakeMedia) -> None:
+    price_set(model="dall-e-3@hd@1024x1792", per_image=120_000)
+    price_set(model="dall-e-3@hd", per_image=80_000)
+    client = dalle.openai()
+    costs = []
+    for quality, size in [("hd", "1024x1792"), ("hd", "1024x1024"), ("standard", "1024x1024")]:
+        before = dalle.balance()
+        client.images.generate(model="dall-e-3", prompt="x", quality=quality, size=size)
+        wait_for(functools.partial(_changed, dalle, before))
+        costs.append(before - dalle.balance())
+    assert costs == [120_000, 80_000, IMAGE_PRICE]
+    assert_books_balance(dalle)

@@ -294,3 +294,20 @@ def test_the_sdk_pages_through_the_organizations_videos(sora: Customer, media: F
 
     assert listed == made[::-1]
     assert oldest_first == made
+
+
+def test_a_resolution_tier_price_replaces_the_models_own(sora: Customer, media: FakeMedia) -> None:
+    from billing.services import price_set
+
+    price_set(model="sora-2@1792x1024", per_second=250_000)
+    client = sora.openai()
+
+    big = client.videos.create(model="sora-2", prompt="wide", seconds="4", size="1792x1024")
+    assert sora.wallet().held == 4 * 250_000
+    small = client.videos.create(model="sora-2", prompt="tall", seconds="4", size="720x1280")
+    _until_finished(client, big.id)
+    _until_finished(client, small.id)
+
+    assert charges_for(big.id) == [-4 * 250_000]
+    assert charges_for(small.id) == [-4 * SORA_PER_SECOND]
+    assert_books_balance(sora)
