@@ -101,6 +101,9 @@ def parse_request(raw: bytes, content_type: str, *, edit: bool) -> ImageRequest:
     response_format = payload.get("response_format")
     if response_format is not None and response_format not in _FORMATS:
         raise bad_request("'response_format' must be url or b64_json.", param="response_format")
+    if payload.get("stream") in (True, "true"):
+        # Partial-image streams would need their own metering; refused rather than unbilled.
+        raise bad_request("Streaming image generation is not supported.", param="stream")
     size = payload.get("size")
     if size is not None and not isinstance(size, str):
         raise bad_request("'size' must be a string.", param="size")

@@ -104,6 +104,13 @@ def test_it_edits_an_image_with_multipart(dalle: Customer, media: FakeMedia) -> 
     assert_books_balance(dalle)
 
 
+def test_streaming_images_are_refused_before_any_hold(dalle: Customer, media: FakeMedia) -> None:
+    with pytest.raises(openai.BadRequestError, match="Streaming"):
+        dalle.openai().images.generate(model="gpt-image-1", prompt="x", stream=True)
+    assert media.seen == []
+    assert_books_balance(dalle)
+
+
 @pytest.mark.parametrize(
     ("content_type", "body"),
     [
