@@ -154,10 +154,6 @@ async def _count_tokens(
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     request = Request(scope)
     method, path = request.method, request.path.rstrip("/") or "/"
-    # --- media: images and video tasks (relay/media) ---
-    if media.handles(path):
-        await media.application(request, receive, send, path)
-        return
     if method == "POST":
         inbound = _INBOUND.get(path)
         if inbound is not None:
@@ -175,6 +171,10 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
                 path_stream=action == "streamGenerateContent",
             )
             return
+    # --- media: images and video tasks (relay/media), after the chat hot path ---
+    if media.handles(path):
+        await media.application(request, receive, send, path)
+        return
     protocol = _protocol_of(request, path)
     call = Call.start(request, endpoint=path)
     headers = {"x-request-id": call.public_id}
