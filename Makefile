@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
 
-.PHONY: install run serve worker beat test lint typecheck pytest bench clean
+.PHONY: install run serve worker beat test lint typecheck pytest bench bench-dashboard clean
 
 install: $(STAMP)
 
@@ -50,6 +50,10 @@ test: lint typecheck pytest
 bench: install
 	bash scripts/ensure-test-servers.sh
 	$(BIN)/python benchmarks/relay_overhead.py
+
+bench-dashboard: install
+	bash scripts/ensure-test-servers.sh
+	$(BIN)/python benchmarks/dashboard_pages.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .mypy_cache .pytest_cache .ruff_cache

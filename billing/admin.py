@@ -4,15 +4,30 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from billing.models import Hold, LedgerEntry, Price, PricingGroup, Wallet
+from billing.codes import MAX_BATCH, redemption_batch_create, redemption_batch_download
+from billing.exceptions import RedemptionError
+from billing.models import (
+    Hold,
+    LedgerEntry,
+    PaymentEvent,
+    Price,
+    PricingGroup,
+    RedemptionBatch,
+    RedemptionCode,
+    TopUp,
+    Wallet,
+)
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
+from billing.providers import ProviderError, ProviderUnavailable
 from billing.services import wallet_adjust
+from billing.topups import topup_refund_request
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
@@ -102,7 +117,16 @@ class WalletAdmin(ReadOnlyAdmin):
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "wallet", "kind", "amount_usd", "balance_after_usd", "source")
+    list_display = (
+        "created_at",
+        "wallet",
+        "kind",
+        "amount_usd",
+        "balance_after_usd",
+        "source",
+        "note",
+        "created_by",
+    )
     list_filter = ("kind",)
     search_fields = ("source_id", "wallet__organization__name", "note")
     list_select_related = ("wallet__organization",)
@@ -133,7 +157,7 @@ class HoldAdmin(ReadOnlyAdmin):
 
 @admin.register(PricingGroup)
 class PricingGroupAdmin(admin.ModelAdmin[PricingGroup]):
-    list_display = ("name", "multiplier", "description")
+    list_display = ("name", "multiplier", "topup_rate", "description")
 
 
 @admin.register(Price)
@@ -150,3 +174,189 @@ class PriceAdmin(admin.ModelAdmin[Price]):
         "updated_at",
     )
     search_fields = ("model",)
+
+
+# --- Payments and codes -------------------------------------------------------------------
+
+
+@admin.register(TopUp)
+class TopUpAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "organization", "provider", "state", "credit_usd", "pay", "created_at")
+    list_filter = ("provider", "state")
+    search_fields = ("provider_ref", "provider_payment_id", "organization__name")
+    list_select_related = ("organization",)
+    exclude = ("redirect_url",)
+    actions = ("refund_at_provider",)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
+
+    @admin.action(description="Refund in full at the payment provider")
+    def refund_at_provider(self, request: HttpRequest, queryset: Any) -> None:
+        if not request.user.is_superuser:
+            messages.error(request, "Only superusers may refund payments.")
+            return
+        for topup in queryset:
+            try:
+                refund_id = topup_refund_request(topup_id=topup.pk)
+            except (ProviderError, ProviderUnavailable) as exc:
+                messages.error(request, f"Top-up {topup.pk}: {exc}")
+            else:
+                messages.success(
+                    request,
+                    f"Top-up {topup.pk}: refund {refund_id} requested; the balance is debited "
+                    "when the provider confirms it.",
+                )
+
+    @admin.display(description="credit (USD)")
+    def credit_usd(self, obj: TopUp) -> str:
+        return micros_to_usd(obj.credit)
+
+    @admin.display(description="paid")
+    def pay(self, obj: TopUp) -> str:
+        return f"{obj.pay_amount // 100}.{obj.pay_amount % 100:02d} {obj.currency}"
+
+
+@admin.register(PaymentEvent)
+class PaymentEventAdmin(ReadOnlyAdmin):
+    list_display = ("received_at", "provider", "event_type", "event_id", "processed_at", "error")
+    list_filter = ("provider", "event_type")
+    search_fields = ("event_id",)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
+
+
+class BatchForm(forms.Form):
+    name = forms.CharField(max_length=150)
+    count = forms.IntegerField(min_value=1, max_value=MAX_BATCH)
+    amount = forms.CharField(help_text="USD per code, e.g. 10")
+    expires_at = forms.DateTimeField(required=False, help_text="optional, e.g. 2027-01-01 00:00")
+    per_user_limit = forms.IntegerField(
+        required=False, min_value=1, help_text="optional: codes of this batch one user may redeem"
+    )
+
+    def clean_amount(self) -> int:
+        try:
+            micros = usd_to_micros(self.cleaned_data["amount"])
+        except InvalidAmount as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if micros <= 0:
+            raise forms.ValidationError("the amount must be positive")
+        return micros
+
+
+@admin.register(RedemptionBatch)
+class RedemptionBatchAdmin(ReadOnlyAdmin):
+    list_display = ("name", "amount_usd", "count", "redeemed", "expires_at", "created_by",
+                    "created_at", "csv")  # fmt: skip
+    exclude = ("pending_csv",)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("created_by")
+            .annotate(n_redeemed=Count("codes", filter=Q(codes__redeemed_at__isnull=False)))
+        )
+
+    @admin.display(description="amount (USD)")
+    def amount_usd(self, obj: RedemptionBatch) -> str:
+        return micros_to_usd(obj.amount)
+
+    @admin.display(description="redeemed")
+    def redeemed(self, obj: Any) -> int:
+        return int(obj.n_redeemed)
+
+    @admin.display(description="CSV")
+    def csv(self, obj: RedemptionBatch) -> str:
+        if not obj.pending_csv:
+            return "downloaded" if obj.downloaded_at else "-"
+        url = reverse("admin:billing_redemptionbatch_download", args=[obj.pk])
+        return format_html('<a href="{}">Download once</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "generate/",
+                self.admin_site.admin_view(self.generate_view),
+                name="billing_redemptionbatch_generate",
+            ),
+            path(
+                "<int:pk>/download/",
+                self.admin_site.admin_view(self.download_view),
+                name="billing_redemptionbatch_download",
+            ),
+        ]
+        return custom + super().get_urls()
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if request.user.is_superuser:
+            url = reverse("admin:billing_redemptionbatch_generate")
+            messages.info(request, format_html('<a href="{}">Generate a batch of codes</a>', url))
+        return super().changelist_view(request, extra_context)
+
+    def generate_view(self, request: HttpRequest) -> HttpResponse:
+        changelist = reverse("admin:billing_redemptionbatch_changelist")
+        if not request.user.is_superuser:
+            messages.error(request, "Only superusers may generate codes.")
+            return HttpResponseRedirect(changelist)
+        form = BatchForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            new = redemption_batch_create(
+                name=form.cleaned_data["name"],
+                count=form.cleaned_data["count"],
+                amount=form.cleaned_data["amount"],
+                expires_at=form.cleaned_data["expires_at"],
+                per_user_limit=form.cleaned_data["per_user_limit"],
+                created_by=request.user,
+                keep_for_download=True,
+            )
+            url = reverse("admin:billing_redemptionbatch_download", args=[new.batch.pk])
+            messages.success(
+                request,
+                format_html(
+                    '{} codes generated. <a href="{}">Download the CSV</a> now: it can be '
+                    "downloaded only once.",
+                    len(new.codes),
+                    url,
+                ),
+            )
+            return HttpResponseRedirect(changelist)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Generate redemption codes",
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/billing/batch_generate.html", context)
+
+    def download_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        changelist = reverse("admin:billing_redemptionbatch_changelist")
+        if not request.user.is_superuser:
+            messages.error(request, "Only superusers may download codes.")
+            return HttpResponseRedirect(changelist)
+        try:
+            content = redemption_batch_download(batch_id=pk)
+        except RedemptionError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(changelist)
+        response = HttpResponse(content, content_type="text/csv")
+        response["Content-Disposition"] = f'attachment; filename="codes-batch-{pk}.csv"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+@admin.register(RedemptionCode)
+class RedemptionCodeAdmin(ReadOnlyAdmin):
+    list_display = ("hint", "batch", "redeemed_at", "redeemed_by", "redeemed_organization")
+    list_filter = ("batch",)
+    search_fields = ("hint",)
+    list_select_related = ("batch", "redeemed_by", "redeemed_organization")
+    exclude = ("code_hash",)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)

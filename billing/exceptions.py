@@ -11,3 +11,25 @@ class InsufficientBalance(BillingError):
 
 class DuplicateEvent(BillingError):
     """The external event was already recorded; nothing changed."""
+
+
+class InvalidTopUp(BillingError):
+    """A top-up request outside the configured bounds or otherwise malformed."""
+
+
+class PaymentMismatch(BillingError):
+    """A provider reported a payment whose amount or currency differs from the top-up's."""
+
+
+class PaymentNotReady(BillingError):
+    """An event refers to a payment not known (or not credited) yet; retry later."""
+
+
+class RedemptionError(BillingError):
+    """A code that cannot be redeemed; the message is shown to the customer."""
+
+    status = 400
+
+
+class RedemptionRateLimited(RedemptionError):
+    status = 429

@@ -20,6 +20,8 @@ class PricingGroup(models.Model):
     name = models.SlugField(max_length=64, unique=True)
     multiplier = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("1"))
     description = models.CharField(max_length=200, blank=True)
+    # What a top-up costs per USD of credit for this group (0.9 = 10% off).
+    topup_rate = models.DecimalField(max_digits=10, decimal_places=4, default=Decimal("1"))
 
     def __str__(self) -> str:
         return f"{self.name} (x{self.multiplier})"
@@ -111,3 +113,142 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"hold {self.reference} {self.amount}"
+
+
+# --- Payments ---------------------------------------------------------------------------
+
+
+class TopUp(models.Model):
+    """A customer's purchase of credit through a payment provider.
+
+    States: pending -> paid (credited in the same transaction) or failed/expired. A payment
+    confirmed after failed/expired is still credited: money that arrived is never ignored.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        PAID = "paid"
+        FAILED = "failed"
+        EXPIRED = "expired"
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="topups"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    provider = models.CharField(max_length=16)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    # The credit bought (micro-USD) and the bonus included in it.
+    credit = models.BigIntegerField(help_text="micro-USD credited when paid, bonus included")
+    bonus = models.BigIntegerField(default=0, help_text="micro-USD")
+    # What the customer pays, in the minor unit (cents, fen) of `currency`.
+    pay_amount = models.BigIntegerField(help_text="minor units of currency")
+    currency = models.CharField(max_length=3)
+    # The provider's id for the checkout (Stripe session, EPay out_trade_no) and for the
+    # payment itself (Stripe payment intent, EPay trade_no).
+    provider_ref = models.CharField(max_length=128, blank=True)
+    provider_payment_id = models.CharField(max_length=128, blank=True, db_index=True)
+    redirect_url = models.URLField(max_length=2000, blank=True)
+    # Cumulative amounts taken back, minor units; refunds and disputes debit the difference.
+    refunded_amount = models.BigIntegerField(default=0)
+    disputed_amount = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_ref"],
+                condition=~models.Q(provider_ref=""),
+                name="uniq_topup_provider_ref",
+            ),
+            models.CheckConstraint(condition=models.Q(credit__gt=0), name="topup_credit_pos"),
+        ]
+
+    def __str__(self) -> str:
+        return f"top-up {self.pk} ({self.provider}, {self.state})"
+
+
+class PaymentEvent(models.Model):
+    """A provider's callback, stored raw before anything acts on it (unique per event)."""
+
+    provider = models.CharField(max_length=16)
+    event_id = models.CharField(max_length=255)
+    event_type = models.CharField(max_length=100)
+    payload = models.TextField()
+    received_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["provider", "event_id"], name="uniq_payment_event")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.event_type} {self.event_id}"
+
+
+# --- Redemption codes -------------------------------------------------------------------
+
+
+class RedemptionBatch(models.Model):
+    """Codes generated together: same amount, expiry and per-user limit."""
+
+    name = models.CharField(max_length=150)
+    amount = models.BigIntegerField(help_text="micro-USD per code")
+    count = models.PositiveIntegerField()
+    expires_at = models.DateTimeField(null=True, blank=True)
+    per_user_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="codes of this batch one user may redeem"
+    )
+    # The codes in clear (encrypted at rest) until their one download; then emptied.
+    pending_csv = models.TextField(blank=True)
+    downloaded_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "redemption batches"
+        constraints: ClassVar = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="batch_amount_pos")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RedemptionCode(models.Model):
+    """One code, known only by its SHA-256 (codes carry ~79 bits of entropy)."""
+
+    batch = models.ForeignKey(RedemptionBatch, on_delete=models.PROTECT, related_name="codes")
+    code_hash = models.CharField(max_length=64, unique=True)
+    hint = models.CharField(max_length=8, help_text="last characters, for support")
+    redeemed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    redeemed_organization = models.ForeignKey(
+        "accounts.Organization", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"…{self.hint}"
+
+
+# --- Alerts -----------------------------------------------------------------------------
+
+
+class LowBalanceAlert(models.Model):
+    """An organization's low-balance threshold; `alerted_at` is set while below it."""
+
+    wallet = models.OneToOneField(Wallet, on_delete=models.CASCADE, related_name="low_balance")
+    threshold = models.BigIntegerField(help_text="micro-USD")
+    alerted_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"alert below {self.threshold} for wallet {self.wallet_id}"

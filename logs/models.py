@@ -46,3 +46,50 @@ class RequestLog(models.Model):
 
     def __str__(self) -> str:
         return self.request_id
+
+
+class DailyUsage(models.Model):
+    """Usage totals per day, organization, key, channel and model.
+
+    Rolled up from `RequestLog` before its rows are purged and kept indefinitely. Holds no
+    IP address or user agent. `api_key_id` and `channel_id` use 0 for "none" so that the
+    unique constraint also covers rows without them.
+    """
+
+    day = models.DateField()
+    organization_id = models.BigIntegerField()
+    api_key_id = models.BigIntegerField(default=0)
+    channel_id = models.BigIntegerField(default=0)
+    model = models.CharField(max_length=200, blank=True)
+    requests = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    cache_read_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost = models.BigIntegerField(default=0, help_text="micro-USD")
+
+    class Meta:
+        verbose_name_plural = "daily usage"
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["day", "organization_id", "api_key_id", "channel_id", "model"],
+                name="uniq_daily_usage",
+            )
+        ]
+        indexes: ClassVar = [models.Index(fields=["organization_id", "day"])]
+
+    def __str__(self) -> str:
+        return f"{self.day} org {self.organization_id} {self.model}"
+
+
+class RolledUpDay(models.Model):
+    """A UTC day whose request logs are in `DailyUsage`; only such days may be purged."""
+
+    day = models.DateField(primary_key=True)
+    rolled_at = models.DateTimeField(default=timezone.now)
+    source_rows = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return str(self.day)

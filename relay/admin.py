@@ -1,11 +1,22 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.utils import timezone
 
+from relay import cooldown
+from relay.channel_health import channel_test
 from relay.models import Channel, MediaTask
+from relay.selectors import channel_stats
+from relay.services import InvalidChannel, channels_assign_models
 
 
 class ChannelForm(forms.ModelForm[Channel]):
@@ -46,13 +57,143 @@ class ChannelForm(forms.ModelForm[Channel]):
         return super().save(commit=commit)
 
 
+class AssignModelsForm(forms.Form):
+    models = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}), help_text="Model names, one per line."
+    )
+    mode = forms.ChoiceField(
+        choices=[("add", "Add"), ("remove", "Remove"), ("replace", "Replace all with these")],
+        initial="add",
+        widget=forms.RadioSelect,
+    )
+
+
+class HealthChangeList(ChangeList):
+    """Attaches last-hour stats and cooldowns to the page's rows: two queries per page,
+    not per row, and nothing shared between concurrent requests."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        rows = list(self.result_list)
+        stats = channel_stats(channel_ids=[c.pk for c in rows])
+        cooling = cooldown.cooling_until()
+        for row in rows:
+            row.health_stats = stats.get(row.pk)
+            row.cooldown_ends = cooling.get(row.pk)
+        self.result_list = rows
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin[Channel]):
     form = ChannelForm
-    list_display = ("name", "type", "base_url", "models_short", "priority", "weight", "status")
+    list_display = (
+        "name",
+        "type",
+        "models_short",
+        "priority",
+        "weight",
+        "status",
+        "success_rate",
+        "p50_latency",
+        "cooling_until",
+        "last_probe",
+        "disabled_reason",
+    )
     list_filter = ("type", "status")
     search_fields = ("name", "base_url")
-    readonly_fields: ClassVar = ["created_at", "updated_at"]
+    readonly_fields: ClassVar = [
+        "probed_at",
+        "probe_ok",
+        "probe_latency_ms",
+        "probe_error",
+        "created_at",
+        "updated_at",
+    ]
+    actions = ("test_now", "enable", "disable", "assign_models")
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return HealthChangeList
+
+    @admin.display(description="success (1h)")
+    def success_rate(self, obj: Channel) -> str:
+        stats = getattr(obj, "health_stats", None)
+        if stats is None or stats.success_rate is None:
+            return "-"
+        return f"{stats.success_rate:.0%} of {stats.requests}"
+
+    @admin.display(description="p50 (1h)")
+    def p50_latency(self, obj: Channel) -> str:
+        stats = getattr(obj, "health_stats", None)
+        if stats is None or stats.p50_latency_ms is None:
+            return "-"
+        return f"{stats.p50_latency_ms} ms"
+
+    @admin.display(description="cooling until")
+    def cooling_until(self, obj: Channel) -> str:
+        until = getattr(obj, "cooldown_ends", None)
+        if until is None:
+            return "-"
+        return timezone.localtime(dt.datetime.fromtimestamp(until, tz=dt.UTC)).strftime("%H:%M:%S")
+
+    @admin.display(description="last probe")
+    def last_probe(self, obj: Channel) -> str:
+        if obj.probed_at is None:
+            return "-"
+        if obj.probe_ok:
+            return f"ok, {obj.probe_latency_ms} ms"
+        return f"failed: {obj.probe_error}"
+
+    @admin.action(description="Test now (send a tiny request)")
+    def test_now(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        for channel in queryset[:20]:
+            result = channel_test(channel=channel)
+            if result.ok:
+                self.message_user(
+                    request, f"{channel.name}: ok in {result.latency_ms} ms", messages.SUCCESS
+                )
+            else:
+                self.message_user(
+                    request,
+                    f"{channel.name}: failed after {result.latency_ms} ms: {result.error}",
+                    messages.ERROR,
+                )
+
+    @admin.action(description="Enable")
+    def enable(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        count = queryset.update(status=Channel.Status.ENABLED, disabled_reason="")
+        self.message_user(request, f"{count} channel(s) enabled.", messages.SUCCESS)
+
+    @admin.action(description="Disable")
+    def disable(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        count = queryset.update(status=Channel.Status.DISABLED, disabled_reason="by an admin")
+        self.message_user(request, f"{count} channel(s) disabled.", messages.SUCCESS)
+
+    @admin.action(description="Add, remove or replace models")
+    def assign_models(
+        self, request: HttpRequest, queryset: QuerySet[Channel]
+    ) -> TemplateResponse | None:
+        form = AssignModelsForm(request.POST if "apply" in request.POST else None)
+        if form.is_valid():
+            try:
+                changed = channels_assign_models(
+                    channel_ids=list(queryset.values_list("pk", flat=True)),
+                    models=form.cleaned_data["models"].split(),
+                    mode=form.cleaned_data["mode"],
+                )
+            except InvalidChannel as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+            else:
+                self.message_user(request, f"{changed} channel(s) changed.", messages.SUCCESS)
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Add, remove or replace models",
+            "channels": queryset,
+            "form": form,
+            "opts": self.model._meta,
+            "action_checkbox_name": ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/relay/channel/assign_models.html", context)
 
     @admin.display(description="models")
     def models_short(self, obj: Channel) -> str:

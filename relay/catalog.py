@@ -14,13 +14,16 @@ import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 
 from accounts.network import IPNetwork
 from billing.pricing import PriceSheet
 from relay.db import in_db_thread
+
+if TYPE_CHECKING:
+    from relay.models import Channel
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +97,23 @@ def _load_key(key_hash: str) -> KeyInfo | None:
     )
 
 
+def channel_info(c: Channel) -> ChannelInfo:
+    """The relay's view of a channel row; raises ValueError when its keys won't decrypt."""
+    return ChannelInfo(
+        id=c.pk,
+        name=c.name,
+        type=c.type,
+        base_url=c.base_url,
+        keys=tuple(c.key_list()),
+        models=frozenset(c.model_names),
+        model_map=dict(c.model_map),
+        groups=frozenset(c.groups),
+        priority=c.priority,
+        weight=max(1, c.weight),
+        options=dict(c.options),
+    )
+
+
 def _load_catalog() -> tuple[list[ChannelInfo], dict[str, PriceSheet]]:
     from billing.models import Price
     from relay.models import Channel
@@ -101,26 +121,10 @@ def _load_catalog() -> tuple[list[ChannelInfo], dict[str, PriceSheet]]:
     channels = []
     for c in Channel.objects.filter(status=Channel.Status.ENABLED):
         try:
-            keys = tuple(c.key_list())
+            channels.append(channel_info(c))
         except ValueError:
             # One channel with keys from a lost encryption key must not stop the others.
             log.error("channel %s skipped: its keys cannot be decrypted", c.pk)
-            continue
-        channels.append(
-            ChannelInfo(
-                id=c.pk,
-                name=c.name,
-                type=c.type,
-                base_url=c.base_url,
-                keys=keys,
-                models=frozenset(c.model_names),
-                model_map=dict(c.model_map),
-                groups=frozenset(c.groups),
-                priority=c.priority,
-                weight=max(1, c.weight),
-                options=dict(c.options),
-            )
-        )
     prices = {
         p.model: PriceSheet(
             input_per_1m=p.input_per_1m,

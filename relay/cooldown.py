@@ -10,6 +10,7 @@ most once a second per process); without it, it lives in this process.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.conf import settings
 
@@ -80,3 +81,36 @@ class Cooldowns:
 
 
 cooldowns = Cooldowns()
+
+
+def _sync_redis() -> Any:
+    import redis as sync_redis
+
+    return sync_redis.from_url(settings.REDIS_URL, socket_connect_timeout=2)
+
+
+def cooling_until() -> dict[int, float]:
+    """Channel id -> unix time its cooldown ends, for channels cooling now (synchronous)."""
+    if not settings.REDIS_URL:
+        return {}
+    now = time.time()
+    raw = _sync_redis().hgetall(_COOL)
+    return {int(k): float(v) for k, v in raw.items() if float(v) > now}
+
+
+def cooling_channel_ids() -> set[int]:
+    """Channels cooling right now, for jobs and the admin (synchronous).
+
+    Without Redis the state lives in each relay process, which a Celery worker cannot
+    see; there cooldowns simply run out on their own.
+    """
+    return set(cooling_until())
+
+
+def cooldown_clear(channel_id: int) -> None:
+    """End CHANNEL's cooldown and forget its strikes (it answered a probe)."""
+    if not settings.REDIS_URL:
+        return
+    client = _sync_redis()
+    client.hdel(_COOL, str(channel_id))
+    client.delete(_STRIKES + str(channel_id), _FAILS + str(channel_id))

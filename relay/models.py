@@ -41,6 +41,11 @@ class Channel(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ENABLED)
     disabled_reason = models.CharField(max_length=300, blank=True)
     options = models.JSONField(default=dict, blank=True, help_text="e.g. azure api_version.")
+    # The last health probe (relay/channel_health.py): a tiny request, never customer data.
+    probed_at = models.DateTimeField(null=True, blank=True)
+    probe_ok = models.BooleanField(null=True)
+    probe_latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    probe_error = models.CharField(max_length=300, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

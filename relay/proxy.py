@@ -39,6 +39,7 @@ from relay.cooldown import cooldowns
 from relay.db import in_db_thread
 from relay.errors import RelayError, bad_request, model_not_found, no_channel
 from relay.formats import gemini, ir, openai
+from relay.metrics import collector
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import (
     authorize,
@@ -94,10 +95,13 @@ class _Prepared:
 
 def _channel_disable(channel_id: int, reason: str) -> None:
     from relay.models import Channel
+    from relay.tasks import alert_last_channel
 
-    Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
+    disabled = Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
         status=Channel.Status.AUTO_DISABLED, disabled_reason=reason[:300]
     )
+    if disabled:  # the process that flipped it, once: tell the admins if models are orphaned
+        alert_last_channel.delay(channel_id)
 
 
 _disable = in_db_thread(_channel_disable)
@@ -375,6 +379,7 @@ async def _attempt(
         except UpstreamFailure as failure:
             last = failure
             failure.protocol = prepared.protocol
+            collector.upstream_error(channel.id, failure.status)
             log.warning(
                 "channel %s failed for request %s: %s", channel.id, call.request_id, failure.reason
             )

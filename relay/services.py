@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
+from django.db import transaction
+
 from relay.models import Channel
 
 
@@ -56,3 +58,33 @@ def channel_create(
         weight=weight,
         options=dict(options or {}),
     )
+
+
+def channels_assign_models(*, channel_ids: Sequence[int], models: Sequence[str], mode: str) -> int:
+    """Add, remove or replace MODELS on every channel of CHANNEL_IDS; returns channels changed.
+
+    Atomic. A channel is never left without a model: removing its last one is refused
+    (InvalidChannel) and nothing changes.
+    """
+    names = [m.strip() for m in models if m.strip()]
+    if not names:
+        raise InvalidChannel("list at least one model")
+    if mode not in ("add", "remove", "replace"):
+        raise InvalidChannel(f"unknown mode {mode!r}")
+    changed = 0
+    with transaction.atomic():
+        for channel in Channel.objects.select_for_update().filter(pk__in=channel_ids):
+            current = list(channel.model_names)
+            if mode == "add":
+                updated = current + [n for n in names if n not in current]
+            elif mode == "remove":
+                updated = [n for n in current if n not in names]
+            else:
+                updated = list(dict.fromkeys(names))
+            if not updated:
+                raise InvalidChannel(f"channel {channel.name} would be left without a model")
+            if updated != current:
+                channel.model_names = updated
+                channel.save(update_fields=["model_names", "updated_at"])
+                changed += 1
+    return changed

@@ -1,4 +1,4 @@
-"""Celery jobs of the relay: polling asynchronous media tasks."""
+"""Celery jobs of the relay: channel probes and alerts, polling asynchronous media tasks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,19 @@ import asyncio
 
 from celery import shared_task
 
+from relay.channel_health import channels_probe, last_channel_alert
 from relay.media.polling import poll_due
+
+
+@shared_task
+def probe_channels() -> int:
+    """Probe auto-disabled and cooling channels; returns how many answered."""
+    return sum(result.ok for result in channels_probe().values())
+
+
+@shared_task
+def alert_last_channel(channel_id: int) -> list[str]:
+    return last_channel_alert(channel_id=channel_id)
 
 
 @shared_task

@@ -20,8 +20,12 @@ from billing.holds import hold_place
 from billing.models import Hold, Wallet
 from billing.services import wallet_credit
 from billing.tasks import sweep_expired_holds
-from logs.models import RequestLog
+from logs.models import DailyUsage, RequestLog
 from logs.tasks import purge_request_logs
+from relay.models import Channel
+from relay.services import channel_create
+from relay.tasks import probe_channels
+from tests.fakes.upstream import FakeUpstream
 from tests.test_cli import _database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,3 +93,34 @@ def test_it_purges_request_logs_past_retention_through_the_worker(worker: None) 
 
     _until(lambda: not RequestLog.objects.filter(request_id="old").exists())
     assert RequestLog.objects.filter(request_id="new").exists()
+
+
+def test_it_rolls_up_before_purging_through_the_worker(worker: None) -> None:
+    old = timezone.now() - dt.timedelta(days=settings.LOG_RETENTION_DAYS + 3)
+    for n, cost in enumerate((40, 2)):
+        RequestLog.objects.create(
+            request_id=f"old{n}", organization_id=7, endpoint="e", status_code=200,
+            created_at=old, model="m", cost=cost,
+        )  # fmt: skip
+
+    purge_request_logs.delay()
+
+    _until(lambda: not RequestLog.objects.exists())
+    usage = DailyUsage.objects.get(organization_id=7)
+    assert (usage.requests, usage.cost) == (2, 42)
+
+
+def test_it_probes_and_re_enables_channels_through_the_worker(worker: None) -> None:
+    with FakeUpstream(require_key=False) as fake:
+        channel = channel_create(
+            type="openai", base_url=fake.url + "/v1", models=["gpt-4o-mini"],
+            api_keys=["sk-upstream-good"], name="healed",
+        )  # fmt: skip
+        Channel.objects.filter(pk=channel.pk).update(
+            status=Channel.Status.AUTO_DISABLED, disabled_reason="upstream answered 401"
+        )
+
+        probe_channels.delay()
+
+        _until(lambda: Channel.objects.get(pk=channel.pk).status == Channel.Status.ENABLED)
+        assert len(fake.requests) == 1

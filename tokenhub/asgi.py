@@ -16,7 +16,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenhub.settings")
 django_application = get_asgi_application()
 
 from billing import fastledger  # noqa: E402
-from relay import redis_client, upstream  # noqa: E402
+from relay import metrics, redis_client, upstream  # noqa: E402
 from relay.app import application as relay_application  # noqa: E402  (needs Django set up)
 from relay.pipeline.settle import drain  # noqa: E402
 
@@ -38,6 +38,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await drain()  # settle what is in flight before the process exits
+                await metrics.collector.flush()
                 await fastledger.close()
                 await upstream.close()
                 await redis_client.close()

@@ -155,6 +155,10 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "purge-request-logs": {"task": "logs.tasks.purge_request_logs", "schedule": 3600.0},
     "sweep-expired-holds": {"task": "billing.tasks.sweep_expired_holds", "schedule": 60.0},
+    "probe-channels": {
+        "task": "relay.tasks.probe_channels",
+        "schedule": float(envint("CHANNEL_PROBE_INTERVAL", 300)),
+    },
 }
 
 # --- Auth -----------------------------------------------------------------------------
@@ -240,9 +244,52 @@ RELAY_CATALOG_SECONDS = envfloat("RELAY_CATALOG_SECONDS", 2)
 RELAY_COOLDOWN_FAILURES = envint("RELAY_COOLDOWN_FAILURES", 3)
 RELAY_COOLDOWN_SECONDS = envint("RELAY_COOLDOWN_SECONDS", 30)
 RELAY_COOLDOWN_MAX_SECONDS = envint("RELAY_COOLDOWN_MAX_SECONDS", 600)
+CHANNEL_PROBE_TIMEOUT = envfloat("CHANNEL_PROBE_TIMEOUT", 20.0)
+# GET /metrics (Prometheus): a bearer token, or a client address in these networks.
+METRICS_TOKEN = envstr("METRICS_TOKEN")
+METRICS_ALLOWED_IPS = envlist("METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128")
+METRICS_FLUSH_SECONDS = envfloat("METRICS_FLUSH_SECONDS", 1.0)
+# The dashboard warns when available credit drops below this (micro-USD).
+LOW_BALANCE_BANNER_MICROS = envint("LOW_BALANCE_BANNER_MICROS", 1_000_000)
 # PostgreSQL only: holds and settlements through billing/fastledger.py (see architecture).
 RELAY_FAST_LEDGER = envbool("RELAY_FAST_LEDGER", True)
 RELAY_DB_POOL_MAX = envint("RELAY_DB_POOL_MAX", 10)
+
+# --- Payments, top-ups, redemption codes, alerts (billing) ---------------------------------
+from celery.schedules import crontab as _crontab  # noqa: E402
+
+STRIPE_SECRET_KEY = envstr("STRIPE_SECRET_KEY")
+STRIPE_WEBHOOK_SECRET = envstr("STRIPE_WEBHOOK_SECRET")
+# Optional override of https://api.stripe.com (stripe-mock, tests).
+STRIPE_API_BASE = envstr("STRIPE_API_BASE")
+# Pinned: outgoing calls send it, webhooks rendered in another version are refused.
+STRIPE_API_VERSION = envstr("STRIPE_API_VERSION", "2026-10-28.endive")
+STRIPE_WEBHOOK_TOLERANCE = envint("STRIPE_WEBHOOK_TOLERANCE", 300)
+EPAY_URL = envstr("EPAY_URL")
+EPAY_PID = envstr("EPAY_PID")
+EPAY_KEY = envstr("EPAY_KEY")
+EPAY_TYPE = envstr("EPAY_TYPE", "alipay")
+EPAY_CURRENCY = envstr("EPAY_CURRENCY", "CNY")
+EPAY_PRICE_PER_USD = envstr("EPAY_PRICE_PER_USD", "7.2")
+TOPUP_CURRENCY = "USD"
+TOPUP_PRESETS_USD = envlist("TOPUP_PRESETS_USD", "5,10,25,50,100")
+TOPUP_MIN_USD = envstr("TOPUP_MIN_USD", "1")
+TOPUP_MAX_USD = envstr("TOPUP_MAX_USD", "10000")
+# "threshold:percent" pairs: +5% credit from $100, +10% from $500.
+TOPUP_BONUS_TIERS = envlist("TOPUP_BONUS_TIERS", "")
+# A pending top-up still unpaid after this long is asked about at its provider.
+TOPUP_RECOVER_AFTER_SECONDS = envint("TOPUP_RECOVER_AFTER_SECONDS", 600)
+REDEEM_MAX_FAILURES = envint("REDEEM_MAX_FAILURES", 10)
+REDEEM_FAILURE_WINDOW_SECONDS = envint("REDEEM_FAILURE_WINDOW_SECONDS", 900)
+CELERY_BEAT_SCHEDULE |= {
+    "low-balance-alerts": {"task": "billing.tasks.low_balance_check", "schedule": 60.0},
+    "recover-topups": {"task": "billing.tasks.topups_recover", "schedule": 300.0},
+    # Nightly, 03:17 UTC.
+    "billing-reconcile": {
+        "task": "billing.tasks.billing_reconcile",
+        "schedule": _crontab(hour=3, minute=17),
+    },
+}
 
 # --- Media: images and asynchronous video tasks (relay/media) ------------------------------
 # A video task still unfinished this long after submit is failed and its hold released.

@@ -7,6 +7,7 @@ import random
 from typing import Any
 
 import aiohttp
+import orjson
 from django.conf import settings
 
 from relay.catalog import ChannelInfo
@@ -77,6 +78,31 @@ async def send(url: str, headers: dict[str, str], body: bytes) -> aiohttp.Client
         ) from None
 
 
+def _quota_exhausted(status: int, body: bytes) -> str:
+    """The provider's marker when the channel's own account has run out of credit, else "".
+
+    OpenAI: 429 with type or code `insufficient_quota`; Anthropic: 400 "credit balance is
+    too low"; resellers: 402. Gemini's RESOURCE_EXHAUSTED also means plain rate limiting,
+    so it only cools the channel down.
+    """
+    if status == 402:
+        return "402"
+    if status not in (400, 429) or len(body) > 16_384:
+        return ""
+    try:
+        error = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        return ""
+    if not isinstance(error, dict):
+        return ""
+    if "insufficient_quota" in (error.get("type"), error.get("code")):
+        return "insufficient_quota"
+    message = error.get("message")
+    if status == 400 and isinstance(message, str) and "credit balance is too low" in message:
+        return "credit balance too low"
+    return ""
+
+
 async def failure_from_response(response: aiohttp.ClientResponse) -> UpstreamFailure:
     """Read an error response (bounded) and decide whether another channel may succeed."""
     try:
@@ -92,6 +118,17 @@ async def failure_from_response(response: aiohttp.ClientResponse) -> UpstreamFai
         # The channel's own key is bad: disable it and let another channel serve.
         return UpstreamFailure(
             f"upstream rejected the channel's credentials ({status})",
+            retryable=True,
+            status=status,
+            body=body,
+            content_type=content_type,
+            disable=True,
+        )
+    exhausted = _quota_exhausted(status, body)
+    if exhausted:
+        # The channel's account is out of credit: no retry or cooldown will fix that.
+        return UpstreamFailure(
+            f"upstream quota exhausted ({exhausted})",
             retryable=True,
             status=status,
             body=body,

@@ -12,6 +12,7 @@ import logging
 from billing import fastledger
 from billing.holds import Settlement, hold_settle
 from relay.db import in_db_thread
+from relay.metrics import collector
 
 log = logging.getLogger(__name__)
 _settle = in_db_thread(hold_settle)
@@ -40,6 +41,7 @@ async def _run(settlement: Settlement) -> None:
 
 
 async def settle(settlement: Settlement) -> None:
+    collector.request(settlement.log, settlement.cost)
     if fastledger.enabled():
         # Queued synchronously and committed by the ledger's writer task, whatever
         # happens to this one; no task of our own needed.

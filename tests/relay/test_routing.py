@@ -154,3 +154,53 @@ def test_it_spreads_load_by_weight_inside_a_priority(
     heavy = _keys_called(fake).count("sk-heavy")
     # Expected 90 of 100 (sd 3); both bounds fail by chance less than once in 10^4 runs.
     assert 75 <= heavy <= 99
+
+
+@pytest.mark.parametrize(
+    ("status", "error_type", "message", "marker"),
+    [
+        (429, "insufficient_quota", None, "insufficient_quota"),
+        (402, None, None, "402"),
+    ],
+)
+def test_it_disables_a_channel_whose_upstream_account_is_out_of_credit(
+    customer: Customer, openai_channel, priced, fake, status, error_type, message, marker
+) -> None:
+    fake.fail(status, key="sk-broke", error_type=error_type, message=message)
+    openai_channel(name="broke", api_keys=["sk-broke"], priority=10)
+    openai_channel(name="fine", api_keys=["sk-fine"])
+    _ask(customer)
+    channel = Channel.objects.get(name="broke")
+    assert channel.status == Channel.Status.AUTO_DISABLED
+    assert channel.disabled_reason == f"upstream quota exhausted ({marker})"
+    _ask(customer)
+    assert _keys_called(fake) == ["sk-broke", "sk-fine", "sk-fine"]
+
+
+def test_a_plain_rate_limit_only_cools_the_channel_down(
+    customer: Customer, openai_channel, priced, fake
+) -> None:
+    fake.fail(429, key="sk-busy")
+    openai_channel(name="busy", api_keys=["sk-busy"], priority=10)
+    openai_channel(name="fine", api_keys=["sk-fine"])
+    _ask(customer)
+    assert Channel.objects.get(name="busy").status == Channel.Status.ENABLED
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "marker"),
+    [
+        (400, b'{"type":"error","error":{"type":"invalid_request_error","message":'
+              b'"Your credit balance is too low to access the Anthropic API."}}',
+         "credit balance too low"),
+        (429, b'{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED"}}',
+         ""),
+        (429, b'{"error":{"type":"requests","code":"rate_limit_exceeded"}}', ""),
+        (400, b"not json", ""),
+        (429, b'{"error":"insufficient_quota"}', ""),
+    ],
+)  # fmt: skip
+def test_it_tells_an_empty_account_from_a_rate_limit(status: int, body: bytes, marker: str) -> None:
+    from relay.pipeline.forward import _quota_exhausted
+
+    assert _quota_exhausted(status, body) == marker

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_initial"),
-        ("relay", "0001_initial"),
+        ("relay", "0002_channel_probe"),
     ]
 
     operations = [

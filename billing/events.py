@@ -1,0 +1,90 @@
+"""Provider callbacks: stored raw first (unique per provider event id), then processed.
+
+Storing first means a crash between receipt and processing loses nothing (the row stays
+unprocessed and is retried), and a duplicate delivery is recognised by the unique key.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from billing.exceptions import PaymentMismatch, PaymentNotReady
+from billing.models import PaymentEvent
+
+log = logging.getLogger(__name__)
+
+
+class Outcome(enum.StrEnum):
+    PROCESSED = "processed"
+    ALREADY = "already processed"
+    NOT_READY = "not ready"
+    REJECTED = "rejected"
+
+
+def payment_event_record(
+    *, provider: str, event_id: str, event_type: str, payload: str, enqueue: bool = True
+) -> tuple[PaymentEvent, bool]:
+    """Store a verified callback once; returns (event, created).
+
+    With ENQUEUE, a not yet processed event is queued for `process_payment_event` when
+    the transaction commits (a duplicate delivery re-queues it; processing is idempotent).
+    """
+    with transaction.atomic():
+        event, created = PaymentEvent.objects.get_or_create(
+            provider=provider,
+            event_id=event_id,
+            defaults={"event_type": event_type[:100], "payload": payload},
+        )
+        if enqueue and event.processed_at is None:
+            from billing.tasks import process_payment_event
+
+            pk = event.pk
+            transaction.on_commit(lambda: process_payment_event.delay(pk))
+    return event, created
+
+
+def payment_event_process(*, event_pk: int) -> Outcome:
+    """Apply a stored event exactly once. Atomic with what it changes.
+
+    NOT_READY (the payment it refers to is not known yet) leaves the event unprocessed
+    for a retry; a mismatched amount marks it processed with the error and credits nothing.
+    """
+    from billing.providers.epay import callback_apply as epay_apply
+    from billing.providers.stripe import event_apply as stripe_apply
+
+    appliers: dict[str, Callable[[dict[str, Any]], str]] = {
+        "stripe": stripe_apply,
+        "epay": epay_apply,
+    }
+    with transaction.atomic():
+        event = PaymentEvent.objects.select_for_update().get(pk=event_pk)
+        if event.processed_at is not None:
+            return Outcome.ALREADY
+        event.attempts += 1
+        apply = appliers.get(event.provider)
+        try:
+            with transaction.atomic():
+                if apply is None:
+                    raise PaymentMismatch(f"no processor for {event.provider} events")
+                result = apply(json.loads(event.payload))
+        except PaymentNotReady as exc:
+            event.error = str(exc)[:500]
+            event.save(update_fields=["attempts", "error"])
+            return Outcome.NOT_READY
+        except PaymentMismatch as exc:
+            log.error("payment event %s rejected: %s", event.event_id, exc)
+            event.error = str(exc)[:500]
+            event.processed_at = timezone.now()
+            event.save(update_fields=["attempts", "error", "processed_at"])
+            return Outcome.REJECTED
+        event.error = "" if not result.startswith("ignored") else result[:500]
+        event.processed_at = timezone.now()
+        event.save(update_fields=["attempts", "error", "processed_at"])
+    return Outcome.PROCESSED

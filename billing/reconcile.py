@@ -1,0 +1,135 @@
+"""Reconciliation: prove the books. Read-only; every discrepancy is reported, none fixed.
+
+Checks, for every wallet: balance equals the sum of its ledger entries and held equals
+the sum of its open holds; no hold outlived its expiry by more than the sweep's grace;
+every paid top-up has its credit row and every top-up credit row belongs to a paid
+top-up; no provider event stayed unprocessed (its task gave up) for a day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from billing.models import Hold, LedgerEntry, PaymentEvent, TopUp, Wallet
+from billing.money import micros_to_usd
+from billing.topups import SOURCE_TOPUP
+
+# Holds are swept every minute; one this far past its expiry means the sweep is not running.
+HOLD_GRACE = dt.timedelta(minutes=15)
+# The event task retries for about 80 minutes (backing off) before it gives up.
+EVENT_GRACE = dt.timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Discrepancy:
+    check: str
+    subject: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.check}: {self.subject}: {self.detail}"
+
+
+def _sum_of(rows: QuerySet[LedgerEntry] | QuerySet[Hold]) -> Coalesce:
+    total = rows.order_by().values("wallet").annotate(total=Sum("amount")).values("total")
+    return Coalesce(Subquery(total, output_field=BigIntegerField()), Value(0))
+
+
+def _wallet_name(wallet: Wallet) -> str:
+    return f"wallet {wallet.pk} (org {wallet.organization_id})"
+
+
+def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
+    now = now or timezone.now()
+    found: list[Discrepancy] = []
+    # One statement, so balance, ledger and holds come from the same snapshot even while
+    # requests settle (PostgreSQL's read committed snapshots per statement).
+    wallets = Wallet.objects.annotate(
+        ledger_sum=_sum_of(LedgerEntry.objects.filter(wallet=OuterRef("pk"))),
+        hold_sum=_sum_of(Hold.objects.filter(wallet=OuterRef("pk"))),
+    ).order_by("pk")
+    for wallet in wallets:
+        name = _wallet_name(wallet)
+        if wallet.balance != wallet.ledger_sum:
+            found.append(
+                Discrepancy(
+                    "balance",
+                    name,
+                    f"balance {micros_to_usd(wallet.balance)} != ledger sum "
+                    f"{micros_to_usd(wallet.ledger_sum)}",
+                )
+            )
+        held = wallet.hold_sum
+        if wallet.held != held:
+            found.append(
+                Discrepancy(
+                    "held",
+                    name,
+                    f"held {micros_to_usd(wallet.held)} != open holds {micros_to_usd(held)}",
+                )
+            )
+    for hold in Hold.objects.filter(expires_at__lt=now - HOLD_GRACE).order_by("pk"):
+        found.append(
+            Discrepancy(
+                "hold", f"hold {hold.reference}", f"expired at {hold.expires_at.isoformat()}"
+            )
+        )
+    paid = TopUp.objects.filter(state=TopUp.State.PAID).values_list("pk", "credit")
+    credited = dict(
+        LedgerEntry.objects.filter(source_type=SOURCE_TOPUP).values_list("source_id", "amount")
+    )
+    for pk, credit in paid:
+        amount = credited.pop(str(pk), None)
+        if amount is None:
+            found.append(Discrepancy("topup", f"top-up {pk}", "paid but never credited"))
+        elif amount != credit:
+            found.append(
+                Discrepancy(
+                    "topup",
+                    f"top-up {pk}",
+                    f"credited {micros_to_usd(amount)}, bought {micros_to_usd(credit)}",
+                )
+            )
+    stuck = PaymentEvent.objects.filter(
+        processed_at__isnull=True, received_at__lt=now - EVENT_GRACE
+    ).order_by("pk")
+    for event in stuck:
+        found.append(
+            Discrepancy(
+                "event",
+                f"{event.provider} event {event.event_id}",
+                f"unprocessed after {event.attempts} attempts: {event.error or 'never run'}",
+            )
+        )
+    for source_id in sorted(credited):
+        found.append(Discrepancy("topup", f"top-up {source_id}", "credited but not marked paid"))
+    return found
+
+
+def reconcile_alert_admins(*, discrepancies: list[Discrepancy]) -> int:
+    """Email ADMINS and every active staff user; returns the number of recipients."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    from accounts.models import User
+
+    recipients = {email for _, email in settings.ADMINS}
+    recipients |= set(
+        User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True)
+    )
+    if not recipients:
+        return 0
+    lines = "\n".join(str(d) for d in discrepancies[:500])
+    more = len(discrepancies) - 500
+    body = (
+        f"Reconciliation found {len(discrepancies)} discrepancies:\n\n{lines}"
+        + (f"\n... and {more} more" if more > 0 else "")
+        + "\n\nRun `manage.py billing reconcile` for the full list."
+    )
+    send_mail("TokenHub: billing reconciliation failed", body, None, sorted(recipients))
+    return len(recipients)

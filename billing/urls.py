@@ -1,0 +1,20 @@
+"""Billing pages and provider callbacks, included at the site root by tokenhub/urls.py.
+
+`/dashboard/billing/subscription` and `/dashboard/billing/usage` belong to the relay
+(see tokenhub/asgi.py) and are deliberately not defined here.
+"""
+
+from django.urls import path
+
+from billing import views, webhooks
+
+urlpatterns = [
+    path("billing/webhooks/stripe/", webhooks.stripe_webhook, name="billing-webhook-stripe"),
+    path("billing/webhooks/epay/", webhooks.epay_notify, name="billing-webhook-epay"),
+    path("billing/return/", webhooks.payment_return, name="billing-return"),
+    path("dashboard/billing/", views.billing_page, name="billing"),
+    path("dashboard/billing/topup/", views.topup_start, name="billing-topup"),
+    path("dashboard/billing/redeem/", views.redeem, name="billing-redeem"),
+    path("dashboard/billing/alert/", views.alert_set, name="billing-alert"),
+    path("dashboard/billing/receipts/<int:pk>/", views.receipt, name="billing-receipt"),
+]

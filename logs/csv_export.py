@@ -1,0 +1,59 @@
+"""The logs explorer's CSV export: streamed in keyset batches, never held in memory."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db.models import Q, QuerySet
+
+from logs.models import RequestLog
+
+BATCH = 2000
+COLUMNS = (
+    "created_at", "request_id", "api_key_id", "model", "upstream_model", "channel_id",
+    "endpoint", "stream", "status_code", "error_code", "prompt_tokens", "completion_tokens",
+    "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "usage_estimated", "cost",
+    "latency_ms", "ttfb_ms", "attempts", "client_ip", "user_agent",
+)  # fmt: skip
+HEADER = [c if c != "cost" else "cost_usd" for c in COLUMNS]
+# A spreadsheet runs a cell that starts with one of these as a formula.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _batch(logs: QuerySet[RequestLog], after: tuple[Any, int] | None) -> list[tuple[Any, ...]]:
+    if after is not None:
+        at, pk = after
+        logs = logs.filter(Q(created_at__lt=at) | Q(created_at=at, pk__lt=pk))
+    return list(logs.order_by("-created_at", "-pk").values_list(*COLUMNS, "pk")[:BATCH])
+
+
+async def csv_rows(logs: QuerySet[RequestLog]) -> AsyncIterator[bytes]:
+    """CSV bytes for LOGS, newest first, one database batch at a time."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(HEADER)
+    cost_at = COLUMNS.index("cost")
+    after: tuple[Any, int] | None = None
+    while True:
+        rows = await sync_to_async(_batch)(logs, after)
+        for row in rows:
+            values = [_cell(v) for v in row[:-1]]
+            values[0] = row[0].isoformat()
+            values[cost_at] = f"{row[cost_at] / 1_000_000:.6f}"
+            writer.writerow(values)
+        yield buffer.getvalue().encode()
+        buffer.seek(0)
+        buffer.truncate()
+        if len(rows) < BATCH:
+            return
+        after = (rows[-1][0], rows[-1][-1])

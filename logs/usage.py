@@ -1,0 +1,166 @@
+"""Usage totals for the dashboard overview: rolled-up days from `DailyUsage`, the rest
+(days not rolled up yet, and hours) from `RequestLog`. Scoped like the logs explorer."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate, TruncHour
+from django.utils import timezone
+
+from accounts.access import Capability, role_allows
+from accounts.models import ApiKey, Membership
+from logs.models import DailyUsage, RequestLog, RolledUpDay
+
+
+@dataclass
+class Totals:
+    requests: int = 0
+    errors: int = 0
+    tokens: int = 0
+    cost: int = 0
+
+    def add(self, requests: int, errors: int, tokens: int, cost: int) -> None:
+        self.requests += requests
+        self.errors += errors
+        self.tokens += tokens
+        self.cost += cost
+
+    @property
+    def error_percent(self) -> str:
+        return f"{100 * self.errors / self.requests:.1f}%" if self.requests else "-"
+
+
+@dataclass
+class Overview:
+    days: list[tuple[dt.date, Totals]]
+    hours: list[tuple[dt.datetime, Totals]]
+    by_model: list[tuple[str, Totals]]
+    by_key: list[tuple[int, Totals]]
+    today: Totals = field(default_factory=Totals)
+    month: Totals = field(default_factory=Totals)
+    period: Totals = field(default_factory=Totals)
+
+
+_SUMS: dict[str, Any] = {
+    "n": Count("id"),
+    "n_errors": Count("id", filter=Q(status_code__gte=400)),
+    "p": Sum("prompt_tokens"),
+    "c": Sum("completion_tokens"),
+    "cost_sum": Sum("cost"),
+}
+_ROLLED_SUMS: dict[str, Any] = {
+    "n": Sum("requests"),
+    "n_errors": Sum("errors"),
+    "p": Sum("prompt_tokens"),
+    "c": Sum("completion_tokens"),
+    "cost_sum": Sum("cost"),
+}
+
+
+def _values(row: dict[str, Any]) -> tuple[int, int, int, int]:
+    return (row["n"] or 0, row["n_errors"] or 0, (row["p"] or 0) + (row["c"] or 0),
+            row["cost_sum"] or 0)  # fmt: skip
+
+
+def _scoped(membership: Membership) -> tuple[QuerySet[RequestLog], QuerySet[DailyUsage]]:
+    logs = RequestLog.objects.filter(organization_id=membership.organization_id)
+    rolled = DailyUsage.objects.filter(organization_id=membership.organization_id)
+    if not role_allows(membership.role, Capability.VIEW_USAGE):
+        own = list(
+            ApiKey.objects.filter(
+                organization_id=membership.organization_id, created_by_id=membership.user_id
+            ).values_list("pk", flat=True)
+        )
+        logs, rolled = logs.filter(api_key_id__in=own), rolled.filter(api_key_id__in=own)
+    return logs, rolled
+
+
+def usage_overview(
+    *, membership: Membership, days: int = 30, now: dt.datetime | None = None
+) -> Overview:
+    """Per-day (DAYS), per-hour (24) and per-model / per-key totals for the caller's scope."""
+    now = now or timezone.now()
+    today = now.astimezone(dt.UTC).date()
+    first = today - dt.timedelta(days=days - 1)
+    month_start = today.replace(day=1)
+    start_day = min(first, month_start)
+    logs, rolled = _scoped(membership)
+    rolled_days = set(RolledUpDay.objects.filter(day__gte=start_day).values_list("day", flat=True))
+    unrolled = [
+        start_day + dt.timedelta(days=i)
+        for i in range((today - start_day).days + 1)
+        if start_day + dt.timedelta(days=i) not in rolled_days
+    ]
+    live_since = dt.datetime.combine(min(unrolled), dt.time.min, tzinfo=dt.UTC) if unrolled else now
+    live = logs.filter(created_at__gte=live_since)
+    unrolled_set = set(unrolled)
+
+    per_day: dict[dt.date, Totals] = defaultdict(Totals)
+    for row in rolled.filter(day__gte=start_day).values("day").annotate(**_ROLLED_SUMS).order_by():
+        per_day[row["day"]].add(*_values(row))
+    for row in (
+        live.annotate(d=TruncDate("created_at", tzinfo=dt.UTC))
+        .values("d")
+        .annotate(**_SUMS)
+        .order_by()
+    ):
+        if row["d"] in unrolled_set:
+            per_day[row["d"]].add(*_values(row))
+
+    hours_start = (now - dt.timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
+    per_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
+    for row in (
+        logs.filter(created_at__gte=hours_start)
+        .annotate(h=TruncHour("created_at", tzinfo=dt.UTC))
+        .values("h")
+        .annotate(**_SUMS)
+        .order_by()
+    ):
+        per_hour[row["h"]].add(*_values(row))
+
+    def grouped(dimension: str, rolled_dimension: str) -> dict[Any, Totals]:
+        out: dict[Any, Totals] = defaultdict(Totals)
+        rolled_rows = (
+            rolled.filter(day__gte=first).values(rolled_dimension).annotate(**_ROLLED_SUMS)
+        )
+        for row in rolled_rows.order_by():
+            out[row[rolled_dimension] or None].add(*_values(row))
+        first_live = max(live_since, dt.datetime.combine(first, dt.time.min, tzinfo=dt.UTC))
+        live_rows = (
+            live.filter(created_at__gte=first_live)
+            .annotate(d=TruncDate("created_at", tzinfo=dt.UTC))
+            .filter(d__in=unrolled)
+            .values(dimension)
+            .annotate(**_SUMS)
+        )
+        for row in live_rows.order_by():
+            out[row[dimension] or None].add(*_values(row))
+        return out
+
+    def top(totals: dict[Any, Totals], n: int = 8) -> list[tuple[Any, Totals]]:
+        return sorted(totals.items(), key=lambda item: (-item[1].cost, -item[1].requests))[:n]
+
+    overview = Overview(
+        days=[
+            (first + dt.timedelta(days=i), per_day[first + dt.timedelta(days=i)])
+            for i in range(days)
+        ],
+        hours=[
+            (hours_start + dt.timedelta(hours=i), per_hour[hours_start + dt.timedelta(hours=i)])
+            for i in range(24)
+        ],
+        by_model=top(grouped("model", "model")),
+        by_key=top(grouped("api_key_id", "api_key_id")),
+    )
+    overview.today = per_day[today]
+    for day, totals in per_day.items():
+        if day >= month_start:
+            overview.month.add(totals.requests, totals.errors, totals.tokens, totals.cost)
+        if day >= first:
+            overview.period.add(totals.requests, totals.errors, totals.tokens, totals.cost)
+    return overview
