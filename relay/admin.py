@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from relay import cooldown
 from relay.channel_health import channel_test
-from relay.models import Channel
+from relay.models import Channel, MediaTask
 from relay.selectors import channel_stats
 from relay.services import InvalidChannel, channels_assign_models
 
@@ -199,3 +199,24 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
     def models_short(self, obj: Channel) -> str:
         names = obj.model_names or []
         return ", ".join(names[:5]) + (f" (+{len(names) - 5})" if len(names) > 5 else "")
+
+
+@admin.register(MediaTask)
+class MediaTaskAdmin(admin.ModelAdmin[MediaTask]):
+    """Read-only: tasks change only through relay.media.services (holds and ledger)."""
+
+    list_display = ("public_id", "organization", "model", "state", "seconds", "cost", "created_at")
+    list_filter = ("state", "channel_type")
+    search_fields = ("public_id", "upstream_id")
+    list_select_related = ("organization",)
+    # result_url is a signed link to the file: a bearer credential, never shown.
+    exclude = ("result_url", "key_fingerprint")
+
+    def has_add_permission(self, request: Any) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: MediaTask | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: MediaTask | None = None) -> bool:
+        return False

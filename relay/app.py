@@ -13,6 +13,7 @@ from relay.catalog import KeyInfo, catalog
 from relay.db import in_db_thread
 from relay.errors import RelayError, model_not_found
 from relay.formats import openai
+from relay.media import endpoints as media
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import authorize, authorize_model, client_ip, model_allowed
 from relay.protocols import ANTHROPIC, GEMINI, OPENAI, RESPONSES, WireProtocol
@@ -170,6 +171,10 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
                 path_stream=action == "streamGenerateContent",
             )
             return
+    # --- media: images and video tasks (relay/media), after the chat hot path ---
+    if media.handles(path):
+        await media.application(request, receive, send, path)
+        return
     protocol = _protocol_of(request, path)
     call = Call.start(request, endpoint=path)
     headers = {"x-request-id": call.public_id}

@@ -58,3 +58,79 @@ class Channel(models.Model):
     def key_list(self) -> list[str]:
         """The upstream keys in clear; raises ValueError if they cannot be decrypted."""
         return [k.strip() for k in reveal(self.api_keys).splitlines() if k.strip()]
+
+
+class MediaTask(models.Model):
+    """One asynchronous video job: TokenHub's id, the upstream's task, its hold and its state.
+
+    The hold's reference is `public_id`. State changes out of an unfinished state are
+    compare-and-set (`UPDATE ... WHERE state IN UNFINISHED`), so a task is settled or
+    refunded exactly once whoever polls it.
+    """
+
+    class State(models.TextChoices):
+        SUBMITTING = "submitting"  # hold placed, upstream not (yet) accepted
+        QUEUED = "queued"
+        IN_PROGRESS = "in_progress"
+        COMPLETED = "completed"
+        FAILED = "failed"
+
+    UNFINISHED: ClassVar = (State.SUBMITTING, State.QUEUED, State.IN_PROGRESS)
+
+    public_id = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=16, default="video")
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="media_tasks"
+    )
+    wallet_id = models.BigIntegerField()
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    channel = models.ForeignKey(
+        Channel, null=True, blank=True, on_delete=models.SET_NULL, related_name="media_tasks"
+    )
+    channel_type = models.CharField(max_length=32)
+    model = models.CharField(max_length=200)
+    upstream_model = models.CharField(max_length=200, blank=True)
+    upstream_id = models.CharField(max_length=200, blank=True)
+    # Which of the channel's keys created the upstream task (a SHA-256 prefix, not the key):
+    # an upstream task is visible only to the account that created it.
+    key_fingerprint = models.CharField(max_length=16, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.SUBMITTING)
+    progress = models.PositiveSmallIntegerField(default=0)
+    seconds = models.PositiveIntegerField(help_text="requested duration")
+    size = models.CharField(max_length=32, blank=True)
+    resolution = models.CharField(max_length=16, blank=True)
+    actual_seconds = models.PositiveIntegerField(null=True, blank=True)
+    output_tokens = models.BigIntegerField(null=True, blank=True)
+    hold_amount = models.BigIntegerField(help_text="micro-USD held at submit")
+    cost = models.BigIntegerField(default=0, help_text="micro-USD charged")
+    multiplier = models.DecimalField(max_digits=10, decimal_places=4)
+    # The model's prices at submit (micro-USD): a later price change does not reprice it.
+    price = models.JSONField(default=dict)
+    # Where the finished file can be fetched (Seedance: a signed URL; Sora: none, the
+    # content endpoint is asked with the channel's key). Never the file itself.
+    result_url = models.URLField(max_length=2000, blank=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    error_message = models.CharField(max_length=300, blank=True)
+    client_ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="upstream file expiry")
+    next_poll_at = models.DateTimeField(default=timezone.now)
+    polled_at = models.DateTimeField(null=True, blank=True)
+    polls = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["state", "next_poll_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.public_id
+
+    @property
+    def finished(self) -> bool:
+        return self.state not in self.UNFINISHED

@@ -1,8 +1,13 @@
+"""Celery jobs of the relay: channel probes and alerts, polling asynchronous media tasks."""
+
 from __future__ import annotations
+
+import asyncio
 
 from celery import shared_task
 
 from relay.channel_health import channels_probe, last_channel_alert
+from relay.media.polling import poll_due
 
 
 @shared_task
@@ -14,3 +19,9 @@ def probe_channels() -> int:
 @shared_task
 def alert_last_channel(channel_id: int) -> list[str]:
     return last_channel_alert(channel_id=channel_id)
+
+
+@shared_task
+def poll_media_tasks() -> int:
+    """Poll due video tasks once (beat runs it every MEDIA_POLL_EVERY seconds)."""
+    return asyncio.run(poll_due())

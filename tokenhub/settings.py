@@ -398,3 +398,19 @@ MIDDLEWARE.insert(
 )
 # Cookies are limited to session, CSRF, language and theme: flash messages live in the session.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
+
+# --- Media: images and asynchronous video tasks (relay/media) ------------------------------
+# A video task still unfinished this long after submit is failed and its hold released.
+MEDIA_TASK_TIMEOUT = envint("MEDIA_TASK_TIMEOUT", 86400)
+# A video hold outlives its task's timeout by this much, so the hold sweep never releases
+# credit of a task the poller may still settle.
+MEDIA_HOLD_MARGIN_SECONDS = envint("MEDIA_HOLD_MARGIN_SECONDS", 3600)
+MEDIA_POLL_EVERY = envfloat("MEDIA_POLL_EVERY", 5)
+MEDIA_POLL_MIN_SECONDS = envint("MEDIA_POLL_MIN_SECONDS", 5)
+MEDIA_POLL_MAX_SECONDS = envint("MEDIA_POLL_MAX_SECONDS", 60)
+MEDIA_POLL_BATCH = envint("MEDIA_POLL_BATCH", 100)
+MEDIA_STATUS_REFRESH_SECONDS = envfloat("MEDIA_STATUS_REFRESH_SECONDS", 2)
+CELERY_BEAT_SCHEDULE["poll-media-tasks"] = {
+    "task": "relay.tasks.poll_media_tasks",
+    "schedule": MEDIA_POLL_EVERY,
+}

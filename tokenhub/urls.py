@@ -18,6 +18,8 @@ urlpatterns = [
     path("admin/status/", status_page, name="admin-status"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),
+    # --- media (relay) ---
+    path("dashboard/media/", include("relay.urls")),
     path("", include("logs.urls")),
     # billing: portal page, provider webhooks, return page
     path("", include("billing.urls")),

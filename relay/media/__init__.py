@@ -1,0 +1,1 @@
+"""Media generation: images (synchronous) and video tasks (asynchronous, polled, held)."""

@@ -1,0 +1,115 @@
+"""The relay's media surface: authenticate, dispatch, render errors, settle image calls.
+
+Images settle like any relayed call (a request hold, charged the images and tokens the
+upstream reported). Videos settle later, through their MediaTask (relay/media/services).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.utils import timezone
+
+from billing.holds import Settlement
+from relay.asgi_io import ClientDisconnected, Receive, Request, Send, send_json
+from relay.call import Call
+from relay.errors import RelayError
+from relay.formats import openai
+from relay.media import charges, images, videos
+from relay.pipeline.authenticate import authenticate
+from relay.pipeline.authorize import authorize, client_ip
+from relay.pipeline.settle import in_flight, settle
+
+log = logging.getLogger(__name__)
+
+PREFIXES = ("/v1/videos", "/v1/images/")
+_IMAGE_PATHS = {"/v1/images/generations": False, "/v1/images/edits": True}
+
+
+def handles(path: str) -> bool:
+    return path == "/v1/videos" or path.startswith(("/v1/videos/", "/v1/images/"))
+
+
+async def application(request: Request, receive: Receive, send: Send, path: str) -> None:
+    endpoint = "videos" if path.startswith("/v1/videos") else path[len("/v1/") :][:64]
+    call = Call.start(request, endpoint=endpoint)
+    call.client_ip = client_ip(request)
+    headers = {"x-request-id": call.public_id}
+    with in_flight():
+        try:
+            key = await authenticate(request)
+            authorize(key, call.client_ip, timezone.now())
+            if path.startswith("/v1/videos"):
+                # A video is logged and settled through its MediaTask, when it finishes.
+                await videos.handle(call, key, request, receive, send, path, headers)
+            elif request.method == "POST" and path in _IMAGE_PATHS:
+                call.key = key  # every authenticated image call is settled and logged
+                await images.generate(
+                    call, key, request, receive, send, headers, edit=_IMAGE_PATHS[path]
+                )
+            else:
+                raise RelayError(
+                    404, f"Unknown request URL: {request.method} {path[:200]}.", code="unknown_url"
+                )
+        except RelayError as err:
+            call.status, call.error_code = err.status, err.code or err.type
+            if not call.response_started:
+                await send_json(
+                    send, err.status, openai.error_body(err), {**headers, **err.headers}
+                )
+        except ClientDisconnected:
+            call.status, call.error_code, call.client_gone = 499, "client_disconnected", True
+        except Exception as exc:
+            log.error("request %s failed: %s", call.request_id, type(exc).__name__)
+            call.status, call.error_code = 500, "internal_error"
+            if not call.response_started:
+                internal = RelayError(
+                    500, "Internal error.", type="server_error", code="internal_error"
+                )
+                await send_json(send, 500, openai.error_body(internal), headers)
+        finally:
+            if call.key is not None:
+                await _settle_image_call(call)
+
+
+async def _settle_image_call(call: Call) -> None:
+    """Charge what the upstream returned and release the rest of the hold (images only)."""
+    key = call.key
+    if key is None:
+        return
+    usage = call.reported_usage if call.served and call.reported_usage else None
+    cost = 0
+    if usage is not None and call.price is not None:
+        cost = charges.image_cost(call.price, key.multiplier, usage)
+    await settle(
+        Settlement(
+            reference=call.request_id,
+            wallet_id=key.wallet_id,
+            api_key_id=key.id,
+            cost=cost,
+            log={
+                "created_at": timezone.now(),
+                "client_request_id": call.client_request_id,
+                "organization_id": key.organization_id,
+                "api_key_id": key.id,
+                "channel_id": call.channel_id,
+                "endpoint": call.endpoint,
+                "model": call.model[:200],
+                "upstream_model": call.upstream_model[:200],
+                "stream": False,
+                "status_code": call.status,
+                "error_code": call.error_code[:64],
+                "prompt_tokens": usage.input_tokens if usage else 0,
+                "completion_tokens": usage.output_tokens if usage else 0,
+                "cache_read_tokens": 0,
+                "cache_write_tokens": 0,
+                "reasoning_tokens": 0,
+                "usage_estimated": False,
+                "latency_ms": call.elapsed_ms(),
+                "ttfb_ms": call.ttfb_ms,
+                "attempts": max(1, call.attempts),
+                "client_ip": call.client_ip,
+                "user_agent": call.user_agent,
+            },
+        )
+    )
