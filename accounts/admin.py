@@ -7,6 +7,7 @@ from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
 from accounts.models import (
+    Announcement,
     ApiKey,
     Invitation,
     LegalAcceptance,
@@ -148,3 +149,21 @@ class LegalDocumentAdmin(admin.ModelAdmin[LegalDocument]):
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # Accepted versions are evidence; a version nobody accepted may go.
         return obj is None or not LegalAcceptance.objects.filter(document=obj).exists()
+
+
+@admin.register(Announcement)
+class AnnouncementAdmin(admin.ModelAdmin[Announcement]):
+    list_display = ("title_en", "level", "starts_at", "ends_at", "emailed_at")
+    list_filter = ("level",)
+    search_fields = ("title_en", "title_zh_hans")
+    readonly_fields = ("emailed_at",)
+    actions = ("email_everyone",)
+
+    @admin.action(description="Email the selected announcements to every verified user")
+    def email_everyone(self, request: HttpRequest, queryset: Any) -> None:
+        from accounts.tasks import email_announcement
+
+        pending = list(queryset.filter(emailed_at__isnull=True).values_list("pk", flat=True))
+        for pk in pending:
+            email_announcement.delay(pk)
+        self.message_user(request, f"Emailing of {len(pending)} announcement(s) queued.")

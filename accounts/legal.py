@@ -96,8 +96,13 @@ def legal_body_html(*, document: LegalDocument, language: str) -> SafeString:
     body = document.body_en
     if language.lower().startswith("zh") and document.body_zh_hans.strip():
         body = document.body_zh_hans
-    source = body.replace("&", "&amp;").replace("<", "&lt;")
-    rendered = markdown.markdown(source, extensions=["extra", "sane_lists"])
+    return markdown_safe(body)
+
+
+def markdown_safe(source: str) -> SafeString:
+    """Markdown from an admin as HTML: raw HTML escaped, only http(s)/mailto/relative links."""
+    escaped = source.replace("&", "&amp;").replace("<", "&lt;")
+    rendered = markdown.markdown(escaped, extensions=["extra", "sane_lists"])
     rendered = _UNSAFE_LINK.sub(r'\1="#"', rendered)
     return mark_safe(rendered)  # noqa: S308 - source HTML escaped, link schemes checked
 

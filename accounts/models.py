@@ -247,3 +247,32 @@ class DataExport(models.Model):
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.state})"
+
+
+class Announcement(models.Model):
+    """News from the operator: maintenance, new models, price changes.
+
+    Shown as a dismissible banner while current and listed on /announcements/; an
+    important one can be emailed to every verified user once (sent in batches by Celery).
+    """
+
+    class Level(models.TextChoices):
+        INFO = "info", "Information"
+        MAINTENANCE = "maintenance", "Maintenance"
+        WARNING = "warning", "Warning"
+
+    title_en = models.CharField(max_length=200)
+    title_zh_hans = models.CharField(max_length=200, blank=True)
+    body_en = models.TextField(help_text="Markdown; raw HTML is shown as text")
+    body_zh_hans = models.TextField(blank=True, help_text="Markdown; empty falls back to English")
+    level = models.CharField(max_length=16, choices=Level.choices, default=Level.INFO)
+    starts_at = models.DateTimeField(default=timezone.now)
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty: shown until removed")
+    emailed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["-starts_at"])]
+
+    def __str__(self) -> str:
+        return self.title_en

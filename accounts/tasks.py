@@ -32,3 +32,12 @@ def purge_data_exports() -> int:
 def announce_legal_document(document_id: int) -> int:
     document = LegalDocument.objects.filter(pk=document_id).first()
     return legal_announce(document=document) if document else 0
+
+
+@shared_task
+def email_announcement(announcement_id: int) -> int:
+    from accounts.announcements import announcement_email
+    from accounts.models import Announcement
+
+    announcement = Announcement.objects.filter(pk=announcement_id).first()
+    return 0 if announcement is None else announcement_email(announcement=announcement)

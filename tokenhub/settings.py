@@ -390,6 +390,7 @@ CELERY_BEAT_SCHEDULE["purge-data-exports"] = {
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupForm"
 _context_processors: list[str] = TEMPLATES[0]["OPTIONS"]["context_processors"]  # type: ignore[index]
 _context_processors.append("accounts.context_processors.legal_notice")
+_context_processors.append("accounts.context_processors.announcement")
 # Legal documents (and later the whole portal) in the visitor's language: en or zh-hans.
 LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
 MIDDLEWARE.insert(

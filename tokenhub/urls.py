@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts import account_settings_views, legal_views
+from accounts import account_settings_views, announcement_views, legal_views
 from logs.status_page import status_page
 from relay.metrics import metrics_view
 from relay.pages import models_page
@@ -14,6 +14,12 @@ urlpatterns = [
     path("readyz", readyz),
     path("metrics", metrics_view),
     path("models/", models_page, name="models"),
+    path("announcements/", announcement_views.announcements_page, name="announcements"),
+    path(
+        "announcements/<int:announcement_id>/dismiss",
+        announcement_views.announcement_dismiss_view,
+        name="announcement-dismiss",
+    ),
     path("playground/", playground, name="playground"),
     path("admin/status/", status_page, name="admin-status"),
     path("admin/", admin.site.urls),
