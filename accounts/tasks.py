@@ -41,3 +41,10 @@ def email_announcement(announcement_id: int) -> int:
 
     announcement = Announcement.objects.filter(pk=announcement_id).first()
     return 0 if announcement is None else announcement_email(announcement=announcement)
+
+
+@shared_task
+def purge_expired_records() -> dict[str, int]:
+    from accounts.housekeeping import expired_records_purge
+
+    return expired_records_purge()

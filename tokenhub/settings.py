@@ -157,6 +157,7 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "purge-request-logs": {"task": "logs.tasks.purge_request_logs", "schedule": 3600.0},
     "sweep-expired-holds": {"task": "billing.tasks.sweep_expired_holds", "schedule": 60.0},
+    "purge-expired-records": {"task": "accounts.tasks.purge_expired_records", "schedule": 3600.0},
     "probe-channels": {
         "task": "relay.tasks.probe_channels",
         "schedule": float(envint("CHANNEL_PROBE_INTERVAL", 300)),
