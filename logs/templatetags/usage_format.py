@@ -12,12 +12,12 @@ register = template.Library()
 
 @register.filter
 def usd(micros: int | None) -> str:
-    """1234567 -> "$1.2346"; small amounts keep enough digits to be seen."""
-    if not micros:
-        return "$0"
-    value = Decimal(micros) / 1_000_000
-    places = 4 if abs(value) >= Decimal("0.01") else 6
-    return f"${value:,.{places}f}"
+    """Exact to the micro-dollar, at least cents: 10_000_000 -> "$10.00",
+    9_999_973 -> "$9.999973", 250_000 -> "$0.25", -1_500 -> "-$0.0015"."""
+    value = Decimal(micros or 0) / 1_000_000
+    text = f"{abs(value):,.6f}".rstrip("0")
+    whole, _, fraction = text.partition(".")
+    return f"{'-' if value < 0 else ''}${whole}.{fraction.ljust(2, '0')}"
 
 
 @register.simple_tag

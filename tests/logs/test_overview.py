@@ -53,8 +53,8 @@ def test_it_adds_rolled_up_days_and_live_logs_without_double_counting(
 
     text = client.get(URL).content.decode()
 
-    assert _stat(text, "balance") == "$7.0000"
-    assert _stat(text, "today") == "$0.2500"
+    assert _stat(text, "balance") == "$7.00"
+    assert _stat(text, "today") == "$0.25"
     assert _stat(text, "errors") == "33.3%"
     cost_by_day = _bars(text, "Cost per day (30 days)")
     assert len(cost_by_day) == 30 and sum(cost_by_day) == 1_750_000
@@ -88,3 +88,14 @@ def test_members_see_only_their_own_keys_usage(
 def test_it_warns_when_credit_runs_low(client: Client, owner: User) -> None:
     client.force_login(owner)
     assert "Your available credit is low" in client.get(URL).content.decode()
+
+
+@pytest.mark.parametrize(
+    ("micros", "shown"),
+    [(0, "$0.00"), (10_000_000, "$10.00"), (9_999_973, "$9.999973"), (250_000, "$0.25"),
+     (27, "$0.000027"), (-1_500, "-$0.0015"), (1_234_567_890_000, "$1,234,567.89")],
+)  # fmt: skip
+def test_money_is_shown_exactly(micros: int, shown: str) -> None:
+    from logs.templatetags.usage_format import usd
+
+    assert usd(micros) == shown
