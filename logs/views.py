@@ -20,7 +20,7 @@ from accounts.access import (
 )
 from accounts.models import ApiKey, Membership
 from accounts.selectors import user_can_create_keys
-from billing.models import Wallet
+from billing.models import LowBalanceAlert, Wallet
 from logs.csv_export import csv_rows
 from logs.models import DailyUsage
 from logs.selectors import FilterError, filtered_logs, log_filter_from, log_page
@@ -110,6 +110,12 @@ def _bars(points: list[tuple[str, int, str]]) -> list[dict[str, Any]]:
     return bars
 
 
+def _banner_threshold(wallet: Wallet | None) -> int:
+    """The organization's own low-balance threshold when it set one, else the default."""
+    alert = LowBalanceAlert.objects.filter(wallet=wallet).first() if wallet else None
+    return alert.threshold if alert else settings.LOW_BALANCE_BANNER_MICROS
+
+
 @capability_required(Capability.VIEW_ORG)
 def overview(request: HttpRequest) -> HttpResponse:
     membership: Membership = request.membership  # type: ignore[attr-defined]
@@ -124,7 +130,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         "usage": usage,
         "balance": wallet.balance if wallet else 0,
         "available": available,
-        "low_balance": available < settings.LOW_BALANCE_BANNER_MICROS,
+        "low_balance": available < _banner_threshold(wallet),
         "cost_by_day": _bars(
             [
                 (d.strftime("%m-%d"), t.cost, f"{d}: {usd(t.cost)}, {t.requests}")

@@ -12,6 +12,7 @@ from django.test import Client
 from accounts.access import ACTIVE_ORG_SESSION_KEY
 from accounts.models import Organization, User
 from accounts.services import key_create
+from billing.models import LowBalanceAlert, Wallet
 from billing.services import wallet_credit
 from logs.models import RequestLog
 from logs.services import daily_usage_rollup
@@ -99,3 +100,13 @@ def test_money_is_shown_exactly(micros: int, shown: str) -> None:
     from logs.templatetags.usage_format import usd
 
     assert usd(micros) == shown
+
+
+def test_the_banner_follows_the_organizations_own_threshold(
+    client: Client, org: Organization, owner: User
+) -> None:
+    wallet_credit(organization=org, amount=5_000_000, kind="topup", source_type="t", source_id="1")
+    client.force_login(owner)
+    assert "Your available credit is low" not in client.get(URL).content.decode()  # default $1
+    LowBalanceAlert.objects.create(wallet=Wallet.objects.get(organization=org), threshold=6_000_000)
+    assert "Your available credit is low" in client.get(URL).content.decode()
