@@ -558,17 +558,21 @@ async def _pump_stream(
 
     pump_task = asyncio.ensure_future(pump())
     watch_task = asyncio.ensure_future(watch())
+    cut = True
     try:
         done, _ = await asyncio.wait({pump_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
-        if pump_task not in done:
+        cut = pump_task not in done
+        # A client that hangs up after its protocol's last event ([DONE], message_stop...)
+        # had the whole answer, even if the upstream had not closed yet: not a 499.
+        if cut and not adapter.complete:
             call.client_gone = True
             call.status, call.error_code = 499, "client_disconnected"
-            pump_task.cancel()
+        pump_task.cancel()
         await asyncio.gather(pump_task, return_exceptions=True)
     finally:
         watch_task.cancel()
         pump_task.cancel()
-        if call.client_gone or call.status != 200:
+        if cut or call.status != 200:
             # A stream cut short drops the upstream connection: that is what tells the
             # upstream to stop generating.
             response.close()

@@ -22,6 +22,10 @@ class StreamAdapter(Protocol):
     def usage(self) -> Usage | None: ...
     @property
     def output_bytes(self) -> int: ...
+    @property
+    def complete(self) -> bool:
+        """The client has been sent its protocol's last event (the answer is whole)."""
+        ...
 
     def feed(self, chunk: bytes) -> bytes: ...
     def finish(self) -> bytes: ...
@@ -34,9 +38,12 @@ class _EventMeter:
     def __init__(self) -> None:
         self.usage: Usage | None = None
         self.output_bytes = 0
+        self.complete = False
 
     def observe(self, events: list[ir.StreamEvent]) -> None:
         for event in events:
+            if isinstance(event, ir.StreamFinish):
+                self.complete = True
             if isinstance(event, ir.TextDelta | ir.ThinkingDelta):
                 self.output_bytes += len(event.text.encode())
             elif isinstance(event, ir.ToolCallDelta):
@@ -57,6 +64,10 @@ class OpenAIPassThrough:
     @property
     def output_bytes(self) -> int:
         return self._meter.output_bytes
+
+    @property
+    def complete(self) -> bool:
+        return self._meter.done
 
     def feed(self, chunk: bytes) -> bytes:
         return self._meter.feed(chunk)

@@ -134,6 +134,9 @@ class Scenario:
     report_usage: bool = True  # False: omit usage everywhere, to exercise estimation
     latency: float = 0.0  # seconds before the first byte (errors included)
     chunk_delay: float = 0.0  # seconds between stream writes
+    # Keep a finished stream's connection open (after [DONE] / message_stop...) until the
+    # client leaves, like an upstream slow to close: the client has the whole answer.
+    linger_after_end: bool = False
     stream_chunks: int = 4  # content chunks the reply (or tool arguments) is split into
     tool_call: ToolCall | None = None
     failure: Failure | None = None
@@ -1508,6 +1511,8 @@ class FakeUpstream:
             else:
                 await response.write(b"".join(writes))
             if failure is None:
+                if call.scenario.linger_after_end:
+                    await self._stall(request)
                 await response.write_eof()
                 self._finish(call.record, "ok")
                 return response

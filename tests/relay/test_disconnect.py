@@ -54,3 +54,21 @@ def test_it_settles_and_logs_once_when_the_client_disconnects_mid_stream(
     total = sum(LedgerEntry.objects.filter(wallet=wallet).values_list("amount", flat=True))
     assert wallet.balance == total
     assert ApiKey.objects.get(pk=ready.key.pk).held == 0
+
+
+def test_a_client_that_leaves_after_the_last_event_had_the_whole_answer(
+    ready: Customer, fake
+) -> None:
+    # The upstream has sent [DONE] (and its usage) but keeps the connection open; the
+    # client, done reading, hangs up first. That is a complete answer: 200, reported usage.
+    fake.configure(linger_after_end=True)
+    with socket.create_connection(("127.0.0.1", ready.relay.port)) as sock:
+        sock.sendall(_raw_stream_request(ready))
+        received = b""
+        while b"data: [DONE]" not in received:
+            received += sock.recv(65536)
+    log = wait_for(lambda: RequestLog.objects.first())
+    assert log.status_code == 200 and log.error_code == ""
+    assert not log.usage_estimated and log.completion_tokens > 0
+    wait_for(lambda: not Hold.objects.exists())
+    assert LedgerEntry.objects.filter(kind="charge").count() == 1
