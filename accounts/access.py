@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 
 from accounts.models import ApiKey, Membership, Organization, User
 
@@ -72,7 +73,7 @@ def organization_for_request(request: HttpRequest) -> tuple[Organization, Member
     if isinstance(auth, ApiKey):
         membership = membership_for(user=user, organization_id=auth.organization_id)
         if membership is None:
-            raise PermissionDenied("the key's creator is no longer a member of its organization")
+            raise PermissionDenied(_("the key's creator is no longer a member of its organization"))
         return membership.organization, membership
     org_id = request.session.get(ACTIVE_ORG_SESSION_KEY)
     if org_id is not None:
@@ -86,7 +87,7 @@ def organization_for_request(request: HttpRequest) -> tuple[Organization, Member
         .first()
     ) or Membership.objects.select_related("organization").filter(user=user).first()
     if membership is None:
-        raise PermissionDenied("you are not a member of any organization")
+        raise PermissionDenied(_("you are not a member of any organization"))
     return membership.organization, membership
 
 
@@ -94,7 +95,7 @@ def organization_activate(request: HttpRequest, *, organization_id: int) -> Memb
     """Make `organization_id` the session's active organization (members only)."""
     membership = membership_for(user=cast(User, request.user), organization_id=organization_id)
     if membership is None:
-        raise PermissionDenied("you are not a member of that organization")
+        raise PermissionDenied(_("you are not a member of that organization"))
     request.session[ACTIVE_ORG_SESSION_KEY] = organization_id
     return membership
 
@@ -113,7 +114,7 @@ def capability_required(capability: Capability) -> Callable[[V], V]:
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             organization, membership = organization_for_request(request)
             if not role_allows(membership.role, capability):
-                raise PermissionDenied("your role in this organization does not allow this")
+                raise PermissionDenied(_("your role in this organization does not allow this"))
             request.organization = organization  # type: ignore[attr-defined]
             request.membership = membership  # type: ignore[attr-defined]
             return view(request, *args, **kwargs)

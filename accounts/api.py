@@ -11,6 +11,7 @@ from typing import Any, NoReturn, cast
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -123,7 +124,7 @@ class KeyListView(_KeyView):
     def post(self, request: Request) -> Response:
         user = cast(User, request.user)
         if not user_can_create_keys(user=user):
-            raise exceptions.PermissionDenied("verify your email address before creating keys")
+            raise exceptions.PermissionDenied(_("verify your email address before creating keys"))
         form = ApiKeyWriteSerializer(data=request.data, context={"request": request})
         form.is_valid(raise_exception=True)
         settings = dict(form.validated_data)
@@ -159,7 +160,9 @@ class KeyDetailView(_KeyView):
         form.is_valid(raise_exception=True)
         changes = dict(form.validated_data)
         if "scopes" in changes:
-            raise exceptions.ValidationError({"scopes": "scopes are fixed when a key is created"})
+            raise exceptions.ValidationError(
+                {"scopes": _("scopes are fixed when a key is created")}
+            )
         try:
             key = key_update(key=key, **changes)
         except AccountsError as exc:
@@ -310,7 +313,7 @@ class MemberListView(APIView):
         form = InviteSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            invitation, _ = invitation_create(
+            invitation, _token = invitation_create(
                 actor=request.membership,  # type: ignore[attr-defined]
                 email=form.validated_data["email"],
                 role=form.validated_data["role"],

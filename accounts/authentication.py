@@ -6,6 +6,7 @@ import ipaddress
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
@@ -31,18 +32,18 @@ class ManagementKeyAuthentication(BaseAuthentication):
             .first()
         )
         if key is None or not key.is_usable(timezone.now()):
-            raise exceptions.AuthenticationFailed("invalid, disabled or expired API key")
+            raise exceptions.AuthenticationFailed(_("invalid, disabled or expired API key"))
         if key.allowed_ips:
             ip = client_ip(
                 request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR", "")
             )
             networks = [ipaddress.ip_network(n, strict=False) for n in key.allowed_ips]
             if not ip_allowed(ip, networks):
-                raise exceptions.PermissionDenied("your IP address may not use this API key")
+                raise exceptions.PermissionDenied(_("your IP address may not use this API key"))
         if ApiKey.Scope.MANAGE not in key.scopes:
-            raise exceptions.PermissionDenied("this API key lacks the 'manage' scope")
+            raise exceptions.PermissionDenied(_("this API key lacks the 'manage' scope"))
         if key.created_by is None or not key.created_by.is_active:
-            raise exceptions.AuthenticationFailed("the key's owner is inactive")
+            raise exceptions.AuthenticationFailed(_("the key's owner is inactive"))
         return key.created_by, key
 
     def authenticate_header(self, request: Request) -> str:

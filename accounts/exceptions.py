@@ -1,5 +1,7 @@
 """Domain errors raised by account services."""
 
+from django.utils.translation import gettext as _
+
 
 class AccountsError(Exception):
     pass
@@ -30,6 +32,7 @@ class AccountDeletionBlocked(AccountsError):
 
     def __init__(self, organization_name: str) -> None:
         super().__init__(
-            f"you are the only owner of {organization_name}: make someone else an owner first"
+            _("you are the only owner of %(name)s: make someone else an owner first")
+            % {"name": organization_name}
         )
         self.organization_name = organization_name

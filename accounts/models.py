@@ -9,6 +9,8 @@ from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class UserManager(BaseUserManager["User"]):
@@ -62,10 +64,10 @@ class Organization(models.Model):
 
 class Membership(models.Model):
     class Role(models.TextChoices):
-        OWNER = "owner"
-        ADMIN = "admin"
-        MEMBER = "member"
-        BILLING = "billing"
+        OWNER = "owner", pgettext_lazy("role", "Owner")
+        ADMIN = "admin", pgettext_lazy("role", "Admin")
+        MEMBER = "member", pgettext_lazy("role", "Member")
+        BILLING = "billing", pgettext_lazy("role", "Billing")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE)
@@ -85,17 +87,17 @@ class ApiKey(models.Model):
     """A customer's secret. Only a SHA-256 hash is stored; the prefix stays readable."""
 
     class Status(models.TextChoices):
-        ACTIVE = "active"
-        DISABLED = "disabled"
-        REVOKED = "revoked"
+        ACTIVE = "active", _("Active")
+        DISABLED = "disabled", _("Disabled")
+        REVOKED = "revoked", _("Revoked")
 
     class LimitPeriod(models.TextChoices):
-        TOTAL = "total"
-        MONTH = "month"
+        TOTAL = "total", _("Total")
+        MONTH = "month", _("Month")
 
     class Scope(models.TextChoices):
-        RELAY = "relay"
-        MANAGE = "manage"
+        RELAY = "relay", _("Relay")
+        MANAGE = "manage", _("Manage")
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="keys")
     created_by = models.ForeignKey(
@@ -186,8 +188,8 @@ class LegalDocument(models.Model):
     """One published version of the Terms of Service or the Privacy Policy (Markdown)."""
 
     class Kind(models.TextChoices):
-        TERMS = "terms", "Terms of Service"
-        PRIVACY = "privacy", "Privacy Policy"
+        TERMS = "terms", _("Terms of Service")
+        PRIVACY = "privacy", _("Privacy Policy")
 
     kind = models.CharField(max_length=16, choices=Kind.choices)
     version = models.CharField(max_length=32, help_text="e.g. 2026-12 or 3")
@@ -234,9 +236,9 @@ class DataExport(models.Model):
     """A "Download my data" archive, built by a Celery task and offered until expires_at."""
 
     class State(models.TextChoices):
-        PENDING = "pending"
-        READY = "ready"
-        FAILED = "failed"
+        PENDING = "pending", _("Pending")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
 
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any, ClassVar
 
+from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from accounts.models import ApiKey, Invitation, Membership, Organization
@@ -60,7 +61,8 @@ def _model_pattern(value: str) -> None:
     value = value.strip()
     if not value or any(c.isspace() for c in value):
         raise serializers.ValidationError(
-            f"not a model name or pattern: {value!r} (wildcards like gpt-4o* are fine)"
+            _("not a model name or pattern: %(value)s (wildcards like gpt-4o* are fine)")
+            % {"value": repr(value)}
         )
 
 
@@ -68,7 +70,9 @@ def _ip_network(value: str) -> None:
     try:
         ipaddress.ip_network(value.strip(), strict=False)
     except ValueError:
-        raise serializers.ValidationError(f"not an IP address or CIDR network: {value!r}") from None
+        raise serializers.ValidationError(
+            _("not an IP address or CIDR network: %(value)s") % {"value": repr(value)}
+        ) from None
 
 
 class ApiKeyWriteSerializer(serializers.Serializer[Any]):
@@ -120,7 +124,7 @@ class ApiKeyWriteSerializer(serializers.Serializer[Any]):
     def validate_pricing_group(self, value: PricingGroup | None) -> PricingGroup | None:
         request = self.context["request"]
         if not request.user.is_staff:
-            raise serializers.ValidationError("only TokenHub staff can set a pricing group")
+            raise serializers.ValidationError(_("only TokenHub staff can set a pricing group"))
         return value
 
     def validate_allowed_models(self, value: list[str]) -> list[str]:

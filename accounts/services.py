@@ -18,6 +18,8 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.access import Capability, role_allows
 from accounts.exceptions import (
@@ -47,9 +49,9 @@ def user_create(
     """Create a user with a personal organization (owner) and its empty wallet. Atomic."""
     email = User.objects.normalize_email(email.strip()).lower()
     if not email or "@" not in email:
-        raise ValueError("a valid email address is required")
+        raise ValueError(_("a valid email address is required"))
     if User.objects.filter(email__iexact=email).exists():
-        raise EmailTaken(f"a user with email {email} already exists")
+        raise EmailTaken(_("a user with email %(email)s already exists") % {"email": email})
     with transaction.atomic():
         user = User(
             email=email,
@@ -88,7 +90,9 @@ def _validate_ips(networks: Sequence[str]) -> list[str]:
         try:
             out.append(str(ipaddress.ip_network(raw.strip(), strict=False)))
         except ValueError:
-            raise InvalidKeySettings(f"not an IP network: {raw!r}") from None
+            raise InvalidKeySettings(
+                _("not an IP network: %(value)s") % {"value": repr(raw)}
+            ) from None
     return out
 
 
@@ -97,7 +101,7 @@ def _validate_models(patterns: Sequence[str]) -> list[str]:
     for pattern in out:
         # Wildcards (gpt-4o*) are fnmatch patterns; whitespace is never part of a name.
         if any(c.isspace() for c in pattern):
-            raise InvalidKeySettings(f"not a model pattern: {pattern!r}")
+            raise InvalidKeySettings(_("not a model pattern: %(value)s") % {"value": repr(pattern)})
     return out
 
 
@@ -119,14 +123,16 @@ def key_create(
     """Create a key and return it with its secret, which is never retrievable again."""
     bad_scopes = set(scopes) - set(ApiKey.Scope.values)
     if bad_scopes or not scopes:
-        raise InvalidKeySettings(f"scopes must be among {ApiKey.Scope.values}")
+        raise InvalidKeySettings(
+            _("scopes must be among %(values)s") % {"values": ApiKey.Scope.values}
+        )
     if spend_limit is not None and spend_limit < 0:
-        raise InvalidKeySettings("spend limit cannot be negative")
+        raise InvalidKeySettings(_("spend limit cannot be negative"))
     if expires_at is not None and expires_at <= timezone.now():
-        raise InvalidKeySettings("expiry must be in the future")
+        raise InvalidKeySettings(_("expiry must be in the future"))
     for limit in (rpm_limit, tpm_limit):
         if limit is not None and limit <= 0:
-            raise InvalidKeySettings("rate limits must be positive")
+            raise InvalidKeySettings(_("rate limits must be positive"))
     secret = generate_secret()
     key = ApiKey.objects.create(
         organization=organization,
@@ -154,7 +160,7 @@ def key_create(
 def key_set_status(*, key: ApiKey, status: str) -> ApiKey:
     """Enable, disable or revoke a key; the relay honours it from the next request on."""
     if status not in ApiKey.Status.values:
-        raise InvalidKeySettings(f"unknown key status {status!r}")
+        raise InvalidKeySettings(_("unknown key status %(value)s") % {"value": repr(status)})
     key.status = status
     key.save(update_fields=["status"])
     key_change_publish()
@@ -190,19 +196,19 @@ def key_update(
     from the next request on. A revoked key cannot be changed. Never touches spend counters
     except to re-base the period when the spend-limit period changes."""
     if key.status == ApiKey.Status.REVOKED:
-        raise InvalidKeySettings("a revoked key cannot be changed")
+        raise InvalidKeySettings(_("a revoked key cannot be changed"))
     fields: list[str] = []
     if name is not _UNSET:
         key.name = name.strip()[:100]
         fields.append("name")
     if status is not _UNSET:
         if status not in (ApiKey.Status.ACTIVE, ApiKey.Status.DISABLED):
-            raise InvalidKeySettings("status must be 'active' or 'disabled' (delete to revoke)")
+            raise InvalidKeySettings(_("status must be 'active' or 'disabled' (delete to revoke)"))
         key.status = status
         fields.append("status")
     if expires_at is not _UNSET:
         if expires_at is not None and expires_at <= timezone.now():
-            raise InvalidKeySettings("expiry must be in the future")
+            raise InvalidKeySettings(_("expiry must be in the future"))
         key.expires_at = expires_at
         fields.append("expires_at")
     if allowed_models is not _UNSET:
@@ -213,13 +219,13 @@ def key_update(
         fields.append("allowed_ips")
     if spend_limit is not _UNSET:
         if spend_limit is not None and spend_limit < 0:
-            raise InvalidKeySettings("spend limit cannot be negative")
+            raise InvalidKeySettings(_("spend limit cannot be negative"))
         key.spend_limit = spend_limit
         fields.append("spend_limit")
     for field_name, limit in (("rpm_limit", rpm_limit), ("tpm_limit", tpm_limit)):
         if limit is not _UNSET:
             if limit is not None and limit <= 0:
-                raise InvalidKeySettings("rate limits must be positive (null for no limit)")
+                raise InvalidKeySettings(_("rate limits must be positive (null for no limit)"))
             setattr(key, field_name, limit)
             fields.append(field_name)
     if pricing_group is not _UNSET:
@@ -231,7 +237,8 @@ def key_update(
         if spend_limit_period is not _UNSET and spend_limit_period != key.spend_limit_period:
             if spend_limit_period not in ApiKey.LimitPeriod.values:
                 raise InvalidKeySettings(
-                    f"spend limit period must be among {ApiKey.LimitPeriod.values}"
+                    _("spend limit period must be among %(values)s")
+                    % {"values": ApiKey.LimitPeriod.values}
                 )
             # Total: the period is all time. Month: re-based by the next reservation.
             rebase: dict[str, Any] = (
@@ -249,7 +256,7 @@ def key_rotate(*, key: ApiKey, actor: User | None = None) -> tuple[ApiKey, str]:
     """Give the key a new secret; settings, id and spend stay. The old secret stops working
     on the next request (the hash it maps to no longer exists). Returns the new secret once."""
     if key.status == ApiKey.Status.REVOKED:
-        raise InvalidKeySettings("a revoked key cannot be rotated")
+        raise InvalidKeySettings(_("a revoked key cannot be rotated"))
     secret = generate_secret()
     with transaction.atomic():
         key.prefix = display_prefix(secret)
@@ -277,14 +284,14 @@ def key_delete(*, key: ApiKey, actor: User | None = None) -> None:
 # --- Organizations, memberships and invitations -------------------------------------------
 
 INVITATION_DAYS = 7
-_LAST_OWNER = "an organization needs an owner: make someone else owner first"
+_LAST_OWNER = gettext_lazy("an organization needs an owner: make someone else owner first")
 
 
 def organization_create(*, name: str, owner: User) -> Organization:
     """A team organization with OWNER as its owner and an empty wallet. Atomic."""
     name = name.strip()
     if not name:
-        raise MembershipRuleBroken("an organization needs a name")
+        raise MembershipRuleBroken(_("an organization needs a name"))
     with transaction.atomic():
         org = Organization.objects.create(name=name[:150], is_personal=False)
         Membership.objects.create(user=owner, organization=org, role=Membership.Role.OWNER)
@@ -295,7 +302,7 @@ def organization_create(*, name: str, owner: User) -> Organization:
 def organization_rename(*, organization: Organization, name: str) -> Organization:
     name = name.strip()
     if not name:
-        raise MembershipRuleBroken("an organization needs a name")
+        raise MembershipRuleBroken(_("an organization needs a name"))
     organization.name = name[:150]
     organization.save(update_fields=["name"])
     return organization
@@ -303,9 +310,11 @@ def organization_rename(*, organization: Organization, name: str) -> Organizatio
 
 def _check_role_change(*, actor: Membership, role: str) -> None:
     if role not in Membership.Role.values:
-        raise MembershipRuleBroken(f"role must be among {Membership.Role.values}")
+        raise MembershipRuleBroken(
+            _("role must be among %(values)s") % {"values": Membership.Role.values}
+        )
     if role == Membership.Role.OWNER and actor.role != Membership.Role.OWNER:
-        raise RoleNotAllowed("only an owner can make someone an owner")
+        raise RoleNotAllowed(_("only an owner can make someone an owner"))
 
 
 def _owner_count(organization_id: int) -> int:
@@ -324,13 +333,13 @@ def invitation_create(
     """
     organization = actor.organization
     if organization.is_personal:
-        raise MembershipRuleBroken("create a team organization to invite people")
+        raise MembershipRuleBroken(_("create a team organization to invite people"))
     _check_role_change(actor=actor, role=role)
     email = User.objects.normalize_email(email.strip()).lower()
     if "@" not in email or len(email) > 254:
-        raise MembershipRuleBroken("a valid email address is required")
+        raise MembershipRuleBroken(_("a valid email address is required"))
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
-        raise MembershipRuleBroken(f"{email} is already a member")
+        raise MembershipRuleBroken(_("%(email)s is already a member") % {"email": email})
     token = secrets.token_urlsafe(32)
     now = timezone.now()
     with transaction.atomic():
@@ -360,7 +369,7 @@ def _invitation_send(*, invitation: Invitation, token: str) -> None:
     context = {
         "organization": invitation.organization.name,
         "inviter": inviter,
-        "role": invitation.role,
+        "role": invitation.get_role_display(),
         "link": link,
         "days": INVITATION_DAYS,
     }
@@ -390,15 +399,15 @@ def invitation_accept(*, token: str, user: User) -> Membership:
             .first()
         )
         if invitation is None or not invitation.is_pending():
-            raise InvitationInvalid("this invitation is unknown, expired or already used")
+            raise InvitationInvalid(_("this invitation is unknown, expired or already used"))
         if invitation.email.lower() != user.email.lower():
             raise InvitationInvalid(
-                "this invitation was sent to another email address; sign in with that one"
+                _("this invitation was sent to another email address; sign in with that one")
             )
         if not user.email_verified:
             # Whoever holds the link must also have proved they own the address.
-            raise InvitationInvalid("verify your email address, then open the link again")
-        membership, _ = Membership.objects.get_or_create(
+            raise InvitationInvalid(_("verify your email address, then open the link again"))
+        membership, _created = Membership.objects.get_or_create(
             user=user, organization=invitation.organization, defaults={"role": invitation.role}
         )
         invitation.accepted_at = timezone.now()
@@ -415,10 +424,10 @@ def membership_set_role(*, actor: Membership, member: Membership, role: str) -> 
     """Change a member's role. Only owners grant or take away the owner role; an
     organization always keeps at least one owner. Atomic."""
     if actor.organization_id != member.organization_id:
-        raise RoleNotAllowed("not a member of this organization")
+        raise RoleNotAllowed(_("not a member of this organization"))
     _check_role_change(actor=actor, role=role)
     if member.role == Membership.Role.OWNER and actor.role != Membership.Role.OWNER:
-        raise RoleNotAllowed("only an owner can change an owner's role")
+        raise RoleNotAllowed(_("only an owner can change an owner's role"))
     with transaction.atomic():
         # Lock the organization's owners so two owners cannot demote each other at once.
         list(
@@ -432,7 +441,7 @@ def membership_set_role(*, actor: Membership, member: Membership, role: str) -> 
             and role != Membership.Role.OWNER
             and _owner_count(member.organization_id) <= 1
         ):
-            raise MembershipRuleBroken(_LAST_OWNER)
+            raise MembershipRuleBroken(str(_LAST_OWNER))
         previous = member.role
         member.role = role
         member.save(update_fields=["role"])
@@ -449,15 +458,15 @@ def membership_remove(*, actor: Membership, member: Membership) -> None:
     the last owner cannot leave; nobody leaves their personal organization. The member's
     keys in the organization are revoked. Atomic."""
     if actor.organization_id != member.organization_id:
-        raise RoleNotAllowed("not a member of this organization")
+        raise RoleNotAllowed(_("not a member of this organization"))
     leaving = actor.pk == member.pk
     if not leaving and not role_allows(actor.role, Capability.MANAGE_MEMBERS):
-        raise RoleNotAllowed("your role in this organization does not allow this")
+        raise RoleNotAllowed(_("your role in this organization does not allow this"))
     if not leaving and member.role == Membership.Role.OWNER and actor.role != Membership.Role.OWNER:
-        raise RoleNotAllowed("only an owner can remove an owner")
+        raise RoleNotAllowed(_("only an owner can remove an owner"))
     organization = member.organization
     if organization.is_personal and member.role == Membership.Role.OWNER:
-        raise MembershipRuleBroken("nobody can leave their personal organization")
+        raise MembershipRuleBroken(_("nobody can leave their personal organization"))
     with transaction.atomic():
         list(
             Membership.objects.select_for_update().filter(
@@ -466,7 +475,7 @@ def membership_remove(*, actor: Membership, member: Membership) -> None:
         )
         member.refresh_from_db()
         if member.role == Membership.Role.OWNER and _owner_count(member.organization_id) <= 1:
-            raise MembershipRuleBroken(_LAST_OWNER)
+            raise MembershipRuleBroken(str(_LAST_OWNER))
         # Keys act as their creator: once the creator is gone they must stop working.
         revoked = (
             ApiKey.objects.filter(

@@ -12,6 +12,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, capability_required
@@ -22,6 +23,20 @@ from accounts.serializers import ApiKeyWriteSerializer
 from accounts.services import key_create, key_delete, key_rotate, key_update
 from billing.models import PricingGroup
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
+
+# The form's labels for the serializer's field names, in its error messages.
+_FIELD_LABELS = {
+    "name": gettext_lazy("Name"),
+    "scopes": gettext_lazy("Scopes"),
+    "expires_at": gettext_lazy("Expires"),
+    "allowed_models": gettext_lazy("Allowed models"),
+    "allowed_ips": gettext_lazy("Allowed IP networks"),
+    "spend_limit": gettext_lazy("Spend limit"),
+    "spend_limit_period": gettext_lazy("Spend limit period"),
+    "rpm_limit": gettext_lazy("Requests per minute"),
+    "tpm_limit": gettext_lazy("Tokens per minute"),
+    "pricing_group": gettext_lazy("Pricing group"),
+}
 
 
 def _lines(raw: str) -> list[str]:
@@ -58,7 +73,7 @@ def _validated(request: HttpRequest, *, creating: bool) -> tuple[dict[str, Any] 
     if not form.is_valid():
         for field, problems in form.errors.items():
             for problem in problems if isinstance(problems, list) else [problems]:
-                errors.append(f"{field}: {problem}")
+                errors.append(f"{_FIELD_LABELS.get(field, field)}: {problem}")
     return (dict(form.validated_data) if not errors else None), errors
 
 

@@ -12,6 +12,7 @@ from typing import ClassVar
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class PricingGroup(models.Model):
@@ -69,11 +70,11 @@ class LedgerEntry(models.Model):
     """One balance change. Never updated or deleted; mistakes get reversing rows."""
 
     class Kind(models.TextChoices):
-        TOPUP = "topup"
-        REDEEM = "redeem"
-        CHARGE = "charge"
-        REFUND = "refund"
-        ADJUST = "adjust"
+        TOPUP = "topup", _("Topup")
+        REDEEM = "redeem", _("Redeem")
+        CHARGE = "charge", _("Charge")
+        REFUND = "refund", _("Refund")
+        ADJUST = "adjust", _("Adjust")
 
     wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=16, choices=Kind.choices)
@@ -126,10 +127,10 @@ class TopUp(models.Model):
     """
 
     class State(models.TextChoices):
-        PENDING = "pending"
-        PAID = "paid"
-        FAILED = "failed"
-        EXPIRED = "expired"
+        PENDING = "pending", _("Pending")
+        PAID = "paid", _("Paid")
+        FAILED = "failed", _("Failed")
+        EXPIRED = "expired", _("Expired")
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.PROTECT, related_name="topups"

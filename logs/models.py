@@ -6,6 +6,7 @@ from typing import ClassVar
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class RequestLog(models.Model):
@@ -105,34 +106,34 @@ class AuditEvent(models.Model):
     """
 
     class Kind(models.TextChoices):
-        SIGN_IN = "sign_in", "Signed in"
-        SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
-        SIGN_IN_NEW_IP = "sign_in_new_ip", "Signed in from a new address"
-        SIGN_OUT = "sign_out", "Signed out"
-        SIGN_UP = "sign_up", "Signed up"
-        EMAIL_VERIFIED = "email_verified", "Email verified"
-        PASSWORD_CHANGED = "password_changed", "Password changed"
-        PASSWORD_RESET = "password_reset", "Password reset"
-        MFA_ENABLED = "mfa_enabled", "Two-factor method added"
-        MFA_DISABLED = "mfa_disabled", "Two-factor method removed"
-        RECOVERY_CODES_GENERATED = "recovery_codes_generated", "Recovery codes generated"
-        SOCIAL_LINKED = "social_linked", "Sign-in provider linked"
-        SOCIAL_UNLINKED = "social_unlinked", "Sign-in provider unlinked"
-        SESSIONS_ENDED = "sessions_ended", "Other sessions signed out"
-        LEGAL_ACCEPTED = "legal_accepted", "Legal documents accepted"
-        DATA_EXPORTED = "data_exported", "Data export requested"
-        ACCOUNT_DELETED = "account_deleted", "Account deleted"
-        KEY_CREATED = "key_created", "API key created"
-        KEY_ROTATED = "key_rotated", "API key rotated"
-        KEY_REVOKED = "key_revoked", "API key revoked"
-        MEMBER_ADDED = "member_added", "Member added"
-        ROLE_CHANGED = "role_changed", "Role changed"
-        MEMBER_REMOVED = "member_removed", "Member removed"
-        MFA_POLICY_CHANGED = "mfa_policy_changed", "Organization MFA policy changed"
-        REQUEST_LOGS_DELETED = "request_logs_deleted", "Request logs deleted"
-        PAYMENT_SETTINGS_CHANGED = "payment_settings_changed", "Payment settings changed"
-        BALANCE_ADJUSTED = "balance_adjusted", "Balance adjusted"
-        IMPERSONATION = "impersonation", "Admin impersonation"
+        SIGN_IN = "sign_in", _("Signed in")
+        SIGN_IN_FAILED = "sign_in_failed", _("Sign-in failed")
+        SIGN_IN_NEW_IP = "sign_in_new_ip", _("Signed in from a new address")
+        SIGN_OUT = "sign_out", _("Signed out")
+        SIGN_UP = "sign_up", _("Signed up")
+        EMAIL_VERIFIED = "email_verified", _("Email verified")
+        PASSWORD_CHANGED = "password_changed", _("Password changed")
+        PASSWORD_RESET = "password_reset", _("Password reset")
+        MFA_ENABLED = "mfa_enabled", _("Two-factor method added")
+        MFA_DISABLED = "mfa_disabled", _("Two-factor method removed")
+        RECOVERY_CODES_GENERATED = "recovery_codes_generated", _("Recovery codes generated")
+        SOCIAL_LINKED = "social_linked", _("Sign-in provider linked")
+        SOCIAL_UNLINKED = "social_unlinked", _("Sign-in provider unlinked")
+        SESSIONS_ENDED = "sessions_ended", _("Other sessions signed out")
+        LEGAL_ACCEPTED = "legal_accepted", _("Legal documents accepted")
+        DATA_EXPORTED = "data_exported", _("Data export requested")
+        ACCOUNT_DELETED = "account_deleted", _("Account deleted")
+        KEY_CREATED = "key_created", _("API key created")
+        KEY_ROTATED = "key_rotated", _("API key rotated")
+        KEY_REVOKED = "key_revoked", _("API key revoked")
+        MEMBER_ADDED = "member_added", _("Member added")
+        ROLE_CHANGED = "role_changed", _("Role changed")
+        MEMBER_REMOVED = "member_removed", _("Member removed")
+        MFA_POLICY_CHANGED = "mfa_policy_changed", _("Organization MFA policy changed")
+        REQUEST_LOGS_DELETED = "request_logs_deleted", _("Request logs deleted")
+        PAYMENT_SETTINGS_CHANGED = "payment_settings_changed", _("Payment settings changed")
+        BALANCE_ADJUSTED = "balance_adjusted", _("Balance adjusted")
+        IMPERSONATION = "impersonation", _("Admin impersonation")
 
     created_at = models.DateTimeField(default=timezone.now)
     kind = models.CharField(max_length=40, choices=Kind.choices)

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from accounts.access import (
     Capability,
@@ -34,7 +35,7 @@ def _membership(request: HttpRequest) -> Membership:
     if not role_allows(membership.role, Capability.USE_KEYS) and not role_allows(
         membership.role, Capability.VIEW_USAGE
     ):
-        raise PermissionDenied("your role in this organization does not allow this")
+        raise PermissionDenied(_("your role in this organization does not allow this"))
     request.organization = organization  # type: ignore[attr-defined]
     return membership
 

@@ -6,13 +6,14 @@ from typing import ClassVar
 
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from tokenhub.fields import EncryptedTextField, reveal
 
 
 class Channel(models.Model):
     class Type(models.TextChoices):
-        OPENAI = "openai", "OpenAI-compatible"
+        OPENAI = "openai", _("OpenAI-compatible")  # the rest are brand names
         OPENAI_RESPONSES = "openai-responses", "OpenAI Responses"
         ANTHROPIC = "anthropic", "Anthropic"
         GEMINI = "gemini", "Google Gemini"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the binaries behind the test suite's throwaway servers are installed:
-# PostgreSQL (initdb, pg_ctl, postgres), redis-server and, optionally, chromium +
-# chromedriver for the browser tests. Idempotent; returns at once when all is present.
+# PostgreSQL (initdb, pg_ctl, postgres), redis-server, gettext (xgettext, msgmerge, msgfmt:
+# tests/test_i18n.py runs makemessages) and, optionally, chromium + chromedriver + a CJK font
+# for the browser tests. Idempotent; returns at once when all is present.
 # As root on Debian it installs what is missing with apt-get; otherwise it says what to install.
 set -euo pipefail
 
@@ -23,12 +24,15 @@ have_postgres() {
 missing_required() {
     have_postgres || echo postgresql
     command -v redis-server >/dev/null || echo redis-server
+    command -v xgettext >/dev/null && command -v msgmerge >/dev/null || echo gettext
 }
 
 missing_optional() {
     [[ -x /usr/bin/chromium ]] || echo chromium
     [[ -x /usr/bin/chromedriver ]] || command -v chromedriver >/dev/null || echo chromium-driver
     command -v wrk >/dev/null || echo wrk  # load generator of benchmarks/relay_overhead.py
+    # Chinese text in the browser tests' screenshots (tofu boxes without a CJK font).
+    [[ -n $(fc-list :lang=zh 2>/dev/null) ]] || echo fonts-wqy-microhei
 }
 
 mapfile -t required < <(missing_required)
@@ -45,7 +49,8 @@ if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
         exit 1
     fi
     echo "ensure-test-servers: warning: ${optional[*]} not installed;" \
-        "browser tests need chromium, make bench needs wrk" \
+        "browser tests need chromium (and a CJK font for readable screenshots)," \
+        "make bench needs wrk" \
         "(as root: apt-get install -y ${optional[*]})" >&2
     exit 0
 fi

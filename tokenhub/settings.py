@@ -416,3 +416,11 @@ CELERY_BEAT_SCHEDULE["poll-media-tasks"] = {
     "task": "relay.tasks.poll_media_tasks",
     "schedule": MEDIA_POLL_EVERY,
 }
+
+# Translations of the portal (locale/<lang>/LC_MESSAGES/django.po and its compiled .mo, both
+# committed); the visitor's choice lives in the `django_language` cookie (set by /i18n/setlang/).
+LOCALE_PATHS = [BASE_DIR / "locale"]
+LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
+LANGUAGE_COOKIE_SAMESITE = "Lax"
+if not DEBUG and not TESTING and not EMBEDDED:
+    LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE

@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from accounts import account_settings_views, announcement_views, legal_views
+from accounts import account_settings_views, announcement_views, legal_views, preferences_views
 from logs.status_page import status_page
 from relay.metrics import metrics_view
 from relay.pages import models_page
@@ -47,4 +47,7 @@ urlpatterns = [
     path("dashboard/settings/delete", account_settings_views.account_delete_view),
     path("dashboard/settings/org/require-mfa", account_settings_views.org_require_mfa),
     path("dashboard/settings/org/delete-logs", account_settings_views.org_request_logs_delete),
+    # Language (Django's set_language) and light/dark theme switchers of the top bar.
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("preferences/theme", preferences_views.theme_set, name="theme-set"),
 ]

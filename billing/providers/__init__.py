@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
+from django.utils.translation import gettext as _
+
 from billing.exceptions import BillingError
 
 if TYPE_CHECKING:
@@ -84,10 +86,12 @@ def provider_get(name: str) -> PaymentProvider:
     """The configured provider called NAME; raises ProviderUnavailable otherwise."""
     factory = _REGISTRY.get(name)
     if factory is None:
-        raise ProviderUnavailable(f"unknown payment provider {name!r}")
+        raise ProviderUnavailable(_("unknown payment provider %(name)s") % {"name": repr(name)})
     provider = factory()
     if not provider.configured():
-        raise ProviderUnavailable(f"payment provider {name!r} is not configured on this server")
+        raise ProviderUnavailable(
+            _("payment provider %(name)s is not configured on this server") % {"name": repr(name)}
+        )
     return provider
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import stripe
 from django.conf import settings
 from django.urls import reverse
+from django.utils.translation import gettext as _
 
 from billing.exceptions import PaymentNotReady
 from billing.models import TopUp
@@ -81,9 +82,11 @@ class StripeProvider:
                 {"idempotency_key": f"tokenhub-topup-{topup.pk}"},
             )
         except stripe.StripeError as exc:
-            raise ProviderError(f"Stripe refused the checkout: {exc.user_message or exc}") from None
+            raise ProviderError(
+                _("Stripe refused the checkout: %(reason)s") % {"reason": exc.user_message or exc}
+            ) from None
         if not session.url:
-            raise ProviderError("Stripe returned a checkout session without a URL")
+            raise ProviderError(_("Stripe returned a checkout session without a URL"))
         return Checkout(ref=session.id, url=session.url)
 
     def query_status(self, topup: TopUp) -> StatusReport:
