@@ -7,6 +7,7 @@ subprocesses (the CLI tests) and the live server see the same data as the test i
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -68,3 +69,37 @@ def make_key(db: None) -> MakeKey:
         return key_create(organization=organization_personal(user=user), created_by=user, **options)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _books_balance(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used the database, whatever it did: each wallet's balance
+    equals the sum of its ledger entries and its held amount the sum of its open holds
+    (money invariant 1). A test that corrupts the books on purpose says so with
+    @pytest.mark.books_tampered."""
+    uses_db = request.node.get_closest_marker("django_db") is not None or any(
+        name in request.fixturenames for name in ("db", "transactional_db")
+    )
+    if not uses_db or request.node.get_closest_marker("books_tampered"):
+        yield
+        return
+    # Set the database up first, so this check runs before it is flushed or rolled back.
+    request.getfixturevalue("_django_db_helper")
+    yield
+    from billing.reconcile import reconcile_run
+
+    broken = [str(d) for d in reconcile_run() if d.check in ("balance", "held")]
+    assert not broken, "the books do not balance after this test: " + "; ".join(broken)
+
+
+def balance_set(organization: Organization, micros: int) -> None:
+    """Bring ORGANIZATION's balance to MICROS through a ledger adjustment (the books stay
+    balanced, unlike a direct update of the wallet)."""
+    from billing.models import Wallet
+    from billing.services import wallet_adjust
+
+    current = Wallet.objects.get(organization=organization).balance
+    if current != micros:
+        wallet_adjust(
+            organization=organization, amount=micros - current, reason="test", created_by=None
+        )

@@ -86,6 +86,7 @@ def test_it_passes_on_books_exercised_by_every_flow(exercised: Wallet) -> None:
     assert mail.outbox == []
 
 
+@pytest.mark.books_tampered
 def test_it_fails_when_a_ledger_row_is_tampered_with(exercised: Wallet, admin_user: User) -> None:
     entry = LedgerEntry.objects.filter(wallet=exercised, kind="redeem").get()
     with connection.cursor() as cursor:
@@ -102,6 +103,7 @@ def test_it_fails_when_a_ledger_row_is_tampered_with(exercised: Wallet, admin_us
     assert f"wallet {exercised.pk}" in mail.outbox[0].body
 
 
+@pytest.mark.books_tampered
 def test_it_reports_held_credit_without_holds_and_stale_holds(exercised: Wallet) -> None:
     Hold.objects.filter(reference="req2").update(expires_at=timezone.now() - dt.timedelta(hours=1))
     Wallet.objects.filter(pk=exercised.pk).update(held=0)
@@ -123,6 +125,7 @@ def test_it_reports_a_paid_topup_that_was_never_credited(exercised: Wallet) -> N
 
 
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.books_tampered
 def test_the_command_exits_non_zero_on_discrepancies(manage: Manage) -> None:
     org = organization_personal(user=user_create(email="cli@example.com"))
     wallet_adjust(organization=org, amount=3_000_000, reason="seed", created_by=None)

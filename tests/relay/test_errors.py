@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing.models import Hold
 from logs.models import RequestLog
+from tests.conftest import balance_set
 from tests.relay.conftest import Customer, wait_for
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -120,9 +121,7 @@ def test_it_rejects_a_model_outside_the_key_scope_with_403(ready: Customer, fake
 
 
 def test_it_refuses_with_402_when_the_balance_cannot_cover_the_hold(ready: Customer, fake) -> None:
-    from billing.models import Wallet
-
-    Wallet.objects.filter(organization=ready.org).update(balance=1)
+    balance_set(ready.org, 1)
     with pytest.raises(openai.APIStatusError) as exc:
         ready.openai().chat.completions.create(**CHAT)
     assert exc.value.status_code == 402

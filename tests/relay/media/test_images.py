@@ -15,6 +15,7 @@ from billing.services import price_set
 from logs.models import RequestLog
 from relay.media.charges import IMAGE_OUTPUT_TOKENS
 from relay.models import Channel
+from tests.conftest import balance_set
 from tests.fakes.media import GPT_IMAGE_OUTPUT_TOKENS, PNG, FakeMedia
 from tests.relay.conftest import Customer, wait_for
 from tests.relay.media.conftest import IMAGE_PRICE, assert_books_balance
@@ -74,10 +75,9 @@ def test_gpt_image_is_charged_its_reported_tokens(dalle: Customer, media: FakeMe
 
 def test_the_hold_covers_the_worst_case(dalle: Customer, media: FakeMedia) -> None:
     # Just enough for 2 images at the per-image bound, not for 3.
-    from billing.models import Wallet
 
     bound = 2 * IMAGE_OUTPUT_TOKENS * GPT_IMAGE_OUT // 1_000_000 + 5_000
-    Wallet.objects.filter(organization=dalle.org).update(balance=bound)
+    balance_set(dalle.org, bound)
     client = dalle.openai()
 
     with pytest.raises(openai.APIStatusError) as caught:

@@ -10,11 +10,12 @@ import pytest
 from django.utils import timezone
 
 from accounts.services import key_create, user_create
-from billing.models import Hold, Wallet
+from billing.models import Hold
 from billing.services import wallet_credit
 from logs.models import RequestLog
 from relay.models import MediaTask
 from relay.tasks import poll_media_tasks
+from tests.conftest import balance_set
 from tests.fakes.media import FakeMedia, video_bytes
 from tests.relay.conftest import Customer
 from tests.relay.media.conftest import SORA_PER_SECOND, assert_books_balance, charges_for
@@ -234,7 +235,7 @@ def test_a_video_hold_outlives_the_task_timeout(
 
 
 def test_a_balance_too_low_is_refused_before_the_upstream(sora: Customer, media: FakeMedia) -> None:
-    Wallet.objects.filter(organization=sora.org).update(balance=100_000)  # 1 second's worth
+    balance_set(sora.org, 100_000)  # 1 second's worth
     with pytest.raises(openai.APIStatusError) as caught:
         sora.openai().videos.create(model="sora-2", prompt="too long", seconds="8")
     assert caught.value.status_code == 402
