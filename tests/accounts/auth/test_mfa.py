@@ -3,6 +3,7 @@ organization policy that requires it."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -13,6 +14,7 @@ from allauth.mfa.totp.internal.auth import SECRET_SESSION_KEY, format_hotp_value
 from django.core import mail
 from django.test import Client
 
+from accounts.access import ACTIVE_ORG_SESSION_KEY
 from accounts.models import Organization, User
 from logs.models import AuditEvent
 
@@ -169,7 +171,8 @@ def test_the_admin_login_form_cannot_skip_the_second_factor(admin_user: User):
 
 @pytest.mark.django_db(transaction=True)
 def test_sign_up_verify_enable_totp_and_sign_in_with_it(client: Client):
-    """The issue's path end to end over HTTP, up to the dashboard (keys live elsewhere)."""
+    """The issue's path end to end over HTTP: sign up, verify, TOTP, sign in with it, a team,
+    an invited teammate who accepts, and what each role may do."""
     password = "a-long-unusual-passphrase-42"
     client.post(
         "/accounts/signup/",
@@ -193,3 +196,48 @@ def test_sign_up_verify_enable_totp_and_sign_in_with_it(client: Client):
     assert client.get("/dashboard/").status_code == 200
     kinds = set(AuditEvent.objects.filter(user=user).values_list("kind", flat=True))
     assert {"sign_up", "email_verified", "mfa_enabled", "sign_out", "sign_in"} <= kinds
+
+    # A team, a teammate invited by email who signs up, verifies and accepts, and what
+    # each of them may then do there.
+    team = client.post(
+        "/api/v1/organizations", {"name": "Acme"}, content_type="application/json"
+    ).json()["id"]
+    invited = client.post(
+        f"/api/v1/organizations/{team}/members",
+        {"email": "mate@example.com", "role": "member"},
+        content_type="application/json",
+    )
+    assert invited.status_code == 201
+    token = re.search(r"/invitations/([A-Za-z0-9_-]+)/", str(mail.outbox[-1].body))
+    assert token
+    mate = Client()
+    mate.post(
+        "/accounts/signup/",
+        {"email": "mate@example.com", "password1": password, "password2": password},
+    )
+    body = str(mail.outbox[-1].body)
+    mate.post(body[body.index("/accounts/confirm-email/") :].split()[0])
+    assert mate.post(f"/invitations/{token.group(1)}/").status_code == 302
+    session = mate.session
+    session[ACTIVE_ORG_SESSION_KEY] = team
+    session.save()
+
+    mates_key = mate.post("/api/v1/keys", {"name": "mine"}, content_type="application/json")
+    assert mates_key.status_code == 201
+    owners_key = client.post("/api/v1/keys", {"name": "boss"}, content_type="application/json")
+    assert owners_key.status_code == 201  # the owner's personal organization: not the team
+    session = client.session
+    session[ACTIVE_ORG_SESSION_KEY] = team
+    session.save()
+    assert [k["name"] for k in client.get("/api/v1/keys").json()["data"]] == ["mine"]
+    assert [k["name"] for k in mate.get("/api/v1/keys").json()["data"]] == ["mine"]
+    members = f"/api/v1/organizations/{team}/members"
+    assert (
+        mate.post(
+            members, {"email": "x@example.com", "role": "member"}, content_type="application/json"
+        ).status_code
+        == 403
+    )  # a member may not invite
+    assert mate.get("/dashboard/billing/").status_code == 403  # nor see the team's billing
+    assert client.get("/dashboard/billing/").status_code == 200
+    assert Client().get(members).status_code in (401, 403)

@@ -1,4 +1,5 @@
-"""Sign-up in a real browser: the form, the verification email's link, the dashboard.
+"""Sign-up in a real browser: the form, the verification email's link, the dashboard, and
+the first API key.
 
 Headless Chromium (apt-installed) driven by Playwright against the live server. The live
 server runs in this process, so the verification email lands in django.core.mail.outbox.
@@ -15,7 +16,8 @@ import pytest
 from django.core import mail
 from pytest_django.live_server_helper import LiveServer
 
-from accounts.models import LegalAcceptance, User
+from accounts.keysecrets import hash_secret
+from accounts.models import ApiKey, LegalAcceptance, User
 from accounts.selectors import organization_personal, user_can_create_keys
 from tests.accounts.auth.test_legal import publish
 from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
@@ -25,7 +27,7 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 SCREENSHOT = Path("/tmp/signup.png")  # noqa: S108 - a fixed place for a person to look at
 
 
-def test_it_signs_up_verifies_and_lands_on_the_dashboard(live_server: LiveServer) -> None:
+def test_it_signs_up_verifies_and_creates_a_key(live_server: LiveServer) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
@@ -57,6 +59,11 @@ def test_it_signs_up_verifies_and_lands_on_the_dashboard(live_server: LiveServer
             sync_api.expect(page.locator(".org-name")).to_contain_text("browser.person@example.com")
             sync_api.expect(page.locator("body")).not_to_contain_text("Verify your email")
             page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+            page.goto(f"{live_server.url}/dashboard/keys/")
+            page.fill("input[name=name]", "first key")
+            page.click("#create-key button[type=submit]")
+            secret = page.locator("#secret-value").inner_text()
         finally:
             browser.close()
 
@@ -65,3 +72,5 @@ def test_it_signs_up_verifies_and_lands_on_the_dashboard(live_server: LiveServer
     assert user_can_create_keys(user=user)
     assert organization_personal(user=user).is_personal
     assert LegalAcceptance.objects.filter(user=user).count() == 2
+    key = ApiKey.objects.get(name="first key")
+    assert key.created_by == user and key.key_hash == hash_secret(secret)
