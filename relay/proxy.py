@@ -58,9 +58,10 @@ from relay.pipeline.forward import (
 from relay.pipeline.meter import metered_usage
 from relay.pipeline.reserve import reserve
 from relay.pipeline.route import candidates
-from relay.pipeline.settle import in_flight, settle
+from relay.pipeline.settle import in_flight, log_row, settle
 from relay.protocols import CHANNEL_PROTOCOLS, GEMINI, OPENAI, WireProtocol, chat_target
 from relay.ratelimit import limiter
+from relay.services import channel_auto_disable
 from relay.stream_adapters import OpenAIPassThrough, PassThrough, StreamAdapter, Translating
 
 log = logging.getLogger(__name__)
@@ -93,18 +94,7 @@ class _Prepared:
     strip_usage: bool = False
 
 
-def _channel_disable(channel_id: int, reason: str) -> None:
-    from relay.models import Channel
-    from relay.tasks import alert_last_channel
-
-    disabled = Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
-        status=Channel.Status.AUTO_DISABLED, disabled_reason=reason[:300]
-    )
-    if disabled:  # the process that flipped it, once: tell the admins if models are orphaned
-        alert_last_channel.delay(channel_id)
-
-
-_disable = in_db_thread(_channel_disable)
+_disable = in_db_thread(channel_auto_disable)
 
 
 async def proxy(
@@ -384,7 +374,7 @@ async def _attempt(
                 "channel %s failed for request %s: %s", channel.id, call.request_id, failure.reason
             )
             if failure.disable:
-                await _disable(channel.id, failure.reason)
+                await _disable(channel_id=channel.id, reason=failure.reason)
                 catalog.clear()
             elif failure.retryable:
                 await cooldowns.failure(channel.id)
@@ -605,29 +595,6 @@ async def _finish(call: Call) -> None:
             wallet_id=key.wallet_id,
             api_key_id=key.id,
             cost=cost,
-            log={
-                "created_at": timezone.now(),
-                "client_request_id": call.client_request_id,
-                "organization_id": key.organization_id,
-                "api_key_id": key.id,
-                "channel_id": call.channel_id,
-                "endpoint": call.endpoint,
-                "model": call.model[:200],
-                "upstream_model": call.upstream_model[:200],
-                "stream": call.stream,
-                "status_code": call.status,
-                "error_code": call.error_code[:64],
-                "prompt_tokens": usage.input_tokens,
-                "completion_tokens": usage.output_tokens,
-                "cache_read_tokens": usage.cache_read_tokens,
-                "cache_write_tokens": usage.cache_write_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-                "usage_estimated": usage.estimated,
-                "latency_ms": call.elapsed_ms(),
-                "ttfb_ms": call.ttfb_ms,
-                "attempts": max(1, call.attempts),
-                "client_ip": call.client_ip,
-                "user_agent": call.user_agent,
-            },
+            log=log_row(call, key, usage),
         )
     )

@@ -88,3 +88,17 @@ def channels_assign_models(*, channel_ids: Sequence[int], models: Sequence[str],
                 channel.save(update_fields=["model_names", "updated_at"])
                 changed += 1
     return changed
+
+
+def channel_auto_disable(*, channel_id: int, reason: str) -> bool:
+    """Take an enabled channel out of rotation because the upstream refused it (bad
+    credentials, exhausted account). Only the call that flips it returns True, and that one
+    asks the worker to alert operators if a model is left without a channel."""
+    from relay.tasks import alert_last_channel
+
+    disabled = Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
+        status=Channel.Status.AUTO_DISABLED, disabled_reason=reason[:300]
+    )
+    if disabled:
+        alert_last_channel.delay(channel_id)
+    return bool(disabled)

@@ -21,40 +21,16 @@ from relay.cooldown import cooldowns
 from relay.db import in_db_thread
 from relay.errors import RelayError, no_channel
 from relay.formats.videos import Target
-from relay.pipeline.forward import UpstreamFailure, failure_from_response
-from relay.upstream import session
+from relay.pipeline.forward import UpstreamFailure, failure_from_response, send
+from relay.services import channel_auto_disable
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def _channel_disable(channel_id: int, reason: str) -> None:
-    from relay.models import Channel
-
-    Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
-        status=Channel.Status.AUTO_DISABLED, disabled_reason=reason[:300]
-    )
-
-
 async def open_response(target: Target) -> aiohttp.ClientResponse:
     """Send TARGET; returns the response once its headers arrived (status < 400)."""
-    try:
-        async with asyncio.timeout(settings.RELAY_FIRST_BYTE_TIMEOUT):
-            response = await session().request(
-                target.method,
-                target.url,
-                data=target.body or None,
-                headers=target.headers,
-                allow_redirects=False,
-            )
-    except TimeoutError:
-        raise UpstreamFailure(
-            "upstream timed out before the first byte", retryable=True, status=504
-        ) from None
-    except aiohttp.ClientError as exc:
-        raise UpstreamFailure(
-            f"could not reach upstream ({type(exc).__name__})", retryable=True, status=502
-        ) from None
+    response = await send(target.url, target.headers, target.body or None, target.method)
     if response.status >= 400:
         raise await failure_from_response(response)
     return response
@@ -124,7 +100,9 @@ async def first_success(
                 "channel %s failed for request %s: %s", channel.id, call.request_id, failure.reason
             )
             if failure.disable:
-                await in_db_thread(_channel_disable)(channel.id, failure.reason)
+                await in_db_thread(channel_auto_disable)(
+                    channel_id=channel.id, reason=failure.reason
+                )
                 catalog.clear()
             elif failure.retryable:
                 await cooldowns.failure(channel.id)

@@ -18,7 +18,7 @@ from relay.formats import openai
 from relay.media import charges, images, videos
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import authorize, client_ip
-from relay.pipeline.settle import in_flight, settle
+from relay.pipeline.settle import in_flight, log_row, settle
 
 log = logging.getLogger(__name__)
 
@@ -87,29 +87,6 @@ async def _settle_image_call(call: Call) -> None:
             wallet_id=key.wallet_id,
             api_key_id=key.id,
             cost=cost,
-            log={
-                "created_at": timezone.now(),
-                "client_request_id": call.client_request_id,
-                "organization_id": key.organization_id,
-                "api_key_id": key.id,
-                "channel_id": call.channel_id,
-                "endpoint": call.endpoint,
-                "model": call.model[:200],
-                "upstream_model": call.upstream_model[:200],
-                "stream": False,
-                "status_code": call.status,
-                "error_code": call.error_code[:64],
-                "prompt_tokens": usage.input_tokens if usage else 0,
-                "completion_tokens": usage.output_tokens if usage else 0,
-                "cache_read_tokens": 0,
-                "cache_write_tokens": 0,
-                "reasoning_tokens": 0,
-                "usage_estimated": False,
-                "latency_ms": call.elapsed_ms(),
-                "ttfb_ms": call.ttfb_ms,
-                "attempts": max(1, call.attempts),
-                "client_ip": call.client_ip,
-                "user_agent": call.user_agent,
-            },
+            log=log_row(call, key, usage),
         )
     )

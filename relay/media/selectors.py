@@ -6,7 +6,7 @@ import hashlib
 
 from django.db.models import QuerySet
 
-from relay.catalog import ChannelInfo
+from relay.catalog import ChannelInfo, channel_info
 from relay.models import Channel, MediaTask
 
 
@@ -30,19 +30,7 @@ def key_fingerprint(key: str) -> str:
 def channel_snapshot(channel: Channel) -> ChannelInfo:
     """The channel as the relay sees it, whatever its status: a task submitted before a
     channel was disabled is still polled and downloaded through it."""
-    return ChannelInfo(
-        id=channel.pk,
-        name=channel.name,
-        type=channel.type,
-        base_url=channel.base_url,
-        keys=tuple(channel.key_list()),
-        models=frozenset(channel.model_names),
-        model_map=dict(channel.model_map),
-        groups=frozenset(channel.groups),
-        priority=channel.priority,
-        weight=max(1, channel.weight),
-        options=dict(channel.options),
-    )
+    return channel_info(channel)
 
 
 def task_key(channel: ChannelInfo, fingerprint: str) -> str | None:

@@ -63,11 +63,15 @@ def openai_target(
     return url, headers
 
 
-async def send(url: str, headers: dict[str, str], body: bytes) -> aiohttp.ClientResponse:
+async def send(
+    url: str, headers: dict[str, str], body: bytes | None, method: str = "POST"
+) -> aiohttp.ClientResponse:
     """Start the request; returns once the status line and headers have arrived."""
     try:
         async with asyncio.timeout(settings.RELAY_FIRST_BYTE_TIMEOUT):
-            return await session().post(url, data=body, headers=headers, allow_redirects=False)
+            return await session().request(
+                method, url, data=body, headers=headers, allow_redirects=False
+            )
     except TimeoutError:
         raise UpstreamFailure(
             "upstream timed out before the first byte", retryable=True, status=504

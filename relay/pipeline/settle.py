@@ -8,11 +8,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import TYPE_CHECKING, Any
+
+from django.utils import timezone
 
 from billing import fastledger
 from billing.holds import Settlement, hold_settle
 from relay.db import in_db_thread
 from relay.metrics import collector
+
+if TYPE_CHECKING:
+    from billing.pricing import Usage
+    from relay.call import Call
+    from relay.catalog import KeyInfo
 
 log = logging.getLogger(__name__)
 _settle = in_db_thread(hold_settle)
@@ -38,6 +46,34 @@ async def _run(settlement: Settlement) -> None:
     except Exception as exc:
         # The hold stays in place and the sweep releases it; never log request content.
         log.error("settlement failed for request %s: %s", settlement.reference, type(exc).__name__)
+
+
+def log_row(call: Call, key: KeyInfo, usage: Usage | None) -> dict[str, Any]:
+    """The request's `RequestLog` row as settlement writes it: metadata only, never content."""
+    return {
+        "created_at": timezone.now(),
+        "client_request_id": call.client_request_id,
+        "organization_id": key.organization_id,
+        "api_key_id": key.id,
+        "channel_id": call.channel_id,
+        "endpoint": call.endpoint,
+        "model": call.model[:200],
+        "upstream_model": call.upstream_model[:200],
+        "stream": call.stream,
+        "status_code": call.status,
+        "error_code": call.error_code[:64],
+        "prompt_tokens": usage.input_tokens if usage else 0,
+        "completion_tokens": usage.output_tokens if usage else 0,
+        "cache_read_tokens": usage.cache_read_tokens if usage else 0,
+        "cache_write_tokens": usage.cache_write_tokens if usage else 0,
+        "reasoning_tokens": usage.reasoning_tokens if usage else 0,
+        "usage_estimated": usage.estimated if usage else False,
+        "latency_ms": call.elapsed_ms(),
+        "ttfb_ms": call.ttfb_ms,
+        "attempts": max(1, call.attempts),
+        "client_ip": call.client_ip,
+        "user_agent": call.user_agent,
+    }
 
 
 async def settle(settlement: Settlement) -> None:
