@@ -42,6 +42,7 @@ typecheck: install
 
 pytest: install
 	bash scripts/ensure-test-servers.sh
+	bash scripts/ensure-agents.sh
 	$(BIN)/python -m pytest
 	TOKENHUB_TEST_EMBEDDED=1 $(BIN)/python -m pytest -m embedded
 

@@ -56,6 +56,14 @@ class Organization(models.Model):
     tpm_limit = models.PositiveIntegerField(null=True, blank=True)
     # Members without a second factor are sent to set one up before using the dashboard.
     require_mfa = models.BooleanField(default=False)
+    # Opt-in exception to "no content is stored": Responses answers are kept for
+    # `previous_response_id`, encrypted with the calling key, for RESPONSES_STORE_SECONDS.
+    store_responses = models.BooleanField(
+        default=False,
+        help_text="Keep Responses API conversations briefly so that clients can continue "
+        "them with previous_response_id. Stored encrypted with the calling API key, which "
+        "TokenHub does not keep: unreadable without it; deleted after a short time.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -130,6 +138,9 @@ class ApiKey(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     # A short-lived key the playground page hands to the browser; hidden from key lists.
     is_playground = models.BooleanField(default=False)
+    # Deleting a key revokes and hides it; the row stays, because holds in flight, the
+    # ledger and the request logs refer to it (a hard delete raced with new holds).
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})" if self.name else f"{self.prefix}…"

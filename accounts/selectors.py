@@ -23,9 +23,9 @@ def user_by_email(*, email: str) -> User:
 
 
 def keys_for_organization(*, organization: Organization) -> QuerySet[ApiKey]:
-    return ApiKey.objects.filter(organization=organization, is_playground=False).order_by(
-        "-created_at"
-    )
+    return ApiKey.objects.filter(
+        organization=organization, is_playground=False, deleted_at__isnull=True
+    ).order_by("-created_at")
 
 
 def operator_emails() -> list[str]:
@@ -41,7 +41,9 @@ def operator_emails() -> list[str]:
 def keys_visible_to(*, membership: Membership) -> QuerySet[ApiKey]:
     """Keys the member may see and manage: every key of the organization for roles that
     manage keys, otherwise only the ones the member created."""
-    keys = ApiKey.objects.filter(organization_id=membership.organization_id, is_playground=False)
+    keys = ApiKey.objects.filter(
+        organization_id=membership.organization_id, is_playground=False, deleted_at__isnull=True
+    )
     if not role_allows(membership.role, Capability.MANAGE_KEYS):
         keys = keys.filter(created_by_id=membership.user_id)
     return keys.select_related("created_by", "pricing_group").order_by("-created_at", "-pk")

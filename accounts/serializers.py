@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from django.utils.translation import gettext as _
@@ -10,6 +11,34 @@ from rest_framework import serializers
 
 from accounts.models import ApiKey, Invitation, Membership, Organization
 from billing.models import PricingGroup
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+class StrictInput(serializers.Serializer[Any]):
+    """A request body that names only fields it knows: a typo (`rpm` for `rpm_limit`) is a
+    400 naming it, not a setting silently ignored. NUL characters, which no database column
+    takes, are refused by field as well."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            errors = {name: [_("unknown field")] for name in data if name not in self.fields}
+            errors |= {
+                name: [_("must not contain NUL characters")]
+                for name, value in data.items()
+                if name in self.fields and _has_nul(value)
+            }
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
@@ -75,7 +104,7 @@ def _ip_network(value: str) -> None:
         ) from None
 
 
-class ApiKeyWriteSerializer(serializers.Serializer[Any]):
+class ApiKeyWriteSerializer(StrictInput):
     """Settings for POST (create) and PATCH (partial update) of a key; limits in micro-USD."""
 
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -104,7 +133,11 @@ class ApiKeyWriteSerializer(serializers.Serializer[Any]):
         help_text="IP addresses or CIDR networks; empty allows every address.",
     )
     spend_limit = serializers.IntegerField(
-        min_value=0, required=False, allow_null=True, help_text="micro-USD; null for none"
+        min_value=0,
+        max_value=2**63 - 1,
+        required=False,
+        allow_null=True,
+        help_text="micro-USD; null for none",
     )
     spend_limit_period = serializers.ChoiceField(choices=ApiKey.LimitPeriod.choices, required=False)
     rpm_limit = serializers.IntegerField(
@@ -147,7 +180,7 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
         return roles.get(organization.pk, "")
 
 
-class OrganizationWriteSerializer(serializers.Serializer[Any]):
+class OrganizationWriteSerializer(StrictInput):
     name = serializers.CharField(max_length=150)
 
 
@@ -170,10 +203,10 @@ class InvitationSerializer(serializers.ModelSerializer[Invitation]):
         read_only_fields = fields
 
 
-class InviteSerializer(serializers.Serializer[Any]):
+class InviteSerializer(StrictInput):
     email = serializers.EmailField()
     role = serializers.ChoiceField(choices=Membership.Role.choices, default="member")
 
 
-class RoleSerializer(serializers.Serializer[Any]):
+class RoleSerializer(StrictInput):
     role = serializers.ChoiceField(choices=Membership.Role.choices)

@@ -271,13 +271,16 @@ def key_rotate(*, key: ApiKey, actor: User | None = None) -> tuple[ApiKey, str]:
 
 
 def key_delete(*, key: ApiKey, actor: User | None = None) -> None:
-    """Delete a key. Its request logs and ledger keep its plain id; holds lose the link."""
+    """Delete a key: revoked at once everywhere and hidden from every list. The row stays
+    for the holds in flight, the ledger and the request logs that refer to it."""
     with transaction.atomic():
         audit_record(
             kind="key_revoked", user=key.created_by, actor=actor,
             organization=key.organization, key_id=key.pk, prefix=key.prefix, deleted=True,
         )  # fmt: skip
-        key.delete()
+        ApiKey.objects.filter(pk=key.pk).update(
+            status=ApiKey.Status.REVOKED, deleted_at=timezone.now()
+        )
         key_change_publish()
 
 

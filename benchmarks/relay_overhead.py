@@ -747,6 +747,7 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
         SECRET_KEY=secrets.token_urlsafe(50),
         TOKENHUB_ENCRYPTION_KEYS=Fernet.generate_key().decode(),
         DEBUG="0",
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
         TOKENHUB_VAR_DIR=str(base / "var"),
         PYTHONDONTWRITEBYTECODE="1",
     )

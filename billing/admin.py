@@ -22,6 +22,7 @@ from billing.models import (
     RedemptionBatch,
     RedemptionCode,
     TopUp,
+    UncollectedUsage,
     Wallet,
 )
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
@@ -155,6 +156,26 @@ class HoldAdmin(ReadOnlyAdmin):
         return bool(request.user.is_staff)
 
 
+@admin.register(UncollectedUsage)
+class UncollectedUsageAdmin(ReadOnlyAdmin):
+    """What upstreams reported beyond the requests' holds: paid to them, not charged."""
+
+    list_display = ("created_at", "reference", "channel_id", "model", "cost_usd", "amount_usd")
+    list_filter = ("channel_id",)
+    search_fields = ("reference", "model")
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
+
+    @admin.display(description="usage worth (USD)")
+    def cost_usd(self, obj: UncollectedUsage) -> str:
+        return micros_to_usd(obj.cost)
+
+    @admin.display(description="not charged (USD)")
+    def amount_usd(self, obj: UncollectedUsage) -> str:
+        return micros_to_usd(obj.amount)
+
+
 @admin.register(PricingGroup)
 class PricingGroupAdmin(admin.ModelAdmin[PricingGroup]):
     list_display = ("name", "multiplier", "topup_rate", "description")
@@ -168,6 +189,7 @@ class PriceAdmin(admin.ModelAdmin[Price]):
         "output_per_1m",
         "cache_read_per_1m",
         "cache_write_per_1m",
+        "cache_write_1h_per_1m",
         "per_request",
         "per_image",
         "per_second",

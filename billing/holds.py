@@ -5,6 +5,9 @@ Guarantees (tested on PostgreSQL under concurrency):
   for keys with a spend limit, the key's period spend + held covers it too;
 - settling is exactly once per reference: the charge's ledger row is unique on
   ("request", reference), and the hold row is deleted in the same transaction;
+- a charge never exceeds its hold: usage reported beyond it is recorded as
+  `UncollectedUsage` (the operator's loss, flagged per channel), so relay traffic never
+  drives a balance below zero nor a key past its spend limit;
 - a hold whose request never settled (process killed) is released by `holds_sweep`.
 """
 
@@ -20,7 +23,7 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from billing.exceptions import InsufficientBalance
-from billing.models import Hold, LedgerEntry, Wallet
+from billing.models import Hold, LedgerEntry, UncollectedUsage, Wallet
 from logs.models import RequestLog
 
 SOURCE_REQUEST = "request"
@@ -82,11 +85,10 @@ def hold_place(
 
 
 def hold_settle(settlement: Settlement) -> bool:
-    """Charge the actual cost, release the hold and write the request log. Atomic.
+    """Charge the actual cost, at most the hold, release the hold and write the request
+    log. Atomic. Cost beyond the hold is recorded as uncollected, never charged.
 
-    Returns False (and changes nothing) when this reference was already settled. The cost
-    may exceed the hold (a stream that outran its estimate); the balance then absorbs the
-    bounded overrun, which is the only way it can fall below zero through a request.
+    Returns False (and changes nothing) when this reference was already settled.
     """
     ref = settlement.reference
     try:
@@ -96,7 +98,17 @@ def hold_settle(settlement: Settlement) -> bool:
             if hold is not None:
                 held = hold.amount
                 hold.delete()
-            cost = settlement.cost
+            cost = min(settlement.cost, held)
+            if settlement.cost > cost:
+                UncollectedUsage.objects.create(
+                    reference=ref,
+                    wallet_id=settlement.wallet_id,
+                    api_key_id=settlement.api_key_id,
+                    channel_id=settlement.log.get("channel_id"),
+                    model=str(settlement.log.get("model", ""))[:200],
+                    cost=settlement.cost,
+                    amount=settlement.cost - cost,
+                )
             if cost or held:
                 wallet = (
                     Wallet.objects.select_for_update().only("balance").get(pk=settlement.wallet_id)

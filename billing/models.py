@@ -35,7 +35,12 @@ class Price(models.Model):
     input_per_1m = models.BigIntegerField(default=0)
     output_per_1m = models.BigIntegerField(default=0)
     cache_read_per_1m = models.BigIntegerField(null=True, blank=True)
-    cache_write_per_1m = models.BigIntegerField(null=True, blank=True)
+    cache_write_per_1m = models.BigIntegerField(
+        null=True, blank=True, help_text="5-minute cache writes; empty: the input price"
+    )
+    cache_write_1h_per_1m = models.BigIntegerField(
+        null=True, blank=True, help_text="1-hour cache writes; empty: the 5-minute write price"
+    )
     per_request = models.BigIntegerField(default=0)
     per_image = models.BigIntegerField(default=0)
     per_second = models.BigIntegerField(default=0)
@@ -114,6 +119,28 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"hold {self.reference} {self.amount}"
+
+
+class UncollectedUsage(models.Model):
+    """Usage an upstream reported beyond what its request held: the customer is charged up
+    to the hold and never more; the rest, which the operator pays the upstream for, is
+    recorded here against the channel (ids, not foreign keys, like the request log)."""
+
+    reference = models.CharField(max_length=64, unique=True)  # the request's id
+    wallet_id = models.BigIntegerField()
+    api_key_id = models.BigIntegerField(null=True, blank=True)
+    channel_id = models.BigIntegerField(null=True, blank=True)
+    model = models.CharField(max_length=200, blank=True)
+    cost = models.BigIntegerField(help_text="micro-USD the usage was worth")
+    amount = models.BigIntegerField(help_text="micro-USD not charged (cost - hold)")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name_plural = "uncollected usage"
+        indexes: ClassVar = [models.Index(fields=["channel_id", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.reference}: {self.amount} uncollected"
 
 
 # --- Payments ---------------------------------------------------------------------------

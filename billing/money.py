@@ -11,6 +11,10 @@ class InvalidAmount(ValueError):
     pass
 
 
+# Far beyond any real amount, and far inside a bigint (and its sums) in micro-USD.
+MAX_USD = 10**9
+
+
 def usd_to_micros(value: str | Decimal | int) -> int:
     """Parse a USD amount exactly; more than six decimals is an error, not a rounding."""
     try:
@@ -19,6 +23,8 @@ def usd_to_micros(value: str | Decimal | int) -> int:
         raise InvalidAmount(f"not a number: {value!r}") from None
     if not amount.is_finite():
         raise InvalidAmount(f"not a finite amount: {value!r}")
+    if abs(amount) > MAX_USD:
+        raise InvalidAmount(f"more than {MAX_USD:,} USD: {str(value)[:40]!r}")
     micros = amount * MICROS_PER_USD
     if micros != micros.to_integral_value():
         raise InvalidAmount(f"more precision than 0.000001 USD: {value!r}")

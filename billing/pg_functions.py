@@ -22,6 +22,7 @@ LOG_COLUMNS = (
     "completion_tokens",
     "cache_read_tokens",
     "cache_write_tokens",
+    "cache_write_1h_tokens",
     "reasoning_tokens",
     "usage_estimated",
     "cost",
@@ -30,6 +31,7 @@ LOG_COLUMNS = (
     "attempts",
     "client_ip",
     "user_agent",
+    "dropped_params",
 )
 
 HOLD_PLACE = """
@@ -69,58 +71,75 @@ END $$;
 """
 
 _COLS = ", ".join(LOG_COLUMNS)
-_SELECT_COLS = ", ".join(f"r.{c}" for c in LOG_COLUMNS)
+# The log row's cost is what was charged: the reported cost capped by the hold.
+_SELECT_COLS = ", ".join("c.charge" if col == "cost" else f"r.{col}" for col in LOG_COLUMNS)
 
 # Settles a whole batch in one statement: each wallet and key row is updated once per
 # batch (not once per request), so its row lock is held for microseconds. Parameters: a
 # JSON array of {reference, wallet_id, api_key_id, cost, ord} and a JSON array of log rows.
+# A charge never exceeds its hold: cost beyond it goes to billing_uncollectedusage.
 # Wallets are locked in id order before any key (like th_hold_place), so batches from
 # several processes cannot deadlock. The log row (unique request_id) is the idempotence
-# guard: items already settled drop out at the first step and change nothing.
+# guard: items already settled drop out at the log insert and change nothing (their hold
+# was deleted when they settled, so there is none left to release).
 # It interpolates only the constant column names above.
 SETTLE_BATCH = f"""
 WITH items AS (
     SELECT DISTINCT ON (reference) * FROM jsonb_to_recordset(%(items)s::jsonb)
         AS x(reference text, wallet_id bigint, api_key_id bigint, cost bigint, ord integer)
     ORDER BY reference, ord
+), rows AS (
+    SELECT * FROM jsonb_populate_recordset(NULL::logs_requestlog, %(logs)s::jsonb)
+), released AS (
+    DELETE FROM billing_hold h USING items i
+     WHERE h.reference = i.reference
+       AND NOT EXISTS (SELECT 1 FROM logs_requestlog l WHERE l.request_id = i.reference)
+    RETURNING h.reference, h.amount, h.api_key_id
+), capped AS (
+    SELECT i.*, coalesce(r.amount, 0) AS held, r.api_key_id IS NOT NULL AS key_held,
+           least(i.cost, coalesce(r.amount, 0)) AS charge
+    FROM items i LEFT JOIN released r ON r.reference = i.reference
 ), logged AS (
     INSERT INTO logs_requestlog ({_COLS})
-    SELECT {_SELECT_COLS} FROM jsonb_populate_recordset(NULL::logs_requestlog, %(logs)s::jsonb) r
+    SELECT {_SELECT_COLS} FROM rows r JOIN capped c ON c.reference = r.request_id
     ON CONFLICT (request_id) DO NOTHING
     RETURNING request_id
-), fresh AS (
-    SELECT i.* FROM items i JOIN logged l ON l.request_id = i.reference
-), released AS (
-    DELETE FROM billing_hold h USING fresh f WHERE h.reference = f.reference
-    RETURNING h.reference, h.amount, h.api_key_id
 ), settled AS (
-    SELECT f.*, coalesce(r.amount, 0) AS held, r.api_key_id IS NOT NULL AS key_held
-    FROM fresh f LEFT JOIN released r ON r.reference = f.reference
+    SELECT c.* FROM capped c JOIN logged l ON l.request_id = c.reference
+), uncollected AS (
+    INSERT INTO billing_uncollectedusage
+        (reference, wallet_id, api_key_id, channel_id, model, cost, amount, created_at)
+    SELECT s.reference, s.wallet_id, s.api_key_id, r.channel_id, r.model, s.cost,
+           s.cost - s.charge, now()
+      FROM settled s JOIN rows r ON r.request_id = s.reference
+     WHERE s.cost > s.charge
+    ON CONFLICT (reference) DO NOTHING
+    RETURNING 1
 ), locked AS (
     SELECT w.id FROM billing_wallet w
     WHERE w.id IN (SELECT wallet_id FROM settled) ORDER BY w.id FOR UPDATE
 ), wallets AS (
     UPDATE billing_wallet w
-       SET balance = w.balance - p.cost, held = w.held - p.held, updated_at = now()
-      FROM (SELECT wallet_id, sum(cost) AS cost, sum(held) AS held
+       SET balance = w.balance - p.charge, held = w.held - p.held, updated_at = now()
+      FROM (SELECT wallet_id, sum(charge) AS charge, sum(held) AS held
               FROM settled GROUP BY wallet_id) p
      WHERE w.id = p.wallet_id AND w.id IN (SELECT id FROM locked)
-       AND (p.cost <> 0 OR p.held <> 0)
-    RETURNING w.id, w.balance + p.cost AS opening
+       AND (p.charge <> 0 OR p.held <> 0)
+    RETURNING w.id, w.balance + p.charge AS opening
 ), ledger AS (
     INSERT INTO billing_ledgerentry
         (wallet_id, kind, amount, balance_after, source_type, source_id, note, created_at)
-    SELECT s.wallet_id, 'charge', -s.cost,
-           w.opening - sum(s.cost) OVER (PARTITION BY s.wallet_id ORDER BY s.ord),
+    SELECT s.wallet_id, 'charge', -s.charge,
+           w.opening - sum(s.charge) OVER (PARTITION BY s.wallet_id ORDER BY s.ord),
            'request', s.reference, '', now()
       FROM settled s JOIN wallets w ON w.id = s.wallet_id
-     WHERE s.cost <> 0
+     WHERE s.charge <> 0
     RETURNING 1
 ), keys AS (
     UPDATE accounts_apikey k
-       SET spent = k.spent + p.cost, period_spent = k.period_spent + p.cost,
+       SET spent = k.spent + p.charge, period_spent = k.period_spent + p.charge,
            held = k.held - p.held, last_used_at = now()
-      FROM (SELECT api_key_id, sum(cost) AS cost,
+      FROM (SELECT api_key_id, sum(charge) AS charge,
                    sum(CASE WHEN key_held THEN held ELSE 0 END) AS held
               FROM settled WHERE api_key_id IS NOT NULL GROUP BY api_key_id) p
      WHERE k.id = p.api_key_id

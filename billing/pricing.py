@@ -17,7 +17,8 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
+    cache_write_tokens: int = 0  # all cache writes, whatever their lifetime
+    cache_write_1h_tokens: int = 0  # the part of cache_write_tokens kept for an hour
     reasoning_tokens: int = 0
     images: int = 0
     seconds: int = 0
@@ -35,17 +36,29 @@ class PriceSheet:
     input_per_1m: int = 0
     output_per_1m: int = 0
     cache_read_per_1m: int | None = None
-    cache_write_per_1m: int | None = None
+    cache_write_per_1m: int | None = None  # 5-minute (or only) cache writes
+    cache_write_1h_per_1m: int | None = None  # 1-hour cache writes (Anthropic)
     per_request: int = 0
     per_image: int = 0
     per_second: int = 0
     max_output_tokens: int | None = None
 
+    @property
+    def dearest_input_per_1m(self) -> int:
+        """The highest price any prompt token can cost (sizes holds)."""
+        return max(
+            self.input_per_1m,
+            self.cache_read_per_1m or 0,
+            self.cache_write_per_1m or 0,
+            self.cache_write_1h_per_1m or 0,
+        )
+
 
 def cost_micros(usage: Usage, price: PriceSheet, multiplier: Decimal) -> int:
     """Exact cost: every component at its own price, times the group multiplier.
 
-    Cache reads and writes default to the input price when no own price is set.
+    Cache reads and writes default to the input price when no own price is set; 1-hour
+    writes default to the (5-minute) write price.
     """
     cache_read_price = (
         price.input_per_1m if price.cache_read_per_1m is None else price.cache_read_per_1m
@@ -53,11 +66,16 @@ def cost_micros(usage: Usage, price: PriceSheet, multiplier: Decimal) -> int:
     cache_write_price = (
         price.input_per_1m if price.cache_write_per_1m is None else price.cache_write_per_1m
     )
+    cache_write_1h_price = (
+        cache_write_price if price.cache_write_1h_per_1m is None else price.cache_write_1h_per_1m
+    )
     uncached = max(0, usage.input_tokens - usage.cache_read_tokens - usage.cache_write_tokens)
+    long_writes = min(usage.cache_write_1h_tokens, usage.cache_write_tokens)
     numerator = (
         uncached * price.input_per_1m
         + usage.cache_read_tokens * cache_read_price
-        + usage.cache_write_tokens * cache_write_price
+        + (usage.cache_write_tokens - long_writes) * cache_write_price
+        + long_writes * cache_write_1h_price
         + usage.output_tokens * price.output_per_1m
         + (price.per_request + usage.images * price.per_image + usage.seconds * price.per_second)
         * _PER_MILLION
@@ -69,11 +87,8 @@ def worst_case_micros(
     *, prompt_tokens: int, max_output_tokens: int, price: PriceSheet, multiplier: Decimal
 ) -> int:
     """The hold for a request: every prompt token at the dearest input rate, all output used."""
-    dearest_input = max(
-        price.input_per_1m, price.cache_read_per_1m or 0, price.cache_write_per_1m or 0
-    )
     sheet = PriceSheet(
-        input_per_1m=dearest_input,
+        input_per_1m=price.dearest_input_per_1m,
         output_per_1m=price.output_per_1m,
         per_request=price.per_request,
     )

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rest_framework import serializers
 
+from accounts.serializers import StrictInput
 from billing.models import TopUp
 from billing.money import micros_to_usd
 from billing.providers import provider_names
 
 
-class TopUpCreateSerializer(serializers.Serializer[Any]):
+class TopUpCreateSerializer(StrictInput):
     amount_usd = serializers.CharField(max_length=32)
     provider = serializers.ChoiceField(choices=provider_names())
 
 
-class RedemptionSerializer(serializers.Serializer[Any]):
+class RedemptionSerializer(StrictInput):
     code = serializers.CharField(max_length=64)
 
 

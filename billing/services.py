@@ -96,6 +96,7 @@ _PRICE_FIELDS = (
     "output_per_1m",
     "cache_read_per_1m",
     "cache_write_per_1m",
+    "cache_write_1h_per_1m",
     "per_request",
     "per_image",
     "per_second",

@@ -30,6 +30,7 @@ class RequestLog(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     cache_read_tokens = models.PositiveIntegerField(default=0)
     cache_write_tokens = models.PositiveIntegerField(default=0)
+    cache_write_1h_tokens = models.PositiveIntegerField(default=0)  # part of cache writes
     reasoning_tokens = models.PositiveIntegerField(default=0)
     usage_estimated = models.BooleanField(default=False)
     cost = models.BigIntegerField(default=0, help_text="micro-USD")
@@ -38,6 +39,8 @@ class RequestLog(models.Model):
     attempts = models.PositiveSmallIntegerField(default=1)
     client_ip = models.GenericIPAddressField(null=True)
     user_agent = models.CharField(max_length=300, blank=True)
+    # Names (never values) of the advisory fields dropped in translation, comma-separated.
+    dropped_params = models.CharField(max_length=300, blank=True)
 
     class Meta:
         indexes: ClassVar = [

@@ -38,12 +38,17 @@ def traffic_last_hour(*, now: dt.datetime | None = None) -> dict[str, Any]:
             **row,
             "name": channels.get(row["channel_id"], "-") if row["channel_id"] else "-",
             "error_rate": row["errors"] / row["requests"],
+            # The share of prompt tokens read from the provider's prompt cache: low on a
+            # channel agents use means their conversations are not staying on it.
+            "cache_hit_rate": row["cache_read"] / row["prompt"] if row["prompt"] else None,
         }
         for row in recent.values("channel_id")
         .annotate(
             requests=Count("id"),
             tokens=Sum(tokens),
             errors=Count("id", filter=Q(status_code__gte=400)),
+            prompt=Sum("prompt_tokens"),
+            cache_read=Sum("cache_read_tokens"),
         )
         .order_by("-requests")
     ]

@@ -42,6 +42,7 @@ class ChannelForm(forms.ModelForm[Channel]):
             "status",
             "disabled_reason",
             "options",
+            "strict_fields",
         )
 
     def clean(self) -> dict[str, Any]:

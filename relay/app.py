@@ -6,31 +6,41 @@ from decimal import Decimal
 
 from django.utils import timezone
 
-from relay import tokens
 from relay.asgi_io import Receive, Request, Scope, Send, read_body, send_json
 from relay.call import Call
 from relay.catalog import KeyInfo, catalog
 from relay.db import in_db_thread
-from relay.errors import RelayError, model_not_found
+from relay.errors import RelayError, bad_request, model_not_found
 from relay.formats import openai
 from relay.media import endpoints as media
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import authorize, authorize_model, client_ip, model_allowed
 from relay.protocols import ANTHROPIC, GEMINI, OPENAI, RESPONSES, WireProtocol
 from relay.proxy import Inbound, proxy
+from relay.token_count import count_tokens
 
+_TEXTS = (str, list)
 _INBOUND = {
     "/v1/chat/completions": Inbound(OPENAI, "chat/completions", "/chat/completions"),
-    "/v1/completions": Inbound(OPENAI, "completions", "/completions"),
-    "/v1/embeddings": Inbound(OPENAI, "embeddings", "/embeddings"),
+    "/v1/completions": Inbound(OPENAI, "completions", "/completions", content=("prompt", _TEXTS)),
+    "/v1/embeddings": Inbound(OPENAI, "embeddings", "/embeddings", content=("input", _TEXTS)),
     "/v1/messages": Inbound(ANTHROPIC, "messages"),
-    "/v1/responses": Inbound(RESPONSES, "responses"),
+    "/v1/responses": Inbound(RESPONSES, "responses", content=("input", _TEXTS)),
 }
 _GEMINI_ACTIONS = {
-    "generateContent": Inbound(GEMINI, "generateContent"),
-    "streamGenerateContent": Inbound(GEMINI, "streamGenerateContent"),
-    "embedContent": Inbound(GEMINI, "embedContent", gemini_embed="embedContent"),
-    "batchEmbedContents": Inbound(GEMINI, "batchEmbedContents", gemini_embed="batchEmbedContents"),
+    "generateContent": Inbound(GEMINI, "generateContent", content=("contents", (list,))),
+    "streamGenerateContent": Inbound(
+        GEMINI, "streamGenerateContent", content=("contents", (list,))
+    ),
+    "embedContent": Inbound(
+        GEMINI, "embedContent", gemini_embed="embedContent", content=("content", (dict,))
+    ),
+    "batchEmbedContents": Inbound(
+        GEMINI,
+        "batchEmbedContents",
+        gemini_embed="batchEmbedContents",
+        content=("requests", (list,)),
+    ),
 }
 _GEMINI_PREFIXES = ("/v1beta/models/", "/v1/models/")
 
@@ -141,12 +151,15 @@ async def _count_tokens(
     request: Request, receive: Receive, send: Send, model: str | None, protocol: WireProtocol,
     headers: dict[str, str],
 ) -> None:  # fmt: skip
-    """An estimate from the body (no tokenizer files can be fetched here; see relay/tokens)."""
+    """The upstream's count where it speaks PROTOCOL, else an estimate (relay/token_count)."""
     key = await _authorized(request)
-    payload = openai.parse_body(await read_body(receive, 32 * 1024 * 1024))
+    raw = await read_body(receive, 32 * 1024 * 1024)
+    payload = openai.parse_body(raw)
     model = model or openai.requested_model(payload)
     authorize_model(key, model)
-    count = tokens.prompt_tokens(payload, bytes_per_token=tokens.ESTIMATE_BYTES_PER_TOKEN)
+    count = await count_tokens(
+        key=key, model=model, protocol=protocol, payload=payload, raw=raw, headers=request.headers
+    )
     body = {"totalTokens": count} if protocol is GEMINI else {"input_tokens": count}
     await send_json(send, 200, body, headers)
 
@@ -154,6 +167,11 @@ async def _count_tokens(
 async def application(scope: Scope, receive: Receive, send: Send) -> None:
     request = Request(scope)
     method, path = request.method, request.path.rstrip("/") or "/"
+    if "\x00" in path or b"%00" in request.query_string:
+        # No model, id or cursor has one, and no database column could store it.
+        err = bad_request("NUL characters are not allowed in the URL.")
+        await send_json(send, 400, _protocol_of(request, path).error_body(err), {})
+        return
     if method == "POST":
         inbound = _INBOUND.get(path)
         if inbound is not None:

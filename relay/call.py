@@ -39,6 +39,7 @@ class Call:
     reported_usage: Usage | None = None
     response_started: bool = False
     client_gone: bool = False
+    dropped_params: str = ""  # advisory field names dropped in translation
 
     @classmethod
     def start(cls, request: Request, endpoint: str) -> Call:

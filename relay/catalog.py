@@ -44,6 +44,7 @@ class KeyInfo:
     org_tpm_limit: int | None
     group: str
     multiplier: Decimal
+    store_responses: bool = False  # the organization keeps Responses conversations
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +60,7 @@ class ChannelInfo:
     priority: int
     weight: int
     options: dict[str, Any] = field(default_factory=dict)
+    strict_fields: bool = False
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
@@ -94,6 +96,7 @@ def _load_key(key_hash: str) -> KeyInfo | None:
         org_tpm_limit=org.tpm_limit,
         group=group.name if group else DEFAULT_GROUP,
         multiplier=group.multiplier if group else Decimal(1),
+        store_responses=org.store_responses,
     )
 
 
@@ -111,6 +114,7 @@ def channel_info(c: Channel) -> ChannelInfo:
         priority=c.priority,
         weight=max(1, c.weight),
         options=dict(c.options),
+        strict_fields=c.strict_fields,
     )
 
 
@@ -131,6 +135,7 @@ def _load_catalog() -> tuple[list[ChannelInfo], dict[str, PriceSheet]]:
             output_per_1m=p.output_per_1m,
             cache_read_per_1m=p.cache_read_per_1m,
             cache_write_per_1m=p.cache_write_per_1m,
+            cache_write_1h_per_1m=p.cache_write_1h_per_1m,
             per_request=p.per_request,
             per_image=p.per_image,
             per_second=p.per_second,

@@ -23,9 +23,9 @@ from django.utils import timezone
 from accounts.selectors import operator_emails
 from relay import cooldown
 from relay.catalog import ChannelInfo, channel_info
+from relay.channel_types import chat_target, protocol_of
 from relay.formats import ir
 from relay.models import Channel
-from relay.protocols import CHANNEL_PROTOCOLS, chat_target
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ async def channel_probe(channel: ChannelInfo) -> ProbeResult:
     model = probe_model(channel)
     if not model:
         return ProbeResult(ok=False, latency_ms=0, error="the channel lists no model to probe")
-    protocol = CHANNEL_PROTOCOLS[channel.type]
+    protocol = protocol_of(channel)
     upstream = channel.upstream_model(model)
     request = ir.ChatRequest(
         model=upstream,

@@ -42,6 +42,11 @@ class Channel(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ENABLED)
     disabled_reason = models.CharField(max_length=300, blank=True)
     options = models.JSONField(default=dict, blank=True, help_text="e.g. azure api_version.")
+    strict_fields = models.BooleanField(
+        default=False,
+        help_text="Refuse requests with fields this channel's protocol would drop "
+        "(advisory fields such as top_k), instead of dropping them.",
+    )
     # The last health probe (relay/channel_health.py): a tiny request, never customer data.
     probed_at = models.DateTimeField(null=True, blank=True)
     probe_ok = models.BooleanField(null=True)
@@ -59,6 +64,23 @@ class Channel(models.Model):
     def key_list(self) -> list[str]:
         """The upstream keys in clear; raises ValueError if they cannot be decrypted."""
         return [k.strip() for k in reveal(self.api_keys).splitlines() if k.strip()]
+
+
+class StoredResponse(models.Model):
+    """A Responses conversation kept for `previous_response_id`, for organizations that opt
+    in (`Organization.store_responses`). The items are encrypted with a key derived from the
+    calling API key's secret, which TokenHub does not keep (only its hash): at rest they
+    cannot be read without the caller. Deleted when they expire (relay/response_store.py)."""
+
+    response_id = models.CharField(max_length=100, unique=True)
+    organization_id = models.BigIntegerField()
+    api_key_id = models.BigIntegerField()
+    ciphertext = models.BinaryField()
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.response_id
 
 
 class MediaTask(models.Model):

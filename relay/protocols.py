@@ -2,8 +2,8 @@
 
 A client protocol (how the caller talks to TokenHub) and a channel protocol (how
 TokenHub talks to the upstream) are both one of these. When they are the same, the body
-passes through; otherwise it is translated through relay/formats/ir.py. Adding a
-provider means one module in relay/formats/ and one entry here.
+passes through; otherwise it is translated through relay/formats/ir.py. Which protocol a
+channel speaks, and where, is in relay/channel_types.py.
 """
 
 from __future__ import annotations
@@ -14,12 +14,8 @@ from typing import Any
 from typing import Protocol as TypingProtocol
 
 from billing.pricing import Usage
-from relay.catalog import ChannelInfo
 from relay.errors import RelayError
-from relay.formats import anthropic, gemini, ir, openai, openai_chat, responses
-from relay.pipeline.forward import openai_target, pick_key
-
-ANTHROPIC_VERSION = "2023-06-01"
+from relay.formats import anthropic, fields, gemini, ir, openai, openai_chat, responses
 
 
 class StreamParser(TypingProtocol):
@@ -39,13 +35,27 @@ class WireProtocol:
     # IR -> upstream body for UPSTREAM_MODEL
     from_ir: Callable[[ir.ChatRequest, str], dict[str, Any]]
     response_to_ir: Callable[[dict[str, Any]], ir.ChatResponse]
-    response_from_ir: Callable[[ir.ChatResponse, str], dict[str, Any]]
+    # IR response (+ model, + the client's request body) -> the client's response body
+    response_from_ir: Callable[[ir.ChatResponse, str, dict[str, Any]], dict[str, Any]]
     usage_of_body: Callable[[dict[str, Any]], Usage | None]
     parser: Callable[[], StreamParser]
     # client's request body -> a writer for the client's stream
     writer: Callable[[str, dict[str, Any]], StreamWriter]
     error_body: Callable[[RelayError], dict[str, Any]]
     error_event: Callable[[RelayError], bytes]
+    # What becomes of each request field when another protocol serves the call.
+    field_table: fields.Table
+
+    def request_ir(
+        self, body: dict[str, Any], model: str, stream: bool, *, target: str, strict: bool
+    ) -> tuple[ir.ChatRequest, tuple[str, ...]]:
+        """The IR of a client's BODY for a TARGET protocol, and the advisory fields dropped;
+        raises TranslationError for a field the target cannot honour."""
+        screened = fields.screen(self.field_table, body, target=target, strict=strict)
+        request = self.to_ir(screened.body, model, stream)
+        if request.dropped and strict:
+            raise ir.TranslationError(fields.strict_refusal(request.dropped[0]))
+        return request, screened.dropped + tuple(request.dropped)
 
 
 def _anthropic_error(err: RelayError) -> dict[str, Any]:
@@ -61,7 +71,7 @@ OPENAI = WireProtocol(
     to_ir=lambda body, model, stream: openai_chat.request_to_ir(body),
     from_ir=lambda req, model: openai_chat.request_from_ir(req, upstream_model=model),
     response_to_ir=openai_chat.response_to_ir,
-    response_from_ir=lambda resp, model: openai_chat.response_from_ir(resp, model=model),
+    response_from_ir=lambda resp, model, body: openai_chat.response_from_ir(resp, model=model),
     usage_of_body=lambda body: openai.usage_from(body.get("usage")),
     parser=openai_chat.StreamParser,
     writer=lambda model, body: openai_chat.StreamWriter(
@@ -69,6 +79,7 @@ OPENAI = WireProtocol(
     ),
     error_body=openai.error_body,
     error_event=openai.stream_error_event,
+    field_table=openai_chat.REQUEST_FIELDS,
 )
 
 ANTHROPIC = WireProtocol(
@@ -76,7 +87,7 @@ ANTHROPIC = WireProtocol(
     to_ir=lambda body, model, stream: anthropic.request_to_ir(body),
     from_ir=lambda req, model: anthropic.request_from_ir(req, upstream_model=model),
     response_to_ir=anthropic.response_to_ir,
-    response_from_ir=lambda resp, model: anthropic.response_from_ir(resp, model=model),
+    response_from_ir=lambda resp, model, body: anthropic.response_from_ir(resp, model=model),
     usage_of_body=lambda body: anthropic.usage_from(body.get("usage")),
     parser=anthropic.StreamParser,
     writer=lambda model, body: anthropic.StreamWriter(model),
@@ -84,6 +95,7 @@ ANTHROPIC = WireProtocol(
     error_event=lambda err: anthropic.error_event(
         err.message, anthropic.error_type_for(err.status)
     ),
+    field_table=anthropic.REQUEST_FIELDS,
 )
 
 GEMINI = WireProtocol(
@@ -91,12 +103,13 @@ GEMINI = WireProtocol(
     to_ir=lambda body, model, stream: gemini.request_to_ir(body, model=model, stream=stream),
     from_ir=lambda req, model: gemini.request_from_ir(req),
     response_to_ir=gemini.response_to_ir,
-    response_from_ir=lambda resp, model: gemini.response_from_ir(resp, model=model),
+    response_from_ir=lambda resp, model, body: gemini.response_from_ir(resp, model=model),
     usage_of_body=lambda body: gemini.usage_from(body.get("usageMetadata")),
     parser=gemini.StreamParser,
     writer=lambda model, body: gemini.StreamWriter(model),
     error_body=_gemini_error,
     error_event=lambda err: gemini.StreamWriter("").error_event(err.message, err.status),
+    field_table=gemini.REQUEST_FIELDS,
 )
 
 RESPONSES = WireProtocol(
@@ -104,46 +117,15 @@ RESPONSES = WireProtocol(
     to_ir=lambda body, model, stream: responses.request_to_ir(body),
     from_ir=lambda req, model: responses.request_from_ir(req, upstream_model=model),
     response_to_ir=responses.response_to_ir,
-    response_from_ir=lambda resp, model: responses.response_from_ir(resp, model=model),
+    response_from_ir=lambda resp, model, body: responses.response_from_ir(
+        resp, model=model, namespaces=responses.namespaced_names(body)
+    ),
     usage_of_body=lambda body: responses.usage_from(body.get("usage")),
     parser=responses.StreamParser,
-    writer=lambda model, body: responses.StreamWriter(model),
+    writer=lambda model, body: responses.StreamWriter(
+        model, namespaces=responses.namespaced_names(body)
+    ),
     error_body=openai.error_body,
     error_event=lambda err: responses.StreamWriter("").error_event(err.message, err.code),
+    field_table=responses.REQUEST_FIELDS,
 )
-
-# Channel type -> the protocol its upstream speaks.
-CHANNEL_PROTOCOLS: dict[str, WireProtocol] = {
-    "openai": OPENAI,
-    "azure-openai": OPENAI,
-    "doubao": OPENAI,
-    "openai-responses": RESPONSES,
-    "anthropic": ANTHROPIC,
-    "gemini": GEMINI,
-}
-
-
-def chat_target(
-    channel: ChannelInfo, upstream_model: str, stream: bool, client_headers: dict[str, str]
-) -> tuple[str, dict[str, str]]:
-    """URL and headers for a chat-type call to CHANNEL in its own protocol."""
-    kind = channel.type
-    if kind in ("openai", "azure-openai", "doubao"):
-        return openai_target(channel, "/chat/completions", upstream_model)
-    if kind == "openai-responses":
-        url, headers = openai_target(channel, "/responses", upstream_model)
-        return url, headers
-    key = pick_key(channel)
-    headers = {"content-type": "application/json", "accept-encoding": "identity"}
-    if kind == "anthropic":
-        headers["x-api-key"] = key
-        headers["anthropic-version"] = client_headers.get("anthropic-version", ANTHROPIC_VERSION)
-        beta = client_headers.get("anthropic-beta")
-        if beta:
-            headers["anthropic-beta"] = beta
-        return channel.base_url + "/v1/messages", headers
-    if kind == "gemini":
-        headers["x-goog-api-key"] = key
-        action = "streamGenerateContent?alt=sse" if stream else "generateContent"
-        return f"{channel.base_url}/v1beta/models/{upstream_model}:{action}", headers
-    raise RelayError(503, f"Channel type {kind} cannot serve chat requests.", code="bad_channel")

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from billing.holds import Settlement
 from billing.pricing import Usage, cost_micros, worst_case_micros
-from relay import tokens
+from relay import response_store, tokens
 from relay.asgi_io import (
     ClientDisconnected,
     Receive,
@@ -35,12 +35,21 @@ from relay.asgi_io import (
 )
 from relay.call import Call
 from relay.catalog import ChannelInfo, catalog
+from relay.channel_types import (
+    CHAT_TYPES,
+    GEMINI_EMBED_TYPES,
+    OPENAI_TYPES,
+    chat_target,
+    openai_target,
+    protocol_of,
+)
 from relay.cooldown import cooldowns
 from relay.db import in_db_thread
 from relay.errors import RelayError, bad_request, model_not_found, no_channel
-from relay.formats import gemini, ir, openai
+from relay.formats import fields, gemini, ir, openai, responses
 from relay.metrics import collector
-from relay.pipeline.authenticate import authenticate
+from relay.pipeline.affinity import affinity_key
+from relay.pipeline.authenticate import authenticate, extract_secret
 from relay.pipeline.authorize import (
     authorize,
     authorize_model,
@@ -49,23 +58,23 @@ from relay.pipeline.authorize import (
     tpm_keys,
 )
 from relay.pipeline.forward import (
-    OPENAI_TYPES,
     UpstreamFailure,
     failure_from_response,
-    openai_target,
     send,
 )
 from relay.pipeline.meter import metered_usage
 from relay.pipeline.reserve import reserve
 from relay.pipeline.route import candidates
 from relay.pipeline.settle import in_flight, log_row, settle
-from relay.protocols import CHANNEL_PROTOCOLS, GEMINI, OPENAI, WireProtocol, chat_target
+from relay.protocols import GEMINI, OPENAI, RESPONSES, WireProtocol
 from relay.ratelimit import limiter
 from relay.services import channel_auto_disable
 from relay.stream_adapters import OpenAIPassThrough, PassThrough, StreamAdapter, Translating
 
 log = logging.getLogger(__name__)
-CHAT_TYPES = frozenset(CHANNEL_PROTOCOLS)
+DROPPED_HEADER = "x-tokenhub-dropped-params"
+_JSON_KINDS: dict[type, str] = {list: "array", str: "string", dict: "object"}
+MAX_CHOICES = 128  # OpenAI's own limit on n
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,16 @@ class Inbound:
     endpoint: str  # for the logs: chat/completions, messages, responses, generateContent...
     openai_path: str | None = None  # /chat/completions, /completions, /embeddings
     gemini_embed: str | None = None  # embedContent or batchEmbedContents
+    # The field that carries the content, and the JSON types it may have: checked before
+    # anything is held, also for bodies that pass through untouched.
+    content: tuple[str, tuple[type, ...]] = ("messages", (list,))
+
+    def check_shape(self, payload: dict[str, Any]) -> None:
+        name, types = self.content
+        value = payload.get(name)
+        if not isinstance(value, types) or not value:
+            kinds = " or ".join(_JSON_KINDS[t] for t in types)
+            raise bad_request(f"'{name}' must be a non-empty {kinds}.", param=name)
 
     @property
     def chat(self) -> bool:
@@ -92,6 +111,7 @@ class _Prepared:
     mode: str  # "openai" (pass-through fast path), "same" (pass-through), "translate"
     protocol: WireProtocol  # the channel's
     strip_usage: bool = False
+    dropped: tuple[str, ...] = ()  # advisory fields left out in translation
 
 
 _disable = in_db_thread(channel_auto_disable)
@@ -165,7 +185,8 @@ async def _serve(
     fast = inbound.protocol is OPENAI
     embed_texts: list[str] = []
     embed_dimensions: int | None = None
-    request_ir: ir.ChatRequest | None = None
+    # The IR depends on the target protocol (what it drops) and the channel's strictness.
+    translations: dict[tuple[str, bool], tuple[ir.ChatRequest, tuple[str, ...]]] = {}
     max_out: int | None = 0
     if inbound.gemini_embed:
         stream = False
@@ -182,14 +203,28 @@ async def _serve(
         # The IR is built only when a channel needs a translation: a same-protocol call
         # passes through even with fields the IR cannot carry.
         stream = path_stream if path_model else payload.get("stream") is True
-        _refuse_stateful(inbound.protocol, payload)
+        if inbound.protocol is RESPONSES:
+            if payload.get("conversation"):
+                raise bad_request(
+                    f"'conversation' is not supported: {responses.STATELESS}.",
+                    param="conversation",
+                )
+            if payload.get("previous_response_id"):
+                payload = await response_store.continue_conversation(
+                    payload,
+                    store=key.store_responses,
+                    organization_id=key.organization_id,
+                    secret=extract_secret(request) or "",
+                )
+                raw = orjson.dumps(payload)
         max_out = _requested_max_output(inbound.protocol, payload)
     call.stream = stream
 
     usable = CHAT_TYPES if inbound.chat else OPENAI_TYPES
     if inbound.gemini_embed:
-        usable = OPENAI_TYPES | {"gemini"}
-    all_routes = await candidates(model, key.group)
+        usable = GEMINI_EMBED_TYPES
+    conversation = affinity_key(key_id=key.id, headers=request.headers, payload=payload, raw=raw)
+    all_routes = await candidates(model, key.group, conversation)
     route = [c for c in all_routes if c.type in usable]
     price = call.price = await catalog.price(model)
     if not route:
@@ -204,7 +239,10 @@ async def _serve(
             code="model_not_priced",
         )
 
-    hold_tokens = tokens.prompt_tokens(payload, bytes_per_token=tokens.HOLD_BYTES_PER_TOKEN)
+    inbound.check_shape(payload)  # before anything is held, also for pass-through bodies
+    hold_tokens = tokens.prompt_tokens(
+        payload, bytes_per_token=tokens.HOLD_BYTES_PER_TOKEN
+    ) + tokens.hold_overhead(payload)
     call.prompt_estimate = tokens.prompt_tokens(
         payload, bytes_per_token=tokens.ESTIMATE_BYTES_PER_TOKEN
     )
@@ -212,6 +250,10 @@ async def _serve(
         max_out = 0
     else:
         max_out = max_out or price.max_output_tokens or settings.RELAY_DEFAULT_MAX_OUTPUT_TOKENS
+        if price.max_output_tokens:
+            # The model cannot write more: a larger ask would only lock credit for nothing.
+            max_out = min(max_out, price.max_output_tokens)
+        max_out *= _requested_choices(inbound, payload)  # every choice may write it all
     call.tpm_estimate = hold_tokens
     await check_rate_limits(key, hold_tokens)
     amount = worst_case_micros(
@@ -222,9 +264,8 @@ async def _serve(
     )
 
     def prepare(channel: ChannelInfo) -> _Prepared:
-        nonlocal request_ir
         upstream_model = channel.upstream_model(model)
-        protocol = CHANNEL_PROTOCOLS[channel.type]
+        protocol = protocol_of(channel)
         if inbound.gemini_embed:
             return _prepare_embed(
                 channel, protocol, upstream_model, inbound.gemini_embed, raw, embed_texts,
@@ -233,28 +274,44 @@ async def _serve(
         if fast and protocol is OPENAI:
             path = inbound.openai_path or "/chat/completions"
             body, strip = openai.upstream_body(raw, payload, upstream_model, stream)
-            url, up_headers = openai_target(channel, path, upstream_model)
+            url, up_headers = openai_target(channel, path, upstream_model, conversation)
             return _Prepared(url, up_headers, body, "openai", protocol, strip)
-        url, up_headers = chat_target(channel, upstream_model, stream, request.headers)
+        url, up_headers = chat_target(
+            channel, upstream_model, stream, request.headers, conversation
+        )
         if protocol is inbound.protocol:
             return _Prepared(url, up_headers, _same_body(protocol, payload, raw, upstream_model),
                              "same", protocol)  # fmt: skip
-        if request_ir is None:
-            request_ir = _to_ir(inbound.protocol, payload, model, stream)
+        target = (protocol.name, channel.strict_fields)
+        if target not in translations:
+            translations[target] = _to_ir(inbound.protocol, payload, model, stream, *target)
+        request_ir, dropped = translations[target]
         try:
             translated = protocol.from_ir(request_ir, upstream_model)
         except ir.TranslationError as exc:
             raise bad_request(str(exc)) from None
         if stream and protocol is OPENAI:
             translated["stream"] = True
-        return _Prepared(url, up_headers, orjson.dumps(translated), "translate", protocol)
+        body = orjson.dumps(translated)
+        return _Prepared(url, up_headers, body, "translate", protocol, dropped=dropped)
 
     response, prepared = await _attempt(call, route, prepare)
+    if prepared.dropped:
+        call.dropped_params = headers[DROPPED_HEADER] = fields.header_value(prepared.dropped)
+    # An organization that opted in keeps Responses answers for previous_response_id.
+    keeper = None
+    if key.store_responses and inbound.protocol is RESPONSES and payload.get("store") is not False:
+        keeper = response_store.Keeper(
+            payload=payload,
+            organization_id=key.organization_id,
+            api_key_id=key.id,
+            secret=extract_secret(request) or "",
+        )
     if stream:
         await _pump_stream(call, response, _adapter(prepared, inbound, payload, model),
-                           receive, send_, headers)  # fmt: skip
+                           receive, send_, headers, keeper)  # fmt: skip
     else:
-        await _relay_body(call, response, prepared, inbound, model, send_, headers)
+        await _relay_body(call, response, prepared, inbound, model, payload, send_, headers, keeper)
 
 
 def _prepare_embed(
@@ -291,29 +348,34 @@ def _requested_max_output(protocol: WireProtocol, payload: dict[str, Any]) -> in
         value = payload.get(name)
     if value is None:
         return None
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise bad_request(f"'{name}' must be a positive integer.", param=name)
-    return value
+    return openai.positive_int(value, name)
 
 
-def _refuse_stateful(protocol: WireProtocol, payload: dict[str, Any]) -> None:
-    """TokenHub stores no content, so it cannot continue a conversation stored upstream."""
-    if protocol.name != "responses":
-        return
-    for field in ("previous_response_id", "conversation"):
-        if payload.get(field):
-            raise bad_request(
-                f"{field} is not supported: TokenHub is stateless; "
-                "send the full conversation in input.",
-                param=field,
-            )
+def _requested_choices(inbound: Inbound, payload: dict[str, Any]) -> int:
+    """How many answers the call asks for (OpenAI `n`, Gemini `candidateCount`)."""
+    if inbound.protocol is OPENAI:
+        value, name = payload.get("n"), "n"
+    elif inbound.protocol is GEMINI:
+        config = payload.get("generationConfig")
+        value = config.get("candidateCount") if isinstance(config, dict) else None
+        name = "generationConfig.candidateCount"
+    else:
+        return 1
+    if value is None:
+        return 1
+    return openai.positive_int(value, name, most=MAX_CHOICES)
 
 
 def _to_ir(
-    protocol: WireProtocol, payload: dict[str, Any], model: str, stream: bool
-) -> ir.ChatRequest:
+    protocol: WireProtocol,
+    payload: dict[str, Any],
+    model: str,
+    stream: bool,
+    target: str,
+    strict: bool,
+) -> tuple[ir.ChatRequest, tuple[str, ...]]:
     try:
-        return protocol.to_ir(payload, model, stream)
+        return protocol.request_ir(payload, model, stream, target=target, strict=strict)
     except ir.TranslationError as exc:
         raise bad_request(str(exc)) from None
 
@@ -432,8 +494,10 @@ async def _relay_body(
     prepared: _Prepared,
     inbound: Inbound,
     model: str,
+    payload: dict[str, Any],
     send_: Send,
     headers: dict[str, str],
+    keeper: response_store.Keeper | None = None,
 ) -> None:
     try:
         body = await response.read()
@@ -474,9 +538,11 @@ async def _relay_body(
         call.reported_usage = result.usage
         call.output_bytes = _parts_bytes(result.parts)
         if prepared.mode == "translate":
-            body = orjson.dumps(inbound.protocol.response_from_ir(result, model))
+            body = orjson.dumps(inbound.protocol.response_from_ir(result, model, payload))
             content_type = "application/json"
     call.response_started = True
+    if keeper is not None and response.status == 200:
+        await keeper.body(body)
     await send_bytes(send_, response.status, body, headers, content_type.encode("latin-1"))
 
 
@@ -511,6 +577,7 @@ async def _pump_stream(
     receive: Receive,
     send_: Send,
     headers: dict[str, str],
+    keeper: response_store.Keeper | None = None,
 ) -> None:
     content_type = response.headers.get("content-type", "text/event-stream")
     if isinstance(adapter, Translating):  # the upstream's content type is another protocol's
@@ -525,6 +592,8 @@ async def _pump_stream(
             async for chunk in response.content.iter_any():
                 out = adapter.feed(chunk)
                 if out:
+                    if keeper is not None:
+                        await keeper.chunk(out)
                     await send_chunk(send_, out)
                     if first:
                         call.ttfb_ms, first = call.elapsed_ms(), False

@@ -34,6 +34,7 @@ def channel_create(
     priority: int = 0,
     weight: int = 1,
     options: Mapping[str, Any] | None = None,
+    strict_fields: bool = False,
 ) -> Channel:
     """Create an enabled channel; its upstream keys are encrypted before they are stored."""
     if type not in Channel.Type.values:
@@ -57,6 +58,7 @@ def channel_create(
         priority=priority,
         weight=weight,
         options=dict(options or {}),
+        strict_fields=strict_fields,
     )
 
 

@@ -8,6 +8,7 @@ from celery import shared_task
 
 from relay.channel_health import channels_probe, last_channel_alert
 from relay.media.polling import poll_due
+from relay.response_store import purge_expired
 
 
 @shared_task
@@ -19,6 +20,12 @@ def probe_channels() -> int:
 @shared_task
 def alert_last_channel(channel_id: int) -> list[str]:
     return last_channel_alert(channel_id=channel_id)
+
+
+@shared_task
+def purge_stored_responses() -> int:
+    """Delete opted-in Responses conversations past RESPONSES_STORE_SECONDS."""
+    return purge_expired()
 
 
 @shared_task

@@ -16,32 +16,35 @@ IMAGE_TOKENS = 1_000  # a high-detail image costs ~765-1,105 tokens on OpenAI
 PER_MESSAGE_TOKENS = 4
 
 
+_IMAGE_TYPES = frozenset({"image_url", "input_image", "image"})
+_IMAGE_KEYS = frozenset({"inline_data", "inlineData", "fileData"})
+_SKIPPED_KEYS = frozenset({"type", "role", "id"})
+
+
 def _text_bytes(value: Any) -> tuple[int, int]:
-    """(text bytes, image count) inside a message content or any JSON value."""
-    if isinstance(value, str):
-        return len(value.encode()), 0
-    if isinstance(value, list):
-        total, images = 0, 0
-        for item in value:
-            b, i = _text_bytes(item)
-            total, images = total + b, images + i
-        return total, images
-    if isinstance(value, dict):
-        kind = value.get("type")
-        if kind in {"image_url", "input_image", "image"} or not {
-            "inline_data",
-            "inlineData",
-            "fileData",
-        }.isdisjoint(value):
-            return 0, 1  # base64 payloads are not text: count the image instead
-        total, images = 0, 0
-        for key, item in value.items():
-            if key in {"type", "role", "id"}:
+    """(text bytes, image count) inside a message content or any JSON value.
+
+    A walk with its own stack: a body may nest as deep as the JSON parser allows (1024
+    levels for orjson), deeper than Python's recursion limit.
+    """
+    total, images = 0, 0
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item.encode())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            # "type" may be anything, e.g. a tool schema's property named "type".
+            kind = item.get("type")
+            if (isinstance(kind, str) and kind in _IMAGE_TYPES) or not _IMAGE_KEYS.isdisjoint(item):
+                images += 1  # base64 payloads are not text: count the image instead
                 continue
-            b, i = _text_bytes(item)
-            total, images = total + b, images + i
-        return total, images
-    return 0, 0
+            for key, child in item.items():
+                if key not in _SKIPPED_KEYS:
+                    stack.append(child)
+    return total, images
 
 
 def prompt_tokens(payload: dict[str, Any], *, bytes_per_token: int) -> int:
@@ -62,3 +65,17 @@ def prompt_tokens(payload: dict[str, Any], *, bytes_per_token: int) -> int:
 
 def text_tokens(n_bytes: int) -> int:
     return -(-n_bytes // ESTIMATE_BYTES_PER_TOKEN)
+
+
+# What providers add to a prompt that its bytes do not show: role and reply framing, and,
+# when tools are offered, the tool-use instructions some providers prepend (Anthropic's
+# run to several hundred tokens). Holds add it so that a charge, capped by its hold,
+# is not cut short by a count the estimate could not see.
+HOLD_BASE_TOKENS = 32
+HOLD_TOOLS_TOKENS = 1_000
+
+
+def hold_overhead(payload: dict[str, Any]) -> int:
+    """Tokens a hold adds to the prompt estimate of PAYLOAD for hidden framing."""
+    tools = payload.get("tools")
+    return HOLD_BASE_TOKENS + (HOLD_TOOLS_TOKENS if tools else 0)

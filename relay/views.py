@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 from accounts.access import Capability, capability_required, role_allows
 from accounts.models import Membership, Organization
 from billing.money import micros_to_usd
-from relay.formats.videos import adapter_for
+from relay.channel_types import video_adapter
 from relay.media import selectors
 from relay.models import MediaTask
 
@@ -79,7 +79,7 @@ async def _async_chunks(upstream: HTTPResponse) -> AsyncIterator[bytes]:
 def media_content(request: HttpRequest, public_id: str) -> HttpResponse:
     """The finished video, streamed from the upstream with the channel's key; not stored."""
     task = _visible(request).select_related("channel").filter(public_id=public_id).first()
-    adapter = adapter_for(task.channel_type) if task else None
+    adapter = video_adapter(task.channel_type) if task else None
     if task is None or adapter is None or task.channel is None or not _downloadable(task):
         raise Http404("no such video")
     channel = selectors.channel_snapshot(task.channel)

@@ -48,6 +48,7 @@ def manage(tmp_path: Path) -> Manage:
         "TOKENHUB_ENCRYPTION_KEYS": ",".join(settings.ENCRYPTION_KEYS),
         "TOKENHUB_VAR_DIR": str(tmp_path),
         "DEBUG": "0",
+        "EMAIL_BACKEND": "django.core.mail.backends.locmem.EmailBackend",
     }
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

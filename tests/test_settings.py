@@ -4,6 +4,7 @@ encrypted at rest with TOKENHUB_ENCRYPTION_KEYS (first encrypts, all decrypt).""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ def _production_env(tmp_path: Path) -> dict[str, str]:
         "DATABASE_URL": "postgres://tokenhub@127.0.0.1:5432/tokenhub",
         "DEBUG": "0",
         "TOKENHUB_VAR_DIR": str(tmp_path),
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
     }
 
 
@@ -72,6 +74,48 @@ def test_it_starts_in_production_with_both_secrets(tmp_path: Path) -> None:
     }
 
     result = _django_setup(tmp_path, **env)
+
+    assert result.returncode == 0, result.stderr
+
+
+def _secrets() -> dict[str, str]:
+    return {
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "TOKENHUB_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+    }
+
+
+def test_it_refuses_the_console_email_backend_in_production(tmp_path: Path) -> None:
+    env = _production_env(tmp_path) | _secrets()
+    env["EMAIL_BACKEND"] = "django.core.mail.backends.console.EmailBackend"
+
+    refused = _django_setup(tmp_path, **env)
+    accepted = _django_setup(tmp_path, **env, EMAIL_CONSOLE_IN_PRODUCTION="1")
+
+    assert refused.returncode != 0
+    assert "EMAIL_BACKEND is the console" in refused.stderr
+    assert accepted.returncode == 0, accepted.stderr
+
+
+def test_the_documented_production_configuration_passes_the_deploy_check(tmp_path: Path) -> None:
+    env = _production_env(tmp_path) | _secrets()
+    env |= {
+        "ALLOWED_HOSTS": "hub.example.com",
+        "BEHIND_TLS_PROXY": "1",
+        "SECURE_SSL_REDIRECT": "1",
+        "SECURE_HSTS_SECONDS": "31536000",
+    }
+    base = {k: v for k, v in os.environ.items() if k.removesuffix("_FILE") not in _SECRET_VARS}
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=REPO,
+        env={**base, "DJANGO_SETTINGS_MODULE": "tokenhub.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
     assert result.returncode == 0, result.stderr
 

@@ -7,9 +7,13 @@ in benchmarks/, see docs/architecture.md).
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import Any
 
+import orjson
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenhub.settings")
@@ -25,8 +29,59 @@ RELAY_PREFIXES = ("/v1/", "/v1beta/")
 RELAY_PATHS = frozenset({"/dashboard/billing/subscription", "/dashboard/billing/usage"})
 
 
+_TIMEOUT_BODY = orjson.dumps(
+    {
+        "error": {
+            "message": "The request body did not arrive in time.",
+            "type": "invalid_request_error",
+            "code": "request_timeout",
+        }
+    }
+)
+
+
+def _body_deadline(receive: Any, send: Any) -> Any:
+    """RECEIVE, but a body that has not fully arrived BODY_READ_TIMEOUT seconds after the
+    first read is answered 408 and reported to the application as a disconnect, so a
+    client that promises more bytes than it sends cannot hold a connection forever."""
+    deadline: float | None = None
+    complete = False
+
+    async def guarded() -> Any:
+        nonlocal deadline, complete
+        if complete:
+            return await receive()
+        if deadline is None:
+            deadline = time.monotonic() + settings.BODY_READ_TIMEOUT
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                message = await receive()
+        except TimeoutError:
+            complete = True
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 408,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(_TIMEOUT_BODY)).encode()),
+                        (b"connection", b"close"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": _TIMEOUT_BODY})
+            return {"type": "http.disconnect"}
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            complete = True
+        return message
+
+    return guarded
+
+
 async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     kind = scope["type"]
+    if kind == "http":
+        receive = _body_deadline(receive, send)
     if kind == "http" and (
         scope["path"].startswith(RELAY_PREFIXES) or scope["path"] in RELAY_PATHS
     ):

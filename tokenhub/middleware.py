@@ -1,4 +1,5 @@
-"""Middleware that only adapts Django to the ASGI server (no business logic)."""
+"""Middleware that adapts Django to the ASGI server and keeps out input no view can store
+(no business logic)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponseBadRequest, QueryDict
 from django.http.response import HttpResponseBase
 
 
@@ -39,3 +40,31 @@ async def _chunks(iterator: Iterator[bytes]) -> AsyncIterator[bytes]:
     read: Callable[..., Awaitable[bytes | None]] = sync_to_async(next, thread_sensitive=False)
     while (part := await read(iterator, None)) is not None:
         yield part
+
+
+class RefuseNulMiddleware:
+    """400 for a NUL character anywhere in the path, the query or a submitted form: no
+    database column can store one, and no page has a use for one."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        if (
+            "\x00" in request.path
+            or _has_nul(request.GET)
+            or (
+                request.method == "POST"
+                and request.content_type in _FORM_TYPES
+                and _has_nul(request.POST)
+            )
+        ):
+            return HttpResponseBadRequest("NUL characters are not allowed.")
+        return self.get_response(request)
+
+
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _has_nul(data: QueryDict) -> bool:
+    return any("\x00" in k or any("\x00" in v for v in data.getlist(k)) for k in data)

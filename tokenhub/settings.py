@@ -72,6 +72,7 @@ MIDDLEWARE = [
     # Outermost and async-only, so the rest of the chain stays one synchronous block.
     "tokenhub.middleware.AsyncFileStreamsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "tokenhub.middleware.RefuseNulMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -158,6 +159,7 @@ CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "purge-request-logs": {"task": "logs.tasks.purge_request_logs", "schedule": 3600.0},
     "sweep-expired-holds": {"task": "billing.tasks.sweep_expired_holds", "schedule": 60.0},
     "purge-expired-records": {"task": "accounts.tasks.purge_expired_records", "schedule": 3600.0},
+    "purge-stored-responses": {"task": "relay.tasks.purge_stored_responses", "schedule": 300.0},
     "probe-channels": {
         "task": "relay.tasks.probe_channels",
         "schedule": float(envint("CHANNEL_PROBE_INTERVAL", 300)),
@@ -195,6 +197,21 @@ EMAIL_HOST_USER = envstr("EMAIL_HOST_USER")
 EMAIL_HOST_PASSWORD = envstr("EMAIL_HOST_PASSWORD")
 EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "TokenHub <noreply@localhost>")
+# Emails carry password-reset, verification and invitation links: printed to a production
+# server's log, they hand accounts to whoever reads it. Production refuses the console
+# backend unless the operator says so.
+if (
+    not DEBUG
+    and not TESTING
+    and not EMBEDDED
+    and EMAIL_BACKEND == "django.core.mail.backends.console.EmailBackend"
+    and not envbool("EMAIL_CONSOLE_IN_PRODUCTION", False)
+):
+    raise ImproperlyConfigured(
+        "EMAIL_BACKEND is the console: emails with sign-in links would be printed to the log. "
+        "Set EMAIL_BACKEND (e.g. django.core.mail.backends.smtp.EmailBackend with EMAIL_HOST), "
+        "or EMAIL_CONSOLE_IN_PRODUCTION=1 to accept it."
+    )
 
 # --- i18n and static ------------------------------------------------------------------
 LANGUAGE_CODE = "en"
@@ -214,17 +231,31 @@ if not DEBUG and not TESTING and not EMBEDDED:
 SECURE_PROXY_SSL_HEADER = (
     ("HTTP_X_FORWARDED_PROTO", "https") if envbool("BEHIND_TLS_PROXY") else None
 )
+# Off by default: a deployment without TLS would otherwise redirect itself out of reach.
+# docs/configuration.md gives the production values (`check --deploy` passes with them).
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", False)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # load balancers probe over HTTP
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", False)
+# HSTS for subdomains and the browsers' preload list bind the whole domain, not this
+# service: the operator's decision (the two settings above), not a deploy-check failure.
+SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 
 # --- TokenHub -------------------------------------------------------------------------
 LOG_RETENTION_DAYS = envint("LOG_RETENTION_DAYS", 90)
 TRUSTED_PROXIES = envlist("TRUSTED_PROXIES")
 RELAY_MAX_ATTEMPTS = envint("RELAY_MAX_ATTEMPTS", 3)
 RELAY_MAX_BODY_MB = envint("RELAY_MAX_BODY_MB", 32)
+# Seconds a client has to send a whole request body (slow or lying clients get a 408).
+BODY_READ_TIMEOUT = envfloat("BODY_READ_TIMEOUT", 30)
 RELAY_CONNECT_TIMEOUT = envfloat("RELAY_CONNECT_TIMEOUT", 10)
 RELAY_FIRST_BYTE_TIMEOUT = envfloat("RELAY_FIRST_BYTE_TIMEOUT", 300)
 RELAY_IDLE_TIMEOUT = envfloat("RELAY_IDLE_TIMEOUT", 120)
 RELAY_DEFAULT_MAX_OUTPUT_TOKENS = envint("RELAY_DEFAULT_MAX_OUTPUT_TOKENS", 4096)
 HOLD_TTL_SECONDS = envint("HOLD_TTL_SECONDS", 3600)
+# How long an opted-in organization's Responses conversations are kept (relay/response_store).
+RESPONSES_STORE_SECONDS = envint("RESPONSES_STORE_SECONDS", 3600)
 
 LOGGING = {
     "version": 1,

@@ -13,7 +13,7 @@ from typing import Any, TypeGuard
 import orjson
 
 from billing.pricing import Usage
-from relay.formats import ir
+from relay.formats import fields, ir, limits
 
 # Anthropic requires max_tokens; used when the client did not say.
 DEFAULT_MAX_TOKENS = 4096
@@ -87,8 +87,34 @@ _UNSUPPORTED_BLOCKS = frozenset(
         "tool_reference",
     }
 )
-# Request fields that change the answer and cannot be carried to another provider.
-_UNSUPPORTED_FIELDS = ("mcp_servers", "container", "context_management")
+_A, _S, _T = fields.Kind.ADVISORY, fields.Kind.SEMANTIC, fields.Kind.TRANSLATED
+
+# What becomes of each Messages field when another protocol serves the call
+# (relay/formats/fields.py; docs/protocols.md lists the tables).
+REQUEST_FIELDS = fields.Table(
+    {
+        "model": fields.translated(),
+        "messages": fields.translated(),
+        "system": fields.translated(),
+        "max_tokens": fields.translated(),
+        "stop_sequences": fields.translated("Responses has no stop sequences", responses=_S),
+        "stream": fields.translated(),
+        "temperature": fields.translated(),
+        "top_p": fields.translated(),
+        "top_k": fields.translated(openai=_A, responses=_A),
+        "tools": fields.translated(),
+        "tool_choice": fields.translated(),
+        "thinking": fields.translated("as reasoning effort or thinking budget"),
+        "output_config": fields.translated("effort and json_schema format"),
+        "metadata": fields.translated("user_id as the end-user id"),
+        "context_management": fields.advisory("context-management hint"),
+        "cache_control": fields.advisory("cache hint"),
+        "service_tier": fields.advisory("bookkeeping"),
+        "inference_geo": fields.advisory("routing hint"),
+        "container": fields.semantic("an Anthropic-side container"),
+        "mcp_servers": fields.semantic("server-side tools"),
+    }
+)
 
 _TOOL_ID_UNSAFE = re.compile(r"[^a-zA-Z0-9_-]")
 _DATA_URL = re.compile(r"data:(?P<type>[\w.+-]+/[\w.+-]+);base64,(?P<data>.*)", re.DOTALL)
@@ -106,7 +132,7 @@ def finish_reason_from_ir(reason: ir.FinishReason) -> str:
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return limits.token_count(value)
 
 
 def usage_from(obj: Any) -> Usage | None:
@@ -118,6 +144,9 @@ def usage_from(obj: Any) -> Usage | None:
         return None
     cache_read = _count(obj.get("cache_read_input_tokens"))
     cache_write = _count(obj.get("cache_creation_input_tokens"))
+    # The split of cache writes by lifetime; 1-hour writes cost more.
+    creation = obj.get("cache_creation")
+    long_writes = _count(creation.get("ephemeral_1h_input_tokens")) if _is_dict(creation) else 0
     details = obj.get("output_tokens_details")
     thinking = _count(details.get("thinking_tokens")) if isinstance(details, dict) else 0
     return Usage(
@@ -125,19 +154,29 @@ def usage_from(obj: Any) -> Usage | None:
         output_tokens=_count(obj.get("output_tokens")),
         cache_read_tokens=cache_read,
         cache_write_tokens=cache_write,
+        cache_write_1h_tokens=min(long_writes, cache_write),
         reasoning_tokens=thinking,
     )
 
 
-def _usage_to_wire(usage: Usage | None) -> dict[str, int]:
+def _is_dict(value: Any) -> TypeGuard[dict[str, Any]]:
+    return isinstance(value, dict)
+
+
+def _usage_to_wire(usage: Usage | None) -> dict[str, Any]:
     if usage is None:
         usage = Usage()
     cache_read = max(0, usage.cache_read_tokens)
     cache_write = max(0, usage.cache_write_tokens)
+    long_writes = min(max(0, usage.cache_write_1h_tokens), cache_write)
     return {
         "input_tokens": max(0, usage.input_tokens - cache_read - cache_write),
         "cache_creation_input_tokens": cache_write,
         "cache_read_input_tokens": cache_read,
+        "cache_creation": {
+            "ephemeral_5m_input_tokens": cache_write - long_writes,
+            "ephemeral_1h_input_tokens": long_writes,
+        },
         "output_tokens": max(0, usage.output_tokens),
     }
 
@@ -287,7 +326,7 @@ def _message_parts(
             # Encrypted reasoning only Anthropic can read; request_to_ir runs only when the
             # upstream is another provider, which could not use it.
             continue
-        elif kind in _UNSUPPORTED_BLOCKS:
+        elif isinstance(kind, str) and kind in _UNSUPPORTED_BLOCKS:
             raise _fail(f"{block_where}: {kind} blocks cannot be sent to this model's provider.")
         else:
             raise _fail(f"{block_where}: unsupported content block type for the {role} role.")
@@ -363,9 +402,6 @@ def request_to_ir(body: dict[str, Any]) -> ir.ChatRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _fail("model must be a non-empty string.")
-    for name in _UNSUPPORTED_FIELDS:
-        if body.get(name) is not None:
-            raise _fail(f"{name} cannot be sent to this model's provider.")
     raw_messages = body.get("messages")
     if not isinstance(raw_messages, list) or not raw_messages:
         raise _fail("messages must be a non-empty list.")
@@ -469,12 +505,11 @@ def _tool_id(call_id: str) -> str:
 def _tool_input(arguments: str) -> dict[str, Any]:
     if not arguments.strip():
         return {}
-    try:
-        value = orjson.loads(arguments)
-    except orjson.JSONDecodeError:
-        raise _fail("Tool call arguments must be a JSON object.") from None
-    if not isinstance(value, dict):
-        raise _fail("Tool call arguments must be a JSON object.")
+    value = limits.json_object(arguments)
+    if value is None:
+        raise _fail(
+            f"Tool call arguments must be a JSON object nested at most {limits.MAX_NESTING} deep."
+        )
     return value
 
 
@@ -624,6 +659,8 @@ def request_from_ir(req: ir.ChatRequest, *, upstream_model: str) -> dict[str, An
         # "none" (OpenAI's way to switch reasoning off) means no thinking block at all.
         budget = 0 if effort == "none" else _EFFORT_BUDGETS.get(effort, _EFFORT_BUDGETS["high"])
     if budget is not None and budget > 0:
+        if budget > limits.MAX_TOKENS:  # and max_tokens + budget must fit an int64
+            raise _fail("The reasoning budget is larger than any model's.")
         budget = max(budget, 1024)
         body["thinking"] = {"type": "enabled", "budget_tokens": budget}
         # Anthropic counts thinking inside max_tokens and requires budget < max_tokens;
@@ -644,7 +681,8 @@ def request_from_ir(req: ir.ChatRequest, *, upstream_model: str) -> dict[str, An
 def response_to_ir(body: dict[str, Any]) -> ir.ChatResponse:
     """The IR of an Anthropic (upstream) message."""
     parts: list[ir.Part] = []
-    for block in body.get("content") or ():
+    content = body.get("content")
+    for block in content if isinstance(content, list) else ():
         if not isinstance(block, dict):
             continue
         kind = block.get("type")
@@ -664,7 +702,7 @@ def response_to_ir(body: dict[str, Any]) -> ir.ChatResponse:
                 ir.ToolCallPart(
                     id=str(block.get("id") or ""),
                     name=str(block.get("name") or ""),
-                    arguments=orjson.dumps(args if isinstance(args, dict) else {}).decode(),
+                    arguments=orjson.dumps(_upstream_input(args)).decode(),
                 )
             )
         # redacted_thinking and server tool blocks have no IR form; the visible answer is
@@ -677,6 +715,12 @@ def response_to_ir(body: dict[str, Any]) -> ir.ChatResponse:
         finish_reason=finish_reason_to_ir(stop_reason if isinstance(stop_reason, str) else None),
         usage=usage_from(body.get("usage")),
     )
+
+
+def _upstream_input(args: Any) -> dict[str, Any]:
+    """A tool_use block's input from an upstream; anything but an object orjson can write
+    back (nested past limits.MAX_NESTING) is shown as no arguments."""
+    return args if isinstance(args, dict) and not limits.nested_deeper_than(args) else {}
 
 
 def _message_id(value: str) -> str:
@@ -701,7 +745,9 @@ def response_from_ir(resp: ir.ChatResponse, *, model: str) -> dict[str, Any]:
                     "type": "tool_use",
                     "id": _tool_id(part.id),
                     "name": part.name,
-                    "input": _tool_input(part.arguments),
+                    # A model's malformed arguments (cut short by max_tokens, say): the
+                    # call is still shown, without them, as gemini.py does.
+                    "input": limits.json_object(part.arguments) or {},
                 }
             )
     return {
@@ -836,8 +882,8 @@ class StreamParser:
             out.append(
                 ir.ToolCallStart(tool, str(block.get("id") or ""), str(block.get("name") or ""))
             )
-            args = block.get("input")
-            if isinstance(args, dict) and args:
+            args = _upstream_input(block.get("input"))
+            if args:
                 out.append(ir.ToolCallDelta(tool, orjson.dumps(args).decode()))
         else:
             # redacted thinking, server tools and their results: no IR form.

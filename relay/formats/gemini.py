@@ -10,8 +10,10 @@ import json
 import mimetypes
 from typing import Any
 
+import orjson
+
 from billing.pricing import Usage
-from relay.formats import ir
+from relay.formats import fields, ir, limits
 
 # Gemini has no tool call ids (newer models may send `id`; we use it when present), so
 # calls get positional ids. They are stable: replaying the same history yields the same ids.
@@ -69,15 +71,52 @@ _STATUS_NAMES = {
 _EFFORT_BUDGETS = {"none": 0, "minimal": 1024, "low": 1024, "medium": 8192, "high": 24576}
 _LEVEL_EFFORTS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high"}
 
-# generationConfig fields with no place in the IR: rejected rather than silently dropped,
-# since each changes the answer.
-_UNSUPPORTED_GENERATION = (
-    "presencePenalty",
-    "frequencyPenalty",
-    "seed",
-    "responseLogprobs",
-    "logprobs",
-    "speechConfig",
+_A, _S, _T = fields.Kind.ADVISORY, fields.Kind.SEMANTIC, fields.Kind.TRANSLATED
+
+
+def _text_modalities(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(m == "TEXT" for m in value))
+
+
+# What becomes of each generateContent field when another protocol serves the call
+# (relay/formats/fields.py; docs/protocols.md lists the tables).
+GENERATION_FIELDS = fields.Table(
+    {
+        "maxOutputTokens": fields.translated(),
+        "temperature": fields.translated(),
+        "topP": fields.translated(),
+        "topK": fields.translated(openai=_A, responses=_A),
+        "stopSequences": fields.translated("Responses has no stop sequences", responses=_S),
+        "responseMimeType": fields.translated(),
+        "responseSchema": fields.translated(),
+        "responseJsonSchema": fields.translated(),
+        "thinkingConfig": fields.translated("as reasoning effort or thinking budget"),
+        "candidateCount": fields.semantic("one candidate only", inert=lambda v: v in (None, 1)),
+        "responseModalities": fields.semantic("text output only", inert=_text_modalities),
+        "responseLogprobs": fields.semantic("no logprobs", inert=lambda v: v in (None, False)),
+        "logprobs": fields.semantic("no logprobs", inert=lambda v: v in (None, 0)),
+        "speechConfig": fields.semantic("text output only"),
+        "imageConfig": fields.semantic("text output only"),
+        "presencePenalty": fields.advisory("sampling"),
+        "frequencyPenalty": fields.advisory("sampling"),
+        "seed": fields.advisory("sampling"),
+        "mediaResolution": fields.advisory("input detail hint"),
+        "enableEnhancedCivicAnswers": fields.advisory("safety hint"),
+    }
+)
+REQUEST_FIELDS = fields.Table(
+    {
+        "contents": fields.translated(),
+        "systemInstruction": fields.translated(),
+        "system_instruction": fields.translated(),
+        "tools": fields.translated("function declarations"),
+        "toolConfig": fields.translated(),
+        "generationConfig": fields.translated(nested=GENERATION_FIELDS),
+        "safetySettings": fields.advisory("the target applies its own filters"),
+        "labels": fields.advisory("bookkeeping"),
+        "model": fields.advisory("the URL names the model"),
+        "cachedContent": fields.semantic("a Gemini-side cache"),
+    }
 )
 
 
@@ -113,8 +152,9 @@ def _number(value: Any, where: str) -> float:
 
 
 def _integer(value: Any, where: str) -> int:
-    # Protobuf JSON allows integral floats; the SDK sends top_k as a float.
-    if isinstance(value, float) and value.is_integer():
+    # Protobuf JSON allows integral floats; the SDK sends top_k as a float. One past 2**63
+    # is no int64, and would not fit the 64-bit integer written for another upstream.
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise _fail(f"'{where}' must be an integer.")
@@ -122,7 +162,7 @@ def _integer(value: Any, where: str) -> int:
 
 
 def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return limits.token_count(value)
 
 
 # --- usage and finish reasons --------------------------------------------------------
@@ -204,8 +244,6 @@ def request_to_ir(body: dict[str, Any], *, model: str, stream: bool) -> ir.ChatR
     Raises TranslationError naming the field when something cannot be carried; messages
     never quote the caller's content.
     """
-    if "cachedContent" in body:
-        raise _fail("'cachedContent' refers to a Gemini-side cache and cannot be translated.")
     contents = _list(body.get("contents"), "contents")
     messages = _contents_to_ir(contents)
     req = ir.ChatRequest(model=model, messages=messages, stream=stream)
@@ -377,17 +415,6 @@ def _tool_config_to_ir(config: dict[str, Any]) -> ir.ToolChoice | None:
 
 def _generation_to_ir(config: dict[str, Any], req: ir.ChatRequest) -> None:
     where = "generationConfig"
-    for key in _UNSUPPORTED_GENERATION:
-        if config.get(key) is not None:
-            raise _fail(f"'{where}.{key}' cannot be translated.")
-    count = config.get("candidateCount")
-    if count is not None and _integer(count, f"{where}.candidateCount") != 1:
-        raise _fail(f"'{where}.candidateCount' other than 1 cannot be translated.")
-    modalities = config.get("responseModalities")
-    if modalities is not None and any(
-        m != "TEXT" for m in _list(modalities, f"{where}.responseModalities")
-    ):
-        raise _fail(f"'{where}.responseModalities' other than TEXT cannot be translated.")
     if config.get("maxOutputTokens") is not None:
         req.max_output_tokens = _integer(config["maxOutputTokens"], f"{where}.maxOutputTokens")
     if config.get("temperature") is not None:
@@ -503,12 +530,13 @@ def _parts_from_ir(parts: list[ir.Part], names: dict[str, str]) -> list[dict[str
 def _args(arguments: str) -> dict[str, Any]:
     if not arguments.strip():
         return {}
-    try:
-        args = json.loads(arguments)
-    except ValueError:
-        raise _fail("Tool call arguments must be a JSON object.") from None
-    if not isinstance(args, dict):
-        raise _fail("Tool call arguments must be a JSON object.")
+    # Read as request bodies are (orjson, bounded nesting): the standard library would
+    # accept integers and lone surrogates that the body sent upstream cannot hold.
+    args = limits.json_object(arguments)
+    if args is None:
+        raise _fail(
+            f"Tool call arguments must be a JSON object nested at most {limits.MAX_NESTING} deep."
+        )
     return args
 
 
@@ -544,11 +572,8 @@ def _tool_result_from_ir(part: ir.ToolResultPart, names: dict[str, str]) -> dict
         texts.append(item.text)
     text = "".join(texts)
     response: dict[str, Any]
-    try:
-        parsed = json.loads(text)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, dict) and not part.is_error:
+    parsed = limits.json_object(text)  # as in _args
+    if parsed is not None and not part.is_error:
         response = parsed
     else:
         response = {"error" if part.is_error else "output": text}
@@ -645,7 +670,12 @@ def _candidate_parts(parts: list[Any], first_call: int) -> tuple[list[ir.Part], 
                 ir.ToolCallPart(
                     id=call_id,
                     name=str(call.get("name", "")),
-                    arguments=json.dumps(args if isinstance(args, dict) else {}),
+                    # Too deep for a writer to write back: shown as no arguments.
+                    arguments=json.dumps(
+                        args
+                        if isinstance(args, dict) and not limits.nested_deeper_than(args)
+                        else {}
+                    ),
                 )
             )
             calls += 1
@@ -699,13 +729,11 @@ def _parts_to_gemini(parts: list[ir.Part]) -> list[dict[str, Any]]:
 
 
 def _function_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
-    try:
-        args = json.loads(arguments) if arguments.strip() else {}
-    except ValueError:
-        args = {}  # a model's malformed arguments: the call is still shown, without them
+    # A model's malformed arguments: the call is still shown, without them.
+    args = limits.json_object(arguments) or {}
     # The id lets a google-genai caller send it back on functionResponse, so results
     # match exactly even when a function is called twice.
-    return {"id": call_id, "name": name, "args": args if isinstance(args, dict) else {}}
+    return {"id": call_id, "name": name, "args": args}
 
 
 def response_from_ir(resp: ir.ChatResponse, *, model: str) -> dict[str, Any]:
@@ -793,8 +821,10 @@ class StreamParser:
         if not lines or self._finished:
             return []
         try:
-            obj = json.loads(b"\n".join(lines))
-        except ValueError:
+            # orjson, as for every other upstream body: the standard library would pass on
+            # lone surrogates and integers that the client's writer cannot write.
+            obj = orjson.loads(b"\n".join(lines))
+        except orjson.JSONDecodeError:
             return []
         if not isinstance(obj, dict):
             return []

@@ -121,6 +121,9 @@ class ChatRequest:
     reasoning_budget: int | None = None
     reasoning_effort: str | None = None
     user: str | None = None
+    # Names of parts of the request left out as advisory (e.g. an offered web search tool),
+    # reported like the advisory fields of relay/formats/fields.py.
+    dropped: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)

@@ -12,6 +12,7 @@ import orjson
 
 from billing.pricing import Usage
 from relay.errors import RelayError, bad_request
+from relay.formats import limits
 
 _SEP = b"\n\n"
 
@@ -25,6 +26,12 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         ) from None
     if not isinstance(payload, dict):
         raise bad_request("The request body must be a JSON object.")
+    # orjson reads 1024 levels but writes 254: a body nested past that would be read, then
+    # fail on its way upstream (relay/formats/limits.py).
+    if limits.nested_deeper_than(payload):
+        raise bad_request(
+            f"The request body nests lists and objects more than {limits.MAX_NESTING} levels deep."
+        )
     return payload
 
 
@@ -35,14 +42,22 @@ def requested_model(payload: dict[str, Any]) -> str:
     return model
 
 
+# Beyond any model's output, and small enough that a hold's arithmetic stays in a bigint.
+MAX_OUTPUT_TOKENS = 2**31 - 1
+
+
+def positive_int(value: Any, name: str, *, most: int = MAX_OUTPUT_TOKENS) -> int:
+    """VALUE as an integer in 1..MOST, else a 400 naming the field NAME."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+        raise bad_request(f"'{name}' must be an integer from 1 to {most}.", param=name)
+    return value
+
+
 def requested_max_output(payload: dict[str, Any]) -> int | None:
     for field in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = payload.get(field)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise bad_request(f"'{field}' must be a positive integer.", param=field)
-        return value
+        if value is not None:
+            return positive_int(value, field)
     return None
 
 
@@ -66,7 +81,7 @@ def upstream_body(
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return limits.token_count(value)
 
 
 def usage_from(obj: Any) -> Usage | None:
@@ -140,7 +155,8 @@ def _output_bytes(obj: dict[str, Any]) -> int:
             value = delta.get(field)
             if isinstance(value, str):
                 total += len(value.encode())
-        for call in delta.get("tool_calls") or ():
+        calls = delta.get("tool_calls")
+        for call in calls if isinstance(calls, list) else ():
             fn = call.get("function") if isinstance(call, dict) else None
             if isinstance(fn, dict):
                 for field in ("name", "arguments"):

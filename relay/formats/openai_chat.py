@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from typing import Any, Literal
 
 import orjson
 
 from billing.pricing import Usage
-from relay.formats import ir
+from relay.formats import fields, ir
 from relay.formats.openai import usage_from
 
 _SEP = b"\n\n"
@@ -63,27 +62,55 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def _nonzero(value: Any) -> bool:
-    return value is not None and value != 0
+def _text_only(value: Any) -> bool:
+    return value is None or (isinstance(value, list) and all(m == "text" for m in value))
 
 
-# Fields the IR cannot carry and that change the answer when set: rejected by name rather
-# than silently dropped. Unknown or answer-neutral fields (seed, store, metadata, ...) are
-# ignored.
-_UNSUPPORTED: dict[str, Callable[[Any], bool]] = {
-    "n": lambda v: v is not None and v != 1,
-    "logprobs": lambda v: v is True,
-    "top_logprobs": lambda v: v is not None,
-    "audio": lambda v: v is not None,
-    "modalities": lambda v: isinstance(v, list) and any(m != "text" for m in v),
-    "prediction": lambda v: v is not None,
-    "functions": lambda v: v is not None,
-    "function_call": lambda v: v is not None,
-    "logit_bias": lambda v: bool(v),
-    "frequency_penalty": _nonzero,
-    "presence_penalty": _nonzero,
-    "web_search_options": lambda v: v is not None,
-}
+_A, _S, _T = fields.Kind.ADVISORY, fields.Kind.SEMANTIC, fields.Kind.TRANSLATED
+
+# What becomes of each Chat Completions field when another protocol serves the call
+# (relay/formats/fields.py; docs/protocols.md lists the tables).
+REQUEST_FIELDS = fields.Table(
+    {
+        "model": fields.translated(),
+        "messages": fields.translated(),
+        "stream": fields.translated(),
+        "stream_options": fields.translated("include_usage is honoured by the stream writer"),
+        "tools": fields.translated(),
+        "tool_choice": fields.translated(),
+        "parallel_tool_calls": fields.translated(),
+        "response_format": fields.translated(),
+        "max_completion_tokens": fields.translated(),
+        "max_tokens": fields.translated(),
+        "temperature": fields.translated(),
+        "top_p": fields.translated(),
+        "stop": fields.translated("Responses has no stop sequences", responses=_S),
+        "reasoning_effort": fields.translated(),
+        "user": fields.translated(),
+        "seed": fields.advisory("sampling"),
+        "frequency_penalty": fields.advisory("sampling"),
+        "presence_penalty": fields.advisory("sampling"),
+        "metadata": fields.advisory("bookkeeping"),
+        "store": fields.advisory("bookkeeping"),
+        "service_tier": fields.advisory("bookkeeping"),
+        "prompt_cache_key": fields.advisory("cache hint"),
+        "prompt_cache_retention": fields.advisory("cache hint"),
+        "safety_identifier": fields.advisory("bookkeeping"),
+        "verbosity": fields.advisory("style hint"),
+        "prediction": fields.advisory("latency hint"),
+        # Gateways' extension; the other protocols have it.
+        "top_k": fields.advisory("sampling", anthropic=_T, gemini=_T),
+        "n": fields.semantic("one choice only", inert=lambda v: v is None or v == 1),
+        "logprobs": fields.semantic("no logprobs", inert=lambda v: v is None or v is False),
+        "top_logprobs": fields.semantic("no logprobs", inert=lambda v: v is None or v == 0),
+        "logit_bias": fields.semantic("token ids differ", inert=lambda v: v is None or v == {}),
+        "audio": fields.semantic("text output only"),
+        "modalities": fields.semantic("text output only", inert=_text_only),
+        "functions": fields.semantic("send tools instead"),
+        "function_call": fields.semantic("send tool_choice instead"),
+        "web_search_options": fields.semantic("a server-side tool"),
+    }
+)
 
 
 def _text_of(content: Any, where: str) -> list[ir.TextPart]:
@@ -297,6 +324,13 @@ def _optional_number(body: dict[str, Any], name: str) -> float | None:
     return float(value)
 
 
+def _optional_int(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is not None and not _is_int(value):
+        raise _fail(f"'{name}' must be an integer.")
+    return value
+
+
 def _optional_str(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
@@ -320,9 +354,6 @@ def request_to_ir(body: dict[str, Any]) -> ir.ChatRequest:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise _fail("'model' must be a non-empty string.")
-    for name, is_set in _UNSUPPORTED.items():
-        if is_set(body.get(name)):
-            raise _fail(f"'{name}' is not supported when this model is served by another API.")
     stream = body.get("stream", False)
     if not isinstance(stream, bool | None):
         raise _fail("'stream' must be a boolean.")
@@ -337,6 +368,7 @@ def request_to_ir(body: dict[str, Any]) -> ir.ChatRequest:
         max_output_tokens=_max_output(body),
         temperature=_optional_number(body, "temperature"),
         top_p=_optional_number(body, "top_p"),
+        top_k=_optional_int(body, "top_k"),
         stop=_stop(body.get("stop")),
         stream=bool(stream),
         reasoning_effort=_optional_str(body, "reasoning_effort"),
@@ -516,7 +548,8 @@ def response_to_ir(body: dict[str, Any]) -> ir.ChatResponse:
         parts.append(ir.TextPart(content))
     elif isinstance(message.get("refusal"), str) and message["refusal"]:
         parts.append(ir.TextPart(message["refusal"]))
-    for call in message.get("tool_calls") or ():
+    calls = message.get("tool_calls")
+    for call in calls if isinstance(calls, list) else ():
         fn = call.get("function") if isinstance(call, dict) else None
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
             arguments = fn.get("arguments")
@@ -671,7 +704,8 @@ class StreamParser:
             )
         if obj.get("usage"):
             self._usage = usage_from(obj["usage"])
-        for choice in obj.get("choices") or ():
+        choices = obj.get("choices")
+        for choice in choices if isinstance(choices, list) else ():
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue
             delta = choice.get("delta")
@@ -689,7 +723,8 @@ class StreamParser:
         content = delta.get("content")
         if isinstance(content, str) and content:
             events.append(ir.TextDelta(content))
-        for position, call in enumerate(delta.get("tool_calls") or ()):
+        calls = delta.get("tool_calls")
+        for position, call in enumerate(calls if isinstance(calls, list) else ()):
             if not isinstance(call, dict):
                 continue
             index = call["index"] if _is_int(call.get("index")) else position

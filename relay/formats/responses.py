@@ -17,7 +17,7 @@ import orjson
 
 from billing.pricing import Usage
 from relay.errors import RelayError
-from relay.formats import ir
+from relay.formats import fields, ir, limits
 from relay.formats import openai as openai_format
 
 _SEP = b"\n\n"
@@ -32,7 +32,7 @@ _EFFORT_BY_BUDGET = ((2048, "low"), (16384, "medium"))
 
 
 def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+    return limits.token_count(value)
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -41,6 +41,10 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _number(body: dict[str, Any], name: str) -> float | None:
@@ -88,26 +92,65 @@ def _usage_body(usage: Usage) -> dict[str, Any]:
 
 # --- request: Responses -> IR -------------------------------------------------------------
 
-# `store` is accepted and ignored: TokenHub keeps no content, and the upstream is always sent
-# `store: false`. Other bookkeeping fields (metadata, include, service_tier, truncation,
-# prompt_cache_key, safety_identifier) change neither the answer nor the bill and are dropped.
-_STATEFUL_FIELDS = ("previous_response_id", "conversation", "prompt")
+_A, _T = fields.Kind.ADVISORY, fields.Kind.TRANSLATED
+STATELESS = (
+    "TokenHub keeps no conversation state: send the earlier items themselves in input, "
+    "with store: false"
+)
+
+# What becomes of each Responses field when another protocol serves the call
+# (relay/formats/fields.py; docs/protocols.md lists the tables). The upstream is always
+# sent `store: false`: TokenHub keeps no content, and asks no upstream to keep it.
+REQUEST_FIELDS = fields.Table(
+    {
+        "model": fields.translated(),
+        "input": fields.translated(),
+        "instructions": fields.translated(),
+        "tools": fields.translated("function tools; namespaces are flattened"),
+        "tool_choice": fields.translated(),
+        "parallel_tool_calls": fields.translated(),
+        "max_output_tokens": fields.translated(),
+        "temperature": fields.translated(),
+        "top_p": fields.translated(),
+        "stream": fields.translated(),
+        "user": fields.translated(),
+        "text": fields.translated(
+            nested=fields.Table(
+                {"format": fields.translated(), "verbosity": fields.advisory("style hint")}
+            )
+        ),
+        "reasoning": fields.translated(
+            nested=fields.Table(
+                {
+                    "effort": fields.translated(),
+                    "summary": fields.advisory("reasoning summaries"),
+                    "generate_summary": fields.advisory("reasoning summaries"),
+                }
+            )
+        ),
+        "store": fields.advisory("bookkeeping", inert=lambda v: v is None or v is False),
+        "metadata": fields.advisory("bookkeeping"),
+        "include": fields.advisory("extra output items"),
+        "service_tier": fields.advisory("bookkeeping"),
+        "truncation": fields.advisory("context-management hint"),
+        "prompt_cache_key": fields.advisory("cache hint"),
+        "prompt_cache_retention": fields.advisory("cache hint"),
+        "safety_identifier": fields.advisory("bookkeeping"),
+        "stream_options": fields.advisory("stream hint"),
+        "max_tool_calls": fields.advisory("limits built-in tools only"),
+        "top_logprobs": fields.semantic("no logprobs", inert=lambda v: v is None or v == 0),
+        "background": fields.semantic(
+            "TokenHub stores no responses", inert=lambda v: v is None or v is False
+        ),
+        "previous_response_id": fields.semantic(STATELESS, inert=lambda v: not v),
+        "conversation": fields.semantic(STATELESS, inert=lambda v: not v),
+        "prompt": fields.semantic("stored prompts live upstream", inert=lambda v: not v),
+    }
+)
 
 
 def request_to_ir(body: dict[str, Any]) -> ir.ChatRequest:
     """A Responses request as a `ChatRequest`; TranslationError names what cannot be carried."""
-    for name in _STATEFUL_FIELDS:
-        if body.get(name):
-            raise ir.TranslationError(
-                f"{name} is not supported: TokenHub is stateless; "
-                "send the full conversation in input"
-            )
-    if body.get("background"):
-        raise ir.TranslationError("background is not supported: TokenHub stores no responses")
-    for name in ("top_logprobs", "max_tool_calls"):
-        if body.get(name) is not None:
-            raise ir.TranslationError(f"{name} is not supported for this model")
-
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ir.TranslationError("'model' must be a non-empty string.")
@@ -121,7 +164,7 @@ def request_to_ir(body: dict[str, Any]) -> ir.ChatRequest:
             req.system.append(ir.TextPart(instructions))
     _read_input(body.get("input"), req)
 
-    req.tools = _read_tools(body.get("tools"))
+    req.tools = _read_tools(body.get("tools"), req)
     req.tool_choice = _read_tool_choice(body.get("tool_choice"), body.get("parallel_tool_calls"))
     req.response_format = _read_text_format(body.get("text"))
 
@@ -167,6 +210,7 @@ def _read_input(value: Any, req: ir.ChatRequest) -> None:
                 raise ir.TranslationError(f"'{where}' needs a call_id and a name.")
             if not isinstance(arguments, str):
                 raise ir.TranslationError(f"'{where}.arguments' must be a JSON string.")
+            name = _flat_name(item.get("namespace"), name)
             part = ir.ToolCallPart(id=call_id, name=name, arguments=arguments)
             last = req.messages[-1] if req.messages else None
             if last is not None and last.role == "assistant":
@@ -190,9 +234,7 @@ def _read_input(value: Any, req: ir.ChatRequest) -> None:
             # providers answer from the visible conversation (as OpenAI Chat does).
             continue
         elif kind == "item_reference":
-            raise ir.TranslationError(
-                f"'{where}': item_reference is not supported: TokenHub is stateless"
-            )
+            raise ir.TranslationError(f"'{where}': item_reference is not supported: {STATELESS}.")
         else:
             raise ir.TranslationError(f"'{where}.type' {_quote(kind)} is not supported here.")
 
@@ -274,37 +316,87 @@ def _read_tool_output(output: Any, where: str) -> list[ir.TextPart | ir.ImagePar
     raise ir.TranslationError(f"'{where}.output' must be a string or an array.")
 
 
-def _read_tools(value: Any) -> list[ir.Tool]:
+# A namespace's tools reach other providers as plain functions named NAMESPACE__NAME;
+# calls to them are named back (`namespace` + `name`) in answers and streams.
+NAMESPACE_SEPARATOR = "__"
+# Built-in tools that only search: offered (not forced), the model answers without them,
+# so they are dropped and named like advisory fields. Other built-in tools (code
+# interpreter, file search, computer use, MCP...) do work the caller relies on: refused.
+_ADVISORY_TOOLS = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26"})
+
+
+def _read_tools(value: Any, req: ir.ChatRequest) -> list[ir.Tool]:
     if value is None:
         return []
     if not isinstance(value, list):
         raise ir.TranslationError("'tools' must be an array.")
     tools: list[ir.Tool] = []
     for i, tool in enumerate(value):
+        where = f"tools[{i}]"
         if not isinstance(tool, dict):
-            raise ir.TranslationError(f"'tools[{i}]' must be an object.")
+            raise ir.TranslationError(f"'{where}' must be an object.")
         kind = tool.get("type")
-        if kind != "function":
-            # Built-in tools (web_search, file_search, computer use, MCP...) run inside
-            # OpenAI; no other upstream can run them.
+        if kind == "function":
+            tools.append(_read_function(tool, where, ""))
+        elif kind == "namespace":
+            namespace = tool.get("name")
+            if not isinstance(namespace, str) or not namespace:
+                raise ir.TranslationError(f"'{where}.name' must be a non-empty string.")
+            inner = tool.get("tools")
+            if not isinstance(inner, list):
+                raise ir.TranslationError(f"'{where}.tools' must be an array.")
+            for j, member in enumerate(inner):
+                member_where = f"{where}.tools[{j}]"
+                if not isinstance(member, dict) or member.get("type") != "function":
+                    raise ir.TranslationError(
+                        f"'{member_where}': only function tools can be translated."
+                    )
+                tools.append(_read_function(member, member_where, namespace))
+        elif isinstance(kind, str) and kind in _ADVISORY_TOOLS:
+            req.dropped.append(f"tools.{kind}")
+        else:
             raise ir.TranslationError(
-                f"'tools[{i}].type' {_quote(kind)} is not supported for this model: "
+                f"'{where}.type' {_quote(kind)} is not supported for this model: "
                 "only function tools can be translated."
             )
-        name = tool.get("name")
-        if not isinstance(name, str) or not name:
-            raise ir.TranslationError(f"'tools[{i}].name' must be a non-empty string.")
-        parameters = tool.get("parameters")
-        if parameters is not None and not isinstance(parameters, dict):
-            raise ir.TranslationError(f"'tools[{i}].parameters' must be an object.")
-        tools.append(
-            ir.Tool(
-                name=name,
-                description=_str(tool.get("description")),
-                parameters=parameters or {},
-            )
-        )
     return tools
+
+
+def _read_function(tool: dict[str, Any], where: str, namespace: str) -> ir.Tool:
+    name = tool.get("name")
+    if not isinstance(name, str) or not name:
+        raise ir.TranslationError(f"'{where}.name' must be a non-empty string.")
+    parameters = tool.get("parameters")
+    if parameters is not None and not isinstance(parameters, dict):
+        raise ir.TranslationError(f"'{where}.parameters' must be an object.")
+    return ir.Tool(
+        name=_flat_name(namespace, name),
+        description=_str(tool.get("description")),
+        parameters=parameters or {},
+    )
+
+
+def _flat_name(namespace: Any, name: str) -> str:
+    if isinstance(namespace, str) and namespace:
+        return namespace + NAMESPACE_SEPARATOR + name
+    return name
+
+
+def namespaced_names(body: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Flattened tool name -> (namespace, name), for the namespace tools of a request BODY."""
+    names: dict[str, tuple[str, str]] = {}
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        if not isinstance(tool, dict) or tool.get("type") != "namespace":
+            continue
+        namespace, inner = tool.get("name"), tool.get("tools")
+        if not isinstance(namespace, str) or not isinstance(inner, list):
+            continue
+        for member in inner:
+            name = member.get("name") if isinstance(member, dict) else None
+            if isinstance(name, str):
+                names[_flat_name(namespace, name)] = (namespace, name)
+    return names
 
 
 def _read_tool_choice(value: Any, parallel: Any) -> ir.ToolChoice | None:
@@ -514,7 +606,7 @@ def response_to_ir(body: dict[str, Any]) -> ir.ChatResponse:
             continue
         kind = item.get("type")
         if kind == "message":
-            for c in item.get("content") or ():
+            for c in _list(item.get("content")):
                 if not isinstance(c, dict):
                     continue
                 if c.get("type") == "output_text":
@@ -545,7 +637,8 @@ def response_to_ir(body: dict[str, Any]) -> ir.ChatResponse:
             any(isinstance(p, ir.ToolCallPart) for p in parts),
         ),
         usage=usage_from(body.get("usage")),
-        created=int(created) if isinstance(created, int | float) else 0,
+        # Unix seconds; a float past 2**63 would not fit the 64-bit integer written back.
+        created=int(created) if isinstance(created, int | float) and 0 < created < 2**63 else 0,
     )
 
 
@@ -553,7 +646,7 @@ def _reasoning_text(item: dict[str, Any]) -> str:
     pieces = [
         _str(s.get("text"))
         for key in ("summary", "content")
-        for s in (item.get(key) or ())
+        for s in _list(item.get(key))
         if isinstance(s, dict)
     ]
     return "\n\n".join(p for p in pieces if p)
@@ -629,9 +722,14 @@ def _reasoning_item(item_id: str, text: str) -> dict[str, Any]:
 
 
 def _call_item(
-    item_id: str, call_id: str, name: str, arguments: str, status: str
+    item_id: str,
+    call_id: str,
+    name: str,
+    arguments: str,
+    status: str,
+    namespaces: dict[str, tuple[str, str]],
 ) -> dict[str, Any]:
-    return {
+    item = {
         "id": item_id,
         "type": "function_call",
         "call_id": call_id,
@@ -639,10 +737,16 @@ def _call_item(
         "arguments": arguments,
         "status": status,
     }
+    if name in namespaces:
+        item["namespace"], item["name"] = namespaces[name]
+    return item
 
 
-def response_from_ir(resp: ir.ChatResponse, *, model: str) -> dict[str, Any]:
-    """A `ChatResponse` as the Responses object a Responses client expects."""
+def response_from_ir(
+    resp: ir.ChatResponse, *, model: str, namespaces: dict[str, tuple[str, str]] | None = None
+) -> dict[str, Any]:
+    """A `ChatResponse` as the Responses object a Responses client expects; NAMESPACES
+    (from `namespaced_names`) names calls to namespace tools back."""
     response_id = _response_id(resp.id)
     item_status = (
         "incomplete" if resp.finish_reason in ("length", "content_filter") else "completed"
@@ -668,6 +772,7 @@ def response_from_ir(resp: ir.ChatResponse, *, model: str) -> dict[str, Any]:
                     part.name,
                     part.arguments,
                     "completed",
+                    namespaces or {},
                 )
             )
     return _response_object(
@@ -864,8 +969,15 @@ class StreamWriter:
     until the finish, so parallel calls whose argument pieces interleave stay correct.
     """
 
-    def __init__(self, model: str, *, created: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str,
+        *,
+        created: int | None = None,
+        namespaces: dict[str, tuple[str, str]] | None = None,
+    ) -> None:
         self.model = model
+        self._namespaces = namespaces or {}
         self._created = created if created is not None else int(time.time())
         self._seq = 0
         self._id = ""
@@ -899,7 +1011,9 @@ class StreamWriter:
             )
             self._state.blocks.append(block)
             self._state.calls[event.index] = block
-            item = _call_item(block.item_id, block.call_id, block.name, "", "in_progress")
+            item = _call_item(
+                block.item_id, block.call_id, block.name, "", "in_progress", self._namespaces
+            )
             self._emit(
                 out, "response.output_item.added", output_index=block.output_index, item=item
             )
@@ -954,7 +1068,9 @@ class StreamWriter:
             return _message_item(block.item_id, block.text, status)
         if block.kind == "reasoning":
             return _reasoning_item(block.item_id, block.text)
-        return _call_item(block.item_id, block.call_id, block.name, block.text, "completed")
+        return _call_item(
+            block.item_id, block.call_id, block.name, block.text, "completed", self._namespaces
+        )
 
     def _start(self, response_id: str, out: list[bytes]) -> None:
         self._id = response_id

@@ -161,12 +161,3 @@ def as_int(value: Any) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         return None
-
-
-def adapter_for(channel_type: str) -> VideoAdapter | None:
-    from relay.formats import seedance, sora
-
-    return {"openai": sora.ADAPTER, "doubao": seedance.ADAPTER}.get(channel_type)
-
-
-VIDEO_CHANNEL_TYPES = frozenset({"openai", "doubao"})

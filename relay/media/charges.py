@@ -78,9 +78,8 @@ def seedance_tokens(width: int, height: int, seconds: int) -> int:
 
 
 def _dearest_input(price: PriceSheet) -> PriceSheet:
-    dearest = max(price.input_per_1m, price.cache_read_per_1m or 0, price.cache_write_per_1m or 0)
     return PriceSheet(
-        input_per_1m=dearest,
+        input_per_1m=price.dearest_input_per_1m,
         output_per_1m=price.output_per_1m,
         per_request=price.per_request,
         per_image=price.per_image,

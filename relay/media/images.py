@@ -28,6 +28,7 @@ from relay import tokens
 from relay.asgi_io import Receive, Request, Send, read_body, send_bytes
 from relay.call import Call
 from relay.catalog import ChannelInfo, KeyInfo
+from relay.channel_types import CHANNEL_TYPES, IMAGE_TYPES
 from relay.errors import RelayError, bad_request, model_not_found, no_channel
 from relay.formats import openai
 from relay.formats.videos import Target
@@ -39,7 +40,6 @@ from relay.pipeline.forward import UpstreamFailure, pick_key
 from relay.pipeline.reserve import reserve
 from relay.pipeline.route import candidates
 
-IMAGE_CHANNEL_TYPES = frozenset({"openai", "doubao", "gemini"})
 DEFAULT_MODEL = "dall-e-2"
 MAX_IMAGES = 10
 MAX_INPUT_IMAGES = 16
@@ -278,7 +278,7 @@ async def generate(
     call.model = req.model
     authorize_model(key, req.model)
     all_routes = await candidates(req.model, key.group)
-    route = [c for c in all_routes if c.type in IMAGE_CHANNEL_TYPES]
+    route = [c for c in all_routes if c.type in IMAGE_TYPES]
     quality = req.payload.get("quality")
     quality = quality if isinstance(quality, str) else ""
     size = req.size or ""
@@ -308,9 +308,10 @@ async def generate(
 
     async def exchange(channel: ChannelInfo) -> ImageResult:
         model = channel.upstream_model(req.model)
-        if channel.type == "gemini":
+        style = CHANNEL_TYPES[channel.type].images
+        if style == "gemini":
             return await _gemini(channel, model, req)
-        if channel.type == "doubao":
+        if style == "doubao":
             return await _pass_through(_doubao_target(channel, model, req))
         return await _pass_through(_openai_target(channel, model, req))
 

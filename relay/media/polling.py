@@ -16,8 +16,9 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
+from relay.channel_types import video_adapter
 from relay.db import in_db_thread
-from relay.formats.videos import UpstreamVideo, adapter_for
+from relay.formats.videos import UpstreamVideo
 from relay.media import services
 from relay.media.selectors import channel_snapshot, task_key
 from relay.models import MediaTask
@@ -70,7 +71,7 @@ async def record(task_id: int, video: UpstreamVideo) -> None:
 async def poll_task(task: MediaTask, http: aiohttp.ClientSession) -> None:
     """Ask once. 429, 5xx and network trouble raise UpstreamBusy (the task waits for its
     next turn); an upstream that no longer knows the task fails it (hold released)."""
-    adapter = adapter_for(task.channel_type)
+    adapter = video_adapter(task.channel_type)
     if task.channel is None or adapter is None:
         await in_db_thread(services.media_task_fail)(
             task_id=task.pk, code="channel_removed", message="The upstream channel was removed."

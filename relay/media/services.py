@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from billing.holds import Settlement, hold_place, hold_settle
 from billing.pricing import PriceSheet
+from relay.channel_types import is_seedance
 from relay.media import charges
 from relay.models import MediaTask
 
@@ -137,6 +138,7 @@ def _settlement(task: MediaTask, *, cost: int, status: int, error_code: str) -> 
         "completion_tokens": min(task.output_tokens or 0, 2**31 - 1),
         "cache_read_tokens": 0,
         "cache_write_tokens": 0,
+        "cache_write_1h_tokens": 0,
         "reasoning_tokens": 0,
         "usage_estimated": False,
         "latency_ms": min(int((now - task.created_at).total_seconds() * 1000), 2**31 - 1),
@@ -144,6 +146,7 @@ def _settlement(task: MediaTask, *, cost: int, status: int, error_code: str) -> 
         "attempts": 1,
         "client_ip": task.client_ip,
         "user_agent": "",
+        "dropped_params": "",
     }
     return Settlement(
         reference=task.public_id,
@@ -171,7 +174,7 @@ def media_task_complete(
         actual = seconds if seconds and seconds > 0 else task.seconds
         price = PriceSheet(**task.price)
         tokens = output_tokens
-        if tokens is None and price.output_per_1m and task.channel_type == "doubao":
+        if tokens is None and price.output_per_1m and is_seedance(task.channel_type):
             width, _, height = task.size.partition("x")
             tokens = charges.seedance_tokens(int(width), int(height), actual)
         cost = charges.video_cost(price, task.multiplier, seconds=actual, output_tokens=tokens)

@@ -32,14 +32,13 @@ from relay.asgi_io import (
 )
 from relay.call import Call
 from relay.catalog import ChannelInfo, KeyInfo
+from relay.channel_types import VIDEO_TYPES, is_seedance, video_adapter
 from relay.db import in_db_thread
 from relay.errors import RelayError, bad_request, insufficient_quota, model_not_found, no_channel
 from relay.formats import seedance
 from relay.formats.videos import (
-    VIDEO_CHANNEL_TYPES,
     UpstreamVideo,
     VideoRequest,
-    adapter_for,
     parse_request,
 )
 from relay.media import charges, selectors, services
@@ -112,7 +111,7 @@ async def create(
     call.model = req.model
     authorize_model(key, req.model)
     all_routes = await candidates(req.model, key.group)
-    route = [c for c in all_routes if c.type in VIDEO_CHANNEL_TYPES]
+    route = [c for c in all_routes if c.type in VIDEO_TYPES]
     resolution, _ = seedance.resolution_and_ratio(req)
     price = await charges.tier_price(req.model, [req.size, resolution])
     if not route:
@@ -127,7 +126,7 @@ async def create(
             code="model_not_priced",
         )
     await check_rate_limits(key, 0)
-    seedance_route = any(c.type == "doubao" for c in route)
+    seedance_route = any(is_seedance(c.type) for c in route)
     amount = charges.video_hold(
         price,
         key.multiplier,
@@ -159,7 +158,7 @@ async def create(
         ) from None
 
     async def exchange(channel: ChannelInfo) -> tuple[UpstreamVideo, str]:
-        adapter = adapter_for(channel.type)
+        adapter = video_adapter(channel.type)
         if adapter is None:  # the route only holds video channel types
             raise UpstreamFailure("not a video channel", retryable=True)
         channel_key = pick_key(channel)
@@ -246,11 +245,11 @@ async def download(
     variant = request.query.get("variant", "video")
     if variant not in _VARIANTS:
         raise bad_request("'variant' must be video, thumbnail or spritesheet.", param="variant")
-    adapter = adapter_for(task.channel_type)
+    adapter = video_adapter(task.channel_type)
     if adapter is None:
         raise not_found(public_id)
     channel, channel_key = await in_db_thread(_channel_and_key)(task)
-    if task.channel_type == "doubao" and (variant != "video" or not task.result_url):
+    if is_seedance(task.channel_type) and (variant != "video" or not task.result_url):
         raise bad_request("This video has no such asset.", param="variant")
     target = adapter.content(channel, channel_key, task.upstream_id, task.result_url, variant)
     try:
@@ -318,7 +317,7 @@ async def list_videos(key: KeyInfo, request: Request, send: Send, headers: dict[
 async def delete(key: KeyInfo, public_id: str, send: Send, headers: dict[str, str]) -> None:
     """Cancel an unfinished task (hold released) and ask the upstream to drop it."""
     task = await _find(key, public_id)
-    adapter = adapter_for(task.channel_type)
+    adapter = video_adapter(task.channel_type)
     if adapter is not None and task.upstream_id and task.channel is not None:
         channel, channel_key = await in_db_thread(_channel_and_key)(task)
         try:

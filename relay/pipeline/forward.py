@@ -11,10 +11,8 @@ import orjson
 from django.conf import settings
 
 from relay.catalog import ChannelInfo
+from relay.pipeline import affinity as affinities
 from relay.upstream import session
-
-# Channel types that speak the OpenAI wire format for /v1/chat/completions and friends.
-OPENAI_TYPES = frozenset({"openai", "azure-openai", "doubao"})
 
 _rng = random.SystemRandom()
 
@@ -42,25 +40,15 @@ class UpstreamFailure(Exception):
         self.protocol: Any = None  # the failing channel's WireProtocol, set by the caller
 
 
-def pick_key(channel: ChannelInfo) -> str:
-    """One of the channel's upstream keys, at random, to spread load across them."""
-    return channel.keys[0] if len(channel.keys) == 1 else _rng.choice(channel.keys)
-
-
-def openai_target(
-    channel: ChannelInfo, path: str, upstream_model: str
-) -> tuple[str, dict[str, str]]:
-    """URL and auth headers for an OpenAI-format PATH such as '/chat/completions'."""
-    key = pick_key(channel)
-    headers = {"content-type": "application/json", "accept-encoding": "identity"}
-    if channel.type == "azure-openai":
-        version = channel.options.get("api_version", "2024-10-21")
-        url = f"{channel.base_url}/openai/deployments/{upstream_model}{path}?api-version={version}"
-        headers["api-key"] = key
-    else:
-        url = channel.base_url + path
-        headers["authorization"] = "Bearer " + key
-    return url, headers
+def pick_key(channel: ChannelInfo, affinity: bytes = b"") -> str:
+    """One of the channel's upstream keys: the conversation's own given an AFFINITY (the
+    provider's prompt cache is per account), else one at random, to spread load."""
+    keys = channel.keys
+    if len(keys) == 1:
+        return keys[0]
+    if affinity:
+        return keys[affinities.pick(affinity, channel.id, len(keys))]
+    return _rng.choice(keys)
 
 
 async def send(

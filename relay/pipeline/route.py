@@ -7,6 +7,7 @@ from itertools import groupby
 
 from relay.catalog import ChannelInfo, catalog
 from relay.cooldown import cooldowns
+from relay.pipeline import affinity as affinities
 
 _rng = random.SystemRandom()
 
@@ -18,11 +19,18 @@ def _weighted_order(channels: list[ChannelInfo]) -> list[ChannelInfo]:
     return sorted(channels, key=lambda c: _rng.random() ** (1.0 / c.weight), reverse=True)
 
 
-async def candidates(model: str, group: str) -> list[ChannelInfo]:
-    """Highest priority first, weighted random inside a priority, cooling channels last.
+def _affine_order(channels: list[ChannelInfo], affinity: bytes) -> list[ChannelInfo]:
+    """The same weighted order for every call of one conversation (relay/pipeline/affinity)."""
+    return sorted(channels, key=lambda c: affinities.rank(affinity, c.id, c.weight), reverse=True)
 
-    Cooling channels are kept at the very end so that a model whose every channel is
-    cooling down still gets one try rather than a certain failure.
+
+async def candidates(model: str, group: str, affinity: bytes = b"") -> list[ChannelInfo]:
+    """Highest priority first, weighted inside a priority, cooling channels last.
+
+    Inside a priority the order is weighted random, or, given an AFFINITY, weighted but
+    the same for every call that shares it (prompt caches stay warm). Cooling channels are
+    kept at the very end so that a model whose every channel is cooling down still gets
+    one try rather than a certain failure.
     """
     eligible = [
         c
@@ -38,5 +46,9 @@ async def candidates(model: str, group: str) -> list[ChannelInfo]:
     for part in (ready, resting):
         part.sort(key=lambda c: -c.priority)
         for _, same in groupby(part, key=lambda c: c.priority):
-            ordered.extend(_weighted_order(list(same)))
+            same_priority = list(same)
+            if affinity:
+                ordered.extend(_affine_order(same_priority, affinity))
+            else:
+                ordered.extend(_weighted_order(same_priority))
     return ordered

@@ -48,6 +48,12 @@ async def _run(settlement: Settlement) -> None:
         log.error("settlement failed for request %s: %s", settlement.reference, type(exc).__name__)
 
 
+def _text(value: str, limit: int) -> str:
+    """VALUE as a database can store it: no NUL, no lone surrogate, at most LIMIT long.
+    A log row is written for every request, whatever the client put in its model name."""
+    return value.encode("utf-8", "replace").decode().replace("\x00", "")[:limit]
+
+
 def log_row(call: Call, key: KeyInfo, usage: Usage | None) -> dict[str, Any]:
     """The request's `RequestLog` row as settlement writes it: metadata only, never content."""
     return {
@@ -57,22 +63,24 @@ def log_row(call: Call, key: KeyInfo, usage: Usage | None) -> dict[str, Any]:
         "api_key_id": key.id,
         "channel_id": call.channel_id,
         "endpoint": call.endpoint,
-        "model": call.model[:200],
-        "upstream_model": call.upstream_model[:200],
+        "model": _text(call.model, 200),
+        "upstream_model": _text(call.upstream_model, 200),
         "stream": call.stream,
         "status_code": call.status,
-        "error_code": call.error_code[:64],
+        "error_code": _text(call.error_code, 64),
         "prompt_tokens": usage.input_tokens if usage else 0,
         "completion_tokens": usage.output_tokens if usage else 0,
         "cache_read_tokens": usage.cache_read_tokens if usage else 0,
         "cache_write_tokens": usage.cache_write_tokens if usage else 0,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens if usage else 0,
         "reasoning_tokens": usage.reasoning_tokens if usage else 0,
         "usage_estimated": usage.estimated if usage else False,
         "latency_ms": call.elapsed_ms(),
         "ttfb_ms": call.ttfb_ms,
         "attempts": max(1, call.attempts),
         "client_ip": call.client_ip,
-        "user_agent": call.user_agent,
+        "user_agent": _text(call.user_agent, 300),
+        "dropped_params": call.dropped_params[:300],
     }
 
 

@@ -63,7 +63,10 @@ class Row:
 
 
 def _key_gone(attr: str) -> Callable[[Team], bool]:
-    return lambda t: not ApiKey.objects.filter(pk=getattr(t, attr).pk).exists()
+    # Deleted keys are revoked and hidden; the row stays for the ledger and the logs.
+    return lambda t: ApiKey.objects.filter(
+        pk=getattr(t, attr).pk, deleted_at__isnull=False, status=ApiKey.Status.REVOKED
+    ).exists()
 
 
 def _key_status(status: str) -> Callable[[Team], bool]:

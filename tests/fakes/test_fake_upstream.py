@@ -485,6 +485,151 @@ def test_it_records_requests(fake: FakeUpstream) -> None:
     assert fake.scenario == Scenario()
 
 
+def test_it_records_the_usage_it_reported(fake: FakeUpstream) -> None:
+    fake.configure(usage=USAGE)
+    with openai_client(fake) as client:
+        client.chat.completions.create(model="m", messages=HELLO)
+        client.models.list()
+    fake.fail(500, times=1)
+    with openai_client(fake) as client, pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="m", messages=HELLO)
+
+    assert [r.usage for r in fake.requests] == [USAGE, None, None]
+
+
+# A conversation offering the tool, the same one carrying the tool's result, and a side call
+# without tools, in each protocol: (path, stream path, offered, answered, side call).
+_LOOKUP_RESULT = {"q": "x"}
+TOOL_CONVERSATIONS: dict[str, tuple[str, str, Any, Any, Any]] = {
+    "chat": (
+        "/v1/chat/completions",
+        "/v1/chat/completions",
+        {
+            "model": "m",
+            "messages": HELLO,
+            "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
+        },
+        {
+            "model": "m",
+            "messages": [
+                *HELLO,
+                {
+                    "role": "assistant",
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "lookup", "arguments": "{}"},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": "42"},
+            ],
+            "tools": [{"type": "function", "function": {"name": "lookup", "parameters": {}}}],
+        },
+        {"model": "m", "messages": HELLO},
+    ),
+    "responses": (
+        "/v1/responses",
+        "/v1/responses",
+        # Inside a namespace, as Codex offers some of its tools.
+        {
+            "model": "m",
+            "input": "hi",
+            "tools": [
+                {
+                    "type": "namespace",
+                    "name": "ns",
+                    "tools": [{"type": "function", "name": "lookup"}],
+                }
+            ],
+        },
+        {
+            "model": "m",
+            "input": [
+                {"role": "user", "content": "hi"},
+                {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "42"},
+            ],
+            "tools": [{"type": "function", "name": "lookup"}],
+        },
+        {"model": "m", "input": "hi", "tools": [{"type": "function", "name": "other"}]},
+    ),
+    "messages": (
+        "/v1/messages",
+        "/v1/messages",
+        {"model": "m", "max_tokens": 9, "messages": HELLO, "tools": [{"name": "lookup"}]},
+        {
+            "model": "m",
+            "max_tokens": 9,
+            "messages": [
+                *HELLO,
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "c1", "name": "lookup", "input": {}}],
+                },
+                {
+                    "role": "user",
+                    "content": [{"type": "tool_result", "tool_use_id": "c1", "content": "42"}],
+                },
+            ],
+            "tools": [{"name": "lookup"}],
+        },
+        {"model": "m", "max_tokens": 9, "messages": HELLO},
+    ),
+    "gemini": (
+        "/v1beta/models/m:generateContent",
+        "/v1beta/models/m:streamGenerateContent?alt=sse",
+        {
+            "contents": [{"role": "user", "parts": [{"text": "hi"}]}],
+            "tools": [{"functionDeclarations": [{"name": "lookup"}]}],
+        },
+        {
+            "contents": [
+                {"role": "user", "parts": [{"text": "hi"}]},
+                {"role": "model", "parts": [{"functionCall": {"name": "lookup", "args": {}}}]},
+                {
+                    "role": "user",
+                    "parts": [{"functionResponse": {"name": "lookup", "response": {"a": 42}}}],
+                },
+            ],
+            "tools": [{"functionDeclarations": [{"name": "lookup"}]}],
+        },
+        {"contents": [{"role": "user", "parts": [{"text": "hi"}]}]},
+    ),
+}
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "stream"])
+@pytest.mark.parametrize("protocol", list(TOOL_CONVERSATIONS))
+def test_it_calls_the_tool_until_the_conversation_carries_its_result(
+    fake: FakeUpstream, protocol: str, stream: bool
+) -> None:
+    fake.configure(
+        tool_call=ToolCall(name="lookup", arguments=_LOOKUP_RESULT),
+        tool_call_until_result=True,
+        reply_text="all done",
+        stream_chunks=1,
+    )
+    path, stream_path, offered, answered, side_call = TOOL_CONVERSATIONS[protocol]
+
+    for body, tool_expected in ((offered, True), (answered, False), (side_call, False)):
+        if stream and protocol != "gemini":
+            body = {**body, "stream": True}
+        response = httpx.post(
+            fake.url + (stream_path if stream else path), json=body, headers={"x-api-key": "k"}
+        )
+
+        assert response.status_code == 200
+        # The outcome (and usage) is recorded once the fake finished writing.
+        [*_, record] = fake.wait_until(lambda requests: requests[-1].outcome != "pending")
+        assert (record.stream, record.tool_called) == (stream, tool_expected)
+        assert ("all done" in response.text) is not tool_expected
+        if tool_expected:
+            assert '"lookup"' in response.text
+        assert record.usage is not None
+
+
 def test_it_records_unknown_routes(fake: FakeUpstream) -> None:
     response = httpx.get(fake.url + "/v2/nowhere", headers={"Authorization": "Bearer k"})
 

@@ -139,6 +139,10 @@ class Scenario:
     linger_after_end: bool = False
     stream_chunks: int = 4  # content chunks the reply (or tool arguments) is split into
     tool_call: ToolCall | None = None
+    # With ``tool_call``: call the tool only in a conversation that offers a tool of that name
+    # and carries no tool result yet, else answer ``reply_text``. An agent's turn then runs
+    # tool call -> tool result -> text, and its side calls without that tool get text.
+    tool_call_until_result: bool = False
     failure: Failure | None = None
     embedding_dimensions: int = 8  # unless the request asks for `dimensions`
     models: tuple[str, ...] = DEFAULT_MODELS
@@ -165,6 +169,11 @@ class RecordedRequest:
     # pending, ok, rejected (auth, bad JSON, unknown route), cancelled (client went away),
     # or the failure mode that was played.
     outcome: str = "pending"
+    # The usage a generation reply reported, set once the reply went out whole (None: not
+    # a generation, an error or cut reply, or a scenario that hides usage).
+    usage: Usage | None = None
+    # Whether the reply was the scenario's tool call rather than text.
+    tool_called: bool = False
 
 
 # --- wire helpers -------------------------------------------------------------------------
@@ -239,6 +248,55 @@ def _last_user_text(body: Mapping[str, Any]) -> str:
                     if text:
                         return text
     return ""
+
+
+def _turns(body: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The conversation's messages / input items / contents, whatever the protocol."""
+    for name in ("messages", "input", "contents"):
+        value = body.get(name)
+        if isinstance(value, list):
+            yield from (item for item in value if isinstance(item, dict))
+
+
+_TOOL_RESULT_ITEMS = frozenset({"function_call_output", "custom_tool_call_output"})
+
+
+def _has_tool_result(body: Mapping[str, Any]) -> bool:
+    """Whether the conversation already carries a tool's result, in any protocol: a Chat
+    ``tool`` message, a Responses ``function_call_output`` item, an Anthropic
+    ``tool_result`` block or a Gemini ``functionResponse`` part."""
+    for turn in _turns(body):
+        if turn.get("role") == "tool" or turn.get("type") in _TOOL_RESULT_ITEMS:
+            return True
+        blocks = turn.get("content", turn.get("parts"))
+        if isinstance(blocks, list) and any(
+            isinstance(b, dict) and (b.get("type") == "tool_result" or "functionResponse" in b)
+            for b in blocks
+        ):
+            return True
+    return False
+
+
+def _offered_tools(body: Mapping[str, Any]) -> set[str]:
+    """Names of the function tools a request offers: Chat ``function.name``, Responses and
+    Anthropic ``name`` (inside namespaces too), Gemini ``functionDeclarations[].name``."""
+    names: set[str] = set()
+
+    def visit(tools: Any) -> None:
+        if not isinstance(tools, list):
+            return
+        for tool in tools:
+            if not isinstance(tool, dict):
+                continue
+            function = tool.get("function")
+            name = function.get("name") if isinstance(function, dict) else tool.get("name")
+            if isinstance(name, str):
+                names.add(name)
+            visit(tool.get("functionDeclarations"))
+            visit(tool.get("tools"))
+
+    visit(body.get("tools"))
+    return names
 
 
 def _split(text: str, pieces: int) -> list[str]:
@@ -398,6 +456,8 @@ class _Plan:
 
 
 _TOOL_ENDPOINTS = frozenset({"chat", "responses", "messages", "generate", "stream_generate"})
+# Endpoints whose replies report prompt and completion tokens.
+_USAGE_ENDPOINTS = _TOOL_ENDPOINTS | {"completions"}
 
 
 def _make_reply(call: _Call) -> _Reply:
@@ -406,6 +466,12 @@ def _make_reply(call: _Call) -> _Reply:
     if scenario.echo:
         text = _last_user_text(call.body) or text
     tool = scenario.tool_call if call.endpoint in _TOOL_ENDPOINTS else None
+    if (
+        tool
+        and scenario.tool_call_until_result
+        and (_has_tool_result(call.body) or tool.name not in _offered_tools(call.body))
+    ):
+        tool = None
     tool_args = orjson.dumps(dict(tool.arguments)).decode() if tool else ""
     usage = scenario.usage or Usage(
         prompt_tokens=count_tokens("\n".join(_texts(call.body))),
@@ -1445,11 +1511,14 @@ class FakeUpstream:
             self._finish(record, "cancelled")
             raise
 
-    def _finish(self, record: RecordedRequest | None, outcome: str) -> None:
+    def _finish(
+        self, record: RecordedRequest | None, outcome: str, usage: Usage | None = None
+    ) -> None:
         if record is None:
             return
         with self._changed:
             record.outcome = outcome
+            record.usage = usage
             self._changed.notify_all()
 
     async def _stall(self, request: web.Request) -> None:
@@ -1480,17 +1549,22 @@ class FakeUpstream:
                     failure.retry_after,
                 )
         reply = _make_reply(call)
+        if call.record is not None:
+            with self._lock:
+                call.record.tool_called = reply.tool is not None
+        # Recorded once the reply, usage included, went out whole.
+        usage = reply.usage if call.endpoint in _USAGE_ENDPOINTS else None
         streamer = _STREAMERS.get(call.endpoint) if call.stream else None
         if streamer is not None:
-            return await self._send_stream(request, call, streamer(call, reply))
+            return await self._send_stream(request, call, streamer(call, reply), usage)
         body = _BUILDERS[call.endpoint](call, reply)
         if failure is None:
-            self._finish(call.record, "ok")
+            self._finish(call.record, "ok", usage)
             return web.Response(body=body, headers=_JSON_HEADERS)
         return await self._send_truncated(request, call, failure, body)
 
     async def _send_stream(
-        self, request: web.Request, call: _Call, plan: _Plan
+        self, request: web.Request, call: _Call, plan: _Plan, usage: Usage | None = None
     ) -> web.StreamResponse:
         failure = call.failure
         body = plan.body if failure is None else plan.body[: failure.after_chunks]
@@ -1514,7 +1588,7 @@ class FakeUpstream:
                 if call.scenario.linger_after_end:
                     await self._stall(request)
                 await response.write_eof()
-                self._finish(call.record, "ok")
+                self._finish(call.record, "ok", usage)
                 return response
             if failure.mode == "error_midstream":
                 sequence = len(plan.head) + len(body)

@@ -25,7 +25,7 @@ def test_it_shows_rates_for_the_last_hour_by_channel(client: Client, admin_user:
         RequestLog.objects.create(
             request_id=f"r{n}", organization_id=1, endpoint="e", status_code=status,
             channel_id=channel.pk, prompt_tokens=50, completion_tokens=10,
-            created_at=now - dt.timedelta(minutes=n),
+            cache_read_tokens=40 if n < 3 else 0, created_at=now - dt.timedelta(minutes=n),
         )  # fmt: skip
     RequestLog.objects.create(  # older than an hour: not counted
         request_id="old", organization_id=1, endpoint="e", status_code=500,
@@ -39,7 +39,8 @@ def test_it_shows_rates_for_the_last_hour_by_channel(client: Client, admin_user:
     assert re.search(r'data-stat="tpm">6<', text)  # 360 tokens in 60 minutes
     assert re.search(r'data-stat="errors">33%<', text)
     row = text.split('data-channel="east"', 1)[1].split("</tr>", 1)[0]
-    assert re.findall(r"<td>([^<]*)</td>", row) == ["east", "6", "360", "2", "33%"]
+    # 120 of 300 prompt tokens came from the provider's cache.
+    assert re.findall(r"<td>([^<]*)</td>", row) == ["east", "6", "360", "2", "33%", "40%"]
 
 
 def test_it_is_for_staff_only(client: Client, owner: User) -> None:

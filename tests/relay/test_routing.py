@@ -10,9 +10,9 @@ from relay.models import Channel
 from tests.relay.conftest import Customer, wait_for
 
 
-def _ask(customer: Customer) -> object:
+def _ask(customer: Customer, text: str = "route me", **extra: object) -> object:
     return customer.openai().chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "route me"}]
+        model="gpt-4o-mini", messages=[{"role": "user", "content": text}], **extra
     )
 
 
@@ -149,11 +149,42 @@ def test_it_spreads_load_by_weight_inside_a_priority(
 ) -> None:
     openai_channel(name="heavy", api_keys=["sk-heavy"], weight=9)
     openai_channel(name="light", api_keys=["sk-light"], weight=1)
-    for _ in range(100):
-        _ask(customer)
+    for i in range(100):
+        _ask(customer, f"conversation {i}")  # 100 conversations, each its own affinity
     heavy = _keys_called(fake).count("sk-heavy")
     # Expected 90 of 100 (sd 3); both bounds fail by chance less than once in 10^4 runs.
     assert 75 <= heavy <= 99
+
+
+def test_one_conversation_stays_on_one_channel_and_upstream_key(
+    customer: Customer, openai_channel, priced, fake
+) -> None:
+    """Prompt caches are per channel and account: the turns of a conversation stay."""
+    openai_channel(name="a", api_keys=["sk-a1", "sk-a2", "sk-a3"])
+    openai_channel(name="b", api_keys=["sk-b1", "sk-b2", "sk-b3"])
+    for _ in range(12):
+        _ask(customer, "the same long prefix")
+    for i in range(12):
+        _ask(customer, "another prompt", prompt_cache_key="session-7", seed=i)
+    first, second = _keys_called(fake)[:12], _keys_called(fake)[12:]
+    assert len(set(first)) == 1 and len(set(second)) == 1
+    # Many conversations still use every channel and key.
+    for i in range(60):
+        _ask(customer, f"conversation {i}")
+    assert len(set(_keys_called(fake)[24:])) == 6
+
+
+def test_a_conversation_fails_over_when_its_channel_fails(
+    customer: Customer, openai_channel, priced, fake
+) -> None:
+    openai_channel(name="a", api_keys=["sk-a"])
+    openai_channel(name="b", api_keys=["sk-b"])
+    _ask(customer, "stay here")
+    home = _keys_called(fake)[0]
+    other = "sk-b" if home == "sk-a" else "sk-a"
+    fake.fail(500, key=home, times=1)
+    _ask(customer, "stay here")
+    assert _keys_called(fake)[1:] == [home, other]
 
 
 @pytest.mark.parametrize(

@@ -123,7 +123,9 @@ def test_it_passes_anthropic_through_and_bills_cache_writes(funded: Customer, ch
         model=MODEL,
         max_tokens=100,
         system=[{"type": "text", "text": "be brief", "cache_control": {"type": "ephemeral"}}],
-        messages=[{"role": "user", "content": "hello"}],
+        # Long enough for the 1,000 prompt tokens the fake reports: a charge never exceeds
+        # its hold, which is sized from the body.
+        messages=[{"role": "user", "content": "hello " * 600}],
     ) as stream:
         final = stream.get_final_message()
     sent = fake.requests[-1]
@@ -221,7 +223,7 @@ def test_it_refuses_previous_response_id_clearly(funded: Customer, channel, fake
     channel("openai-responses")
     with pytest.raises(openai.BadRequestError) as exc:
         funded.openai().responses.create(model=MODEL, input="hi", previous_response_id="resp_1")
-    assert "stateless" in str(exc.value)
+    assert "send the earlier items themselves in input, with store: false" in str(exc.value)
     assert fake.requests == []
 
 
@@ -342,3 +344,133 @@ def test_it_skips_a_channel_that_cannot_express_the_request(funded: Customer, ch
     assert [r.path for r in fake.requests] == ["/v1/messages"]
     log = _log()
     assert log.attempts == 1
+
+
+def test_it_drops_advisory_fields_and_names_them_in_a_header_and_the_log(
+    funded: Customer, channel, fake
+):
+    channel("openai")
+    body = {
+        "model": MODEL,
+        "max_tokens": 50,
+        "top_k": 5,
+        "context_management": {"edits": [{"type": "clear_thinking_20251015"}]},
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    headers = {"x-api-key": funded.secret, "anthropic-version": "2023-06-01"}
+
+    answer = httpx.post(funded.relay.url + "/v1/messages", json=body, headers=headers)
+
+    assert answer.status_code == 200
+    assert answer.headers["x-tokenhub-dropped-params"] == "top_k,context_management"
+    sent = fake.requests[-1].json
+    assert "top_k" not in sent and "context_management" not in sent
+    assert _log().dropped_params == "top_k,context_management"
+
+
+def test_a_strict_channel_refuses_what_it_would_drop(funded: Customer, channel, fake):
+    channel("openai", strict_fields=True)
+    body = {
+        "model": MODEL,
+        "max_tokens": 50,
+        "top_k": 5,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    headers = {"x-api-key": funded.secret, "anthropic-version": "2023-06-01"}
+
+    refused = httpx.post(funded.relay.url + "/v1/messages", json=body, headers=headers)
+
+    assert refused.status_code == 400
+    assert refused.json()["error"]["type"] == "invalid_request_error"
+    assert "'top_k'" in refused.json()["error"]["message"]
+    assert fake.requests == []
+
+
+def test_a_same_protocol_call_drops_nothing(funded: Customer, channel, fake):
+    channel("anthropic")
+    body = {
+        "model": MODEL,
+        "max_tokens": 50,
+        "top_k": 5,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    headers = {"x-api-key": funded.secret, "anthropic-version": "2023-06-01"}
+
+    answer = httpx.post(funded.relay.url + "/v1/messages", json=body, headers=headers)
+
+    assert answer.status_code == 200
+    assert "x-tokenhub-dropped-params" not in answer.headers
+    assert fake.requests[-1].json["top_k"] == 5
+    assert _log().dropped_params == ""
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_codex_style_namespace_tools_work_through_an_anthropic_channel(
+    funded: Customer, channel, fake, stream: bool
+):
+    channel("anthropic")
+    fake.configure(tool_call=ToolCall(name="multi_agent_v1__spawn_agent", arguments={"x": 1}))
+    body = {
+        "model": MODEL,
+        "input": "hi",
+        "stream": stream,
+        "tools": [
+            {
+                "type": "namespace",
+                "name": "multi_agent_v1",
+                "description": "Agents",
+                "tools": [{"type": "function", "name": "spawn_agent", "parameters": {}}],
+            },
+            {"type": "web_search", "external_web_access": False},
+        ],
+    }
+    headers = {"authorization": f"Bearer {funded.secret}"}
+
+    answer = httpx.post(funded.relay.url + "/v1/responses", json=body, headers=headers)
+
+    assert answer.status_code == 200
+    assert answer.headers["x-tokenhub-dropped-params"] == "tools.web_search"
+    assert [t["name"] for t in fake.requests[-1].json["tools"]] == ["multi_agent_v1__spawn_agent"]
+    if stream:
+        done = [
+            json.loads(line[6:])
+            for line in answer.text.splitlines()
+            if line.startswith("data: ") and "output_item.done" in line
+        ]
+        item = done[-1]["item"]
+    else:
+        item = answer.json()["output"][-1]
+    assert (item["type"], item["namespace"], item["name"]) == (
+        "function_call",
+        "multi_agent_v1",
+        "spawn_agent",
+    )
+
+
+@pytest.mark.parametrize("kind", ["anthropic", "gemini"])
+def test_it_asks_a_same_protocol_upstream_to_count_tokens(funded: Customer, channel, fake, kind):
+    channel(kind)
+    fake.configure(usage=Usage(prompt_tokens=1234, completion_tokens=1))
+
+    if kind == "anthropic":
+        count = _anthropic(funded).messages.count_tokens(
+            model=MODEL, messages=[{"role": "user", "content": "x" * 400}]
+        )
+        assert count.input_tokens == 1234
+        assert fake.requests[-1].path == "/v1/messages/count_tokens"
+    else:
+        total = _gemini(funded).models.count_tokens(model=MODEL, contents="y" * 400)
+        assert total.total_tokens == 1234
+        assert fake.requests[-1].path.endswith(f"/models/{MODEL}:countTokens")
+    assert not RequestLog.objects.exists()  # counting moves no money
+
+
+def test_it_estimates_the_count_when_the_upstream_cannot_count(funded: Customer, channel, fake):
+    channel("anthropic")
+    fake.fail(500)
+
+    count = _anthropic(funded).messages.count_tokens(
+        model=MODEL, messages=[{"role": "user", "content": "x" * 400}]
+    )
+
+    assert 100 <= count.input_tokens < 1234

@@ -12,6 +12,7 @@ _FLAGS = {
     "output": "output_per_1m",
     "cache_read": "cache_read_per_1m",
     "cache_write": "cache_write_per_1m",
+    "cache_write_1h": "cache_write_1h_per_1m",
     "per_request": "per_request",
     "per_image": "per_image",
     "per_second": "per_second",
@@ -29,6 +30,7 @@ class Command(BaseCommand):
         setp.add_argument("--output", metavar="USD_PER_1M")
         setp.add_argument("--cache-read", metavar="USD_PER_1M")
         setp.add_argument("--cache-write", metavar="USD_PER_1M")
+        setp.add_argument("--cache-write-1h", metavar="USD_PER_1M")
         setp.add_argument("--per-request", metavar="USD")
         setp.add_argument("--per-image", metavar="USD")
         setp.add_argument("--per-second", metavar="USD")

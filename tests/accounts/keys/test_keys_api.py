@@ -220,8 +220,11 @@ def test_it_deletes_a_key(api: Client, verified: User, make_key: MakeKey) -> Non
     key, _ = make_key(verified)
 
     assert api.delete(f"/api/v1/keys/{key.pk}").status_code == 204
-    assert not ApiKey.objects.filter(pk=key.pk).exists()
+    # Revoked and hidden; the row stays for the ledger, the logs and holds in flight.
+    key.refresh_from_db()
+    assert key.status == ApiKey.Status.REVOKED and key.deleted_at is not None
     assert api.get(f"/api/v1/keys/{key.pk}").status_code == 404
+    assert key.pk not in [k["id"] for k in api.get("/api/v1/keys").json()["data"]]
 
 
 def test_it_refuses_to_change_or_rotate_a_revoked_key(
@@ -261,3 +264,27 @@ def test_a_management_key_manages_keys_of_its_organization(
     assert created.status_code == 201
     rotated = client.post(f"/api/v1/keys/{created.json()['id']}/rotate", headers=auth)
     assert rotated.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"name": "x", "rpm": 5}, "rpm", "unknown field"),
+        ({"name": "x\u0000y"}, "name", "NUL"),
+        ({"pricing_group": "vip\u0000"}, "pricing_group", "NUL"),
+        ({"allowed_models": ["gpt\u0000"]}, "allowed_models", "NUL"),
+        ({"spend_limit": 2**70}, "spend_limit", "less than or equal"),
+    ],
+)
+def test_it_refuses_unknown_fields_nul_characters_and_huge_numbers(
+    api: Client, verified: User, make_key: MakeKey, body: dict[str, Any], field: str, message: str
+) -> None:
+    key, _ = make_key(verified)
+
+    created = _post(api, "/api/v1/keys", body)
+    changed = _patch(api, f"/api/v1/keys/{key.pk}", body)
+
+    for response in (created, changed):
+        assert response.status_code == 400
+        assert message in response.json()[field][0]
+    assert ApiKey.objects.count() == 1

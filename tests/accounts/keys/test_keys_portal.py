@@ -114,7 +114,9 @@ def test_it_rotates_disables_and_deletes(portal: Client, owner: User, make_key: 
     assert key.status == "disabled"
 
     portal.post(f"/dashboard/keys/{key.pk}/delete")
-    assert not ApiKey.objects.filter(pk=key.pk).exists()
+    key.refresh_from_db()
+    assert key.status == "revoked" and key.deleted_at is not None
+    assert key.prefix not in portal.get("/dashboard/keys/").content.decode()
 
 
 def test_get_is_not_allowed_on_write_endpoints(

@@ -4,6 +4,8 @@ and rotation, revocation, disabling and edits take effect on the very next reque
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
 from typing import Any
 
 import httpx
@@ -168,6 +170,40 @@ def test_a_deleted_key_stops_at_once(ready: Customer, api: Client) -> None:
     assert api.delete(f"/api/v1/keys/{key_id}").status_code == 204
 
     assert _chat(ready, secret).status_code == 401
+
+
+def test_deleting_a_key_under_traffic_answers_204_and_stops_the_key(
+    ready: Customer, api: Client
+) -> None:
+    """20 clients loop on one key while it is deleted: the delete succeeds, every request
+    started after its answer is refused, and the requests in flight settle."""
+    key_id, secret = _create(api)
+    done: list[tuple[float, int]] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            started = time.monotonic()
+            done.append((started, _chat(ready, secret).status_code))
+
+    threads = [threading.Thread(target=client) for _ in range(20)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_for(lambda: sum(status == 200 for _, status in done) >= 20, timeout=60)
+        assert api.delete(f"/api/v1/keys/{key_id}").status_code == 204
+        deleted = time.monotonic()
+        wait_for(lambda: sum(started > deleted for started, _ in done) >= 40, timeout=60)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    after = {status for started, status in done if started > deleted}
+    assert after == {401}
+    assert {status for _, status in done} <= {200, 401}
+    served = sum(status == 200 for _, status in done)
+    wait_for(lambda: RequestLog.objects.filter(status_code=200).count() == served, timeout=30)
 
 
 def test_a_rotation_reaches_every_server_process_at_once(

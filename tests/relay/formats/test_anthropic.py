@@ -16,6 +16,7 @@ from anthropic.types import MessageParam
 from billing.pricing import Usage
 from relay.formats import anthropic as fmt
 from relay.formats import ir
+from relay.protocols import ANTHROPIC
 from tests.relay.formats.canned import CannedServer
 
 PNG_B64 = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
@@ -275,7 +276,7 @@ SECRET = "TOP-SECRET-PROMPT"
 )
 def test_it_rejects_what_it_cannot_translate(body: dict[str, Any], field: str) -> None:
     with pytest.raises(ir.TranslationError) as caught:
-        fmt.request_to_ir(body)
+        ANTHROPIC.request_ir(body, "m", False, target="openai", strict=False)
 
     assert field in str(caught.value)
     assert SECRET not in str(caught.value)
@@ -443,6 +444,7 @@ UPSTREAM_MESSAGE: dict[str, Any] = {
         "input_tokens": 2095,
         "cache_creation_input_tokens": 400,
         "cache_read_input_tokens": 1500,
+        "cache_creation": {"ephemeral_5m_input_tokens": 100, "ephemeral_1h_input_tokens": 300},
         "output_tokens": 503,
         "service_tier": "standard",
     },
@@ -466,6 +468,7 @@ def test_it_reads_an_upstream_message() -> None:
         output_tokens=503,
         cache_read_tokens=1500,
         cache_write_tokens=400,
+        cache_write_1h_tokens=300,
     )
 
 
@@ -495,6 +498,7 @@ def test_it_writes_a_message_for_a_client() -> None:
             "input_tokens": 200,
             "cache_creation_input_tokens": 0,
             "cache_read_input_tokens": 800,
+            "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
             "output_tokens": 50,
         },
     }

@@ -12,6 +12,7 @@ from google.genai import types
 
 from billing.pricing import Usage
 from relay.formats import gemini, ir
+from relay.protocols import GEMINI
 from tests.relay.formats.canned import CannedServer
 
 MODEL = "gemini-2.5-flash"
@@ -353,7 +354,6 @@ def test_it_reads_tool_modes_and_thinking_levels() -> None:
             },
             "allowedFunctionNames",
         ),
-        ({"contents": [], "generationConfig": {"presencePenalty": 0.5}}, "presencePenalty"),
         ({"contents": [], "generationConfig": {"candidateCount": 2}}, "candidateCount"),
         (
             {"contents": [], "generationConfig": {"responseModalities": ["IMAGE"]}},
@@ -377,7 +377,7 @@ def test_it_rejects_what_it_cannot_translate_naming_the_field(
     body: dict[str, Any], field: str
 ) -> None:
     with pytest.raises(ir.TranslationError) as caught:
-        gemini.request_to_ir(body, model=MODEL, stream=False)
+        GEMINI.request_ir(body, MODEL, False, target="openai", strict=False)
 
     assert field in str(caught.value)
     assert SECRET not in str(caught.value)

@@ -24,6 +24,7 @@ from relay.formats.openai_chat import (
     response_to_ir,
     stream_include_usage,
 )
+from relay.protocols import OPENAI
 from tests.relay.formats.canned import CannedServer
 
 PNG = (
@@ -278,14 +279,13 @@ def test_it_rejects_top_k_for_an_openai_upstream() -> None:
         ("modalities", ["text", "audio"]),
         ("functions", [{"name": "f"}]),
         ("logit_bias", {"50256": -100}),
-        ("presence_penalty", 0.5),
-        ("frequency_penalty", 1),
+        ("web_search_options", {"search_context_size": "low"}),
     ],
 )
 def test_it_rejects_fields_it_cannot_carry_naming_them(field: str, value: Any) -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], field: value}
     with pytest.raises(ir.TranslationError, match=field):
-        request_to_ir(body)
+        OPENAI.request_ir(body, "m", False, target="anthropic", strict=False)
 
 
 def test_it_accepts_default_values_of_fields_it_cannot_carry() -> None:

@@ -13,6 +13,7 @@ from openai import OpenAI
 from billing.pricing import Usage
 from relay.formats import ir
 from relay.formats import responses as fmt
+from relay.protocols import RESPONSES
 from tests.relay.formats.canned import CannedServer
 
 # --- recorded-shape fixtures ----------------------------------------------------------------
@@ -359,11 +360,12 @@ def test_it_reads_a_full_conversation() -> None:
 
 
 def test_it_refuses_previous_response_id() -> None:
+    body = {"model": "m", "input": "hi", "previous_response_id": "resp_1"}
     with pytest.raises(ir.TranslationError) as caught:
-        fmt.request_to_ir({"model": "m", "input": "hi", "previous_response_id": "resp_1"})
+        RESPONSES.request_ir(body, "m", False, target="anthropic", strict=False)
     assert str(caught.value) == (
-        "previous_response_id is not supported: TokenHub is stateless; "
-        "send the full conversation in input"
+        "'previous_response_id' cannot be sent to this model's provider (TokenHub keeps no "
+        "conversation state: send the earlier items themselves in input, with store: false)."
     )
 
 
@@ -396,7 +398,7 @@ def test_it_refuses_previous_response_id() -> None:
             "file_id",
         ),
         (
-            {"model": "m", "input": "SECRET", "tools": [{"type": "web_search_preview"}]},
+            {"model": "m", "input": "SECRET", "tools": [{"type": "file_search"}]},
             "tools[0].type",
         ),
         ({"model": "m", "input": "SECRET", "tool_choice": {"type": "file_search"}}, "tool_choice"),
@@ -409,7 +411,7 @@ def test_it_refuses_invalid_or_untranslatable_requests_without_quoting_content(
     body: dict[str, Any], names: str
 ) -> None:
     with pytest.raises(ir.TranslationError) as caught:
-        fmt.request_to_ir(body)
+        RESPONSES.request_ir(body, "m", False, target="anthropic", strict=False)
     assert names in str(caught.value)
     assert "SECRET" not in str(caught.value)
 
@@ -936,3 +938,102 @@ def test_it_sends_requests_the_sdk_would_send_upstream(
     body = fmt.request_from_ir(req, upstream_model="gpt-4.1-mini")
     client.responses.create(**body)
     assert upstream.requests == [body]
+
+
+NAMESPACED_TOOLS = [
+    {"type": "function", "name": "exec_command", "parameters": {"type": "object"}},
+    {
+        "type": "namespace",
+        "name": "multi_agent_v1",
+        "description": "Agents",
+        "tools": [
+            {
+                "type": "function",
+                "name": "spawn_agent",
+                "description": "Start one",
+                "parameters": {"type": "object", "properties": {"message": {"type": "string"}}},
+            }
+        ],
+    },
+    {"type": "web_search", "external_web_access": False},
+]
+
+
+def test_it_flattens_namespace_tools_and_drops_an_offered_web_search() -> None:
+    body = {"model": "m", "input": "hi", "tools": NAMESPACED_TOOLS}
+
+    req, dropped = RESPONSES.request_ir(body, "m", False, target="anthropic", strict=False)
+
+    assert [t.name for t in req.tools] == ["exec_command", "multi_agent_v1__spawn_agent"]
+    assert req.tools[1].description == "Start one"
+    assert dropped == ("tools.web_search",)
+
+
+def test_a_strict_channel_refuses_the_web_search_it_would_drop() -> None:
+    body = {"model": "m", "input": "hi", "tools": NAMESPACED_TOOLS}
+
+    with pytest.raises(ir.TranslationError, match=r"'tools\.web_search'"):
+        RESPONSES.request_ir(body, "m", False, target="anthropic", strict=True)
+
+
+def test_it_refuses_built_in_tools_that_do_work_for_the_caller() -> None:
+    body = {"model": "m", "input": "hi", "tools": [{"type": "code_interpreter"}]}
+
+    with pytest.raises(ir.TranslationError, match="code_interpreter"):
+        RESPONSES.request_ir(body, "m", False, target="anthropic", strict=False)
+
+
+def test_it_reads_earlier_namespaced_calls_under_their_flat_name() -> None:
+    call = {
+        "type": "function_call",
+        "call_id": "c1",
+        "namespace": "multi_agent_v1",
+        "name": "spawn_agent",
+        "arguments": "{}",
+    }
+    body = {
+        "model": "m",
+        "tools": NAMESPACED_TOOLS[:2],
+        "input": [call, {"type": "function_call_output", "call_id": "c1", "output": "ok"}],
+    }
+
+    req = fmt.request_to_ir(body)
+
+    part = req.messages[0].parts[0]
+    assert isinstance(part, ir.ToolCallPart)
+    assert part.name == "multi_agent_v1__spawn_agent"
+
+
+def test_it_names_namespaced_calls_back_in_answers_and_streams() -> None:
+    names = fmt.namespaced_names({"tools": NAMESPACED_TOOLS})
+    call = ir.ToolCallPart(id="c1", name="multi_agent_v1__spawn_agent", arguments="{}")
+    plain = ir.ToolCallPart(id="c2", name="exec_command", arguments="{}")
+    resp = ir.ChatResponse(
+        id="r", model="m", parts=[call, plain], finish_reason="tool_calls", usage=None
+    )
+
+    output = fmt.response_from_ir(resp, model="m", namespaces=names)["output"]
+
+    assert [(o.get("namespace"), o["name"]) for o in output] == [
+        ("multi_agent_v1", "spawn_agent"),
+        (None, "exec_command"),
+    ]
+    writer = fmt.StreamWriter("m", namespaces=names)
+    events = b"".join(
+        writer.write(e)
+        for e in (
+            ir.StreamStart(id="r", model="m"),
+            ir.ToolCallStart(index=0, id="c1", name="multi_agent_v1__spawn_agent"),
+            ir.ToolCallDelta(index=0, arguments="{}"),
+            ir.StreamFinish(reason="tool_calls"),
+        )
+    )
+    done = [
+        json.loads(line[6:])
+        for line in events.split(b"\n")
+        if line.startswith(b"data: ") and b"output_item.done" in line
+    ]
+    assert (done[0]["item"]["namespace"], done[0]["item"]["name"]) == (
+        "multi_agent_v1",
+        "spawn_agent",
+    )
