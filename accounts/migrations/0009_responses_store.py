@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0008_apikey_deleted_at'),
+        ("accounts", "0008_apikey_deleted_at"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='organization',
-            name='store_responses',
-            field=models.BooleanField(default=False, help_text='Keep Responses API conversations briefly so that clients can continue them with previous_response_id. Stored encrypted with the calling API key, which TokenHub does not keep: unreadable without it; deleted after a short time.'),
+            model_name="organization",
+            name="store_responses",
+            field=models.BooleanField(
+                default=False,
+                help_text="Keep Responses API conversations briefly so that clients can continue them with previous_response_id. Stored encrypted with the calling API key, which TokenHub does not keep: unreadable without it; deleted after a short time.",
+            ),
         ),
     ]

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('logs', '0003_merge_audit_with_daily_usage'),
+        ("logs", "0003_merge_audit_with_daily_usage"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='requestlog',
-            name='cache_write_1h_tokens',
+            model_name="requestlog",
+            name="cache_write_1h_tokens",
             field=models.PositiveIntegerField(default=0),
         ),
         migrations.AddField(
-            model_name='requestlog',
-            name='dropped_params',
+            model_name="requestlog",
+            name="dropped_params",
             field=models.CharField(blank=True, max_length=300),
         ),
     ]
