@@ -3,7 +3,10 @@
 Checks, for every wallet: balance equals the sum of its ledger entries and held equals
 the sum of its open holds; no hold outlived its expiry by more than the sweep's grace;
 every paid top-up has its credit row and every top-up credit row belongs to a paid
-top-up; no provider event stayed unprocessed (its task gave up) for a day.
+top-up; no provider event stayed unprocessed (its task gave up) for a day; no key spent past
+its limit and no balance is negative without a refund, dispute or adjustment to explain it
+(relay traffic never charges more than it held); and, as findings for the operators, the
+channels whose upstreams reported usage beyond the requests' holds in the last day.
 """
 
 from __future__ import annotations
@@ -11,11 +14,12 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from django.db.models import BigIntegerField, OuterRef, QuerySet, Subquery, Sum, Value
+from django.db.models import BigIntegerField, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from billing.models import Hold, LedgerEntry, PaymentEvent, TopUp, Wallet
+from accounts.models import ApiKey
+from billing.models import Hold, LedgerEntry, PaymentEvent, TopUp, UncollectedUsage, Wallet
 from billing.money import micros_to_usd
 from billing.topups import SOURCE_TOPUP
 
@@ -108,7 +112,67 @@ def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
         )
     for source_id in sorted(credited):
         found.append(Discrepancy("topup", f"top-up {source_id}", "credited but not marked paid"))
+    found.extend(_limits_and_floors())
+    found.extend(_uncollected(since=now - dt.timedelta(days=1)))
     return found
+
+
+def _limits_and_floors() -> list[Discrepancy]:
+    found: list[Discrepancy] = []
+    over = ApiKey.objects.filter(spend_limit__isnull=False).filter(
+        Q(spend_limit_period=ApiKey.LimitPeriod.TOTAL, spent__gt=F("spend_limit"))
+        | Q(spend_limit_period=ApiKey.LimitPeriod.MONTH, period_spent__gt=F("spend_limit"))
+    )
+    for key in over.order_by("pk"):
+        spent = (
+            key.spent if key.spend_limit_period == ApiKey.LimitPeriod.TOTAL else key.period_spent
+        )
+        found.append(
+            Discrepancy(
+                "key",
+                f"key {key.pk} ({key.prefix})",
+                f"spent {micros_to_usd(spent)}, past its limit of "
+                f"{micros_to_usd(key.spend_limit or 0)}",
+            )
+        )
+    # A negative balance is explained by what took it below zero: a refund, a dispute or
+    # an adjustment may; a request charge never may (it is capped by its hold).
+    for wallet in Wallet.objects.filter(balance__lt=0).order_by("pk"):
+        crossing = (
+            LedgerEntry.objects.filter(wallet=wallet, balance_after__lt=0)
+            .filter(balance_after__gte=F("amount"))  # the balance before it was >= 0
+            .order_by("-created_at", "-pk")
+            .first()
+        )
+        if crossing is not None and crossing.kind == LedgerEntry.Kind.CHARGE:
+            found.append(
+                Discrepancy(
+                    "negative",
+                    _wallet_name(wallet),
+                    f"balance {micros_to_usd(wallet.balance)}, taken below zero by "
+                    f"{crossing.source_type} {crossing.source_id}",
+                )
+            )
+    return found
+
+
+def _uncollected(*, since: dt.datetime) -> list[Discrepancy]:
+    """Channels whose upstream reported more than the requests could have used."""
+    rows = (
+        UncollectedUsage.objects.filter(created_at__gte=since)
+        .values("channel_id")
+        .annotate(requests=Count("id"), amount=Sum("amount"))
+        .order_by("-amount")
+    )
+    return [
+        Discrepancy(
+            "uncollected",
+            f"channel {row['channel_id']}",
+            f"{row['requests']} requests reported beyond their hold in the last day; "
+            f"{micros_to_usd(row['amount'] or 0)} USD paid upstream, not charged",
+        )
+        for row in rows
+    ]
 
 
 def reconcile_alert_admins(*, discrepancies: list[Discrepancy]) -> int:

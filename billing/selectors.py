@@ -9,7 +9,7 @@ from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from accounts.models import Organization
-from billing.models import LedgerEntry, LowBalanceAlert, TopUp, Wallet
+from billing.models import LedgerEntry, LowBalanceAlert, TopUp, UncollectedUsage, Wallet
 from billing.topups import SOURCE_TOPUP
 
 
@@ -100,3 +100,20 @@ def ledger_statement(*, organization: Organization, month: dt.date) -> list[Ledg
         )
     lines.sort(key=lambda line: line.at, reverse=True)
     return lines
+
+
+def uncollected_recent(*, channel_ids: list[int], since: dt.datetime) -> dict[int, int]:
+    """Micro-USD reported beyond the holds since SINCE, for each of CHANNEL_IDS that has any."""
+    rows = (
+        UncollectedUsage.objects.filter(channel_id__in=channel_ids, created_at__gte=since)
+        .values("channel_id")
+        .annotate(total=Sum("amount"))
+        .order_by()
+    )
+    return {row["channel_id"]: row["total"] or 0 for row in rows}
+
+
+def uncollected_by_channel() -> dict[int | None, int]:
+    """Micro-USD reported beyond the requests' holds, per channel, since records began."""
+    rows = UncollectedUsage.objects.values("channel_id").annotate(total=Sum("amount"))
+    return {row["channel_id"]: row["total"] or 0 for row in rows.order_by()}

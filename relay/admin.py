@@ -12,6 +12,8 @@ from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
+from billing.money import micros_to_usd
+from billing.selectors import uncollected_recent
 from relay import cooldown
 from relay.channel_health import channel_test
 from relay.models import Channel, MediaTask
@@ -76,11 +78,15 @@ class HealthChangeList(ChangeList):
     def get_results(self, request: HttpRequest) -> None:
         super().get_results(request)
         rows = list(self.result_list)
-        stats = channel_stats(channel_ids=[c.pk for c in rows])
+        ids = [c.pk for c in rows]
+        stats = channel_stats(channel_ids=ids)
         cooling = cooldown.cooling_until()
+        since = timezone.now() - dt.timedelta(days=1)
+        over = uncollected_recent(channel_ids=ids, since=since)
         for row in rows:
             row.health_stats = stats.get(row.pk)
             row.cooldown_ends = cooling.get(row.pk)
+            row.uncollected = over.get(row.pk, 0)
         self.result_list = rows
 
 
@@ -97,6 +103,7 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
         "success_rate",
         "p50_latency",
         "cooling_until",
+        "over_reported",
         "last_probe",
         "disabled_reason",
     )
@@ -114,6 +121,12 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return HealthChangeList
+
+    @admin.display(description="over-reported (24h)")
+    def over_reported(self, obj: Channel) -> str:
+        """Usage the upstream reported beyond the requests' holds: not charged to anyone."""
+        micros = getattr(obj, "uncollected", 0)
+        return f"⚠ {micros_to_usd(micros)} USD" if micros else "-"
 
     @admin.display(description="success (1h)")
     def success_rate(self, obj: Channel) -> str:

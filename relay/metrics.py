@@ -21,6 +21,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from accounts.network import IPNetwork, client_ip, ip_allowed
+from billing.selectors import uncollected_by_channel
 from relay.redis_client import redis
 
 log = logging.getLogger(__name__)
@@ -165,9 +166,21 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     ip = client_ip(request.META.get("REMOTE_ADDR"), request.headers.get("x-forwarded-for", ""))
     if not by_token and not ip_allowed(ip, _allowed_networks()):
         return HttpResponse("forbidden\n", status=403, content_type="text/plain")
-    return HttpResponse(
-        render(collector.snapshot()), content_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    body = render(collector.snapshot()) + _uncollected()
+    return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+def _uncollected() -> str:
+    """From the database, not this process: every process's settlements count."""
+    out = [
+        "# HELP tokenhub_uncollected_usd_total Usage upstreams reported beyond the "
+        "requests' holds: paid upstream, not charged, in USD.",
+        "# TYPE tokenhub_uncollected_usd_total counter",
+    ]
+    for channel, micros in sorted(uncollected_by_channel().items(), key=lambda i: i[0] or 0):
+        labels = _labels(channel=channel if channel is not None else "")
+        out.append(f"tokenhub_uncollected_usd_total{labels} {micros / 1_000_000:.6f}")
+    return "\n".join(out) + "\n"
 
 
 def _allowed_networks() -> list[IPNetwork]:

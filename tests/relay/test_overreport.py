@@ -10,6 +10,7 @@ import pytest
 from accounts.models import ApiKey
 from accounts.services import key_create
 from billing.models import LedgerEntry, UncollectedUsage, Wallet
+from billing.money import micros_to_usd
 from billing.services import price_set
 from logs.models import RequestLog
 from tests.conftest import balance_set
@@ -114,3 +115,42 @@ def test_out_of_range_sizes_are_refused_before_anything_is_held(
     assert fake.requests == []
     assert Wallet.objects.get(organization=ready.org).held == 0
     assert ApiKey.objects.get(pk=ready.key.pk).held == 0
+
+
+def test_over_reporting_is_shown_to_the_operators(ready: Customer, fake, admin_user) -> None:
+    from django.test import Client
+
+    from billing.reconcile import reconcile_run
+    from tests.relay.test_metrics import _scrape
+
+    price_set(model=MODEL, input_per_1m=1_000_000, output_per_1m=100_000_000)
+    fake.configure(usage=Usage(prompt_tokens=10, completion_tokens=500_000))
+    _chat(ready, max_tokens=1)
+    (log,) = _settled()
+    missing = UncollectedUsage.objects.get(reference=log.request_id).amount
+
+    findings = [d for d in reconcile_run() if d.check == "uncollected"]
+    assert [d.subject for d in findings] == [f"channel {log.channel_id}"]
+    metrics = _scrape(ready).text
+    assert f'tokenhub_uncollected_usd_total{{channel="{log.channel_id}"}} ' in metrics
+    admin = Client()
+    admin.force_login(admin_user)
+    page = admin.get("/admin/relay/channel/").content.decode()
+    assert f'field-over_reported">⚠ {micros_to_usd(missing)} USD<' in page
+
+
+def test_reconcile_reports_a_key_past_its_limit_and_an_unexplained_negative_balance(
+    ready: Customer,
+) -> None:
+    from billing.reconcile import reconcile_run
+    from billing.services import wallet_credit
+
+    ApiKey.objects.filter(pk=ready.key.pk).update(spend_limit=100, spent=101)
+    wallet_credit(
+        organization=ready.org, amount=-(ready.balance() + 5), kind="charge",
+        source_type="request", source_id="req_overdrawn",
+    )  # fmt: skip
+
+    checks = {d.check for d in reconcile_run()}
+
+    assert {"key", "negative"} <= checks
