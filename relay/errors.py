@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import traceback
+
 
 class RelayError(Exception):
     """A failure to report to the client. `message` must never contain request content."""
@@ -69,3 +71,14 @@ def no_channel(model: str) -> RelayError:
         type="service_unavailable",
         code="no_available_channel",
     )
+
+
+def stack_of(exc: BaseException) -> str:
+    """Where EXC was raised: its type and each frame's file, line and function, outermost
+    first. Never its message or any value: those can quote request content."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    # The last two path parts (relay/proxy.py): enough to find it, no home directories.
+    where = " > ".join(
+        f"{'/'.join(f.filename.rsplit('/', 2)[-2:])}:{f.lineno} {f.name}" for f in frames
+    )
+    return f"{type(exc).__name__} at {where}" if where else type(exc).__name__

@@ -45,7 +45,7 @@ from relay.channel_types import (
 )
 from relay.cooldown import cooldowns
 from relay.db import in_db_thread
-from relay.errors import RelayError, bad_request, model_not_found, no_channel
+from relay.errors import RelayError, bad_request, model_not_found, no_channel, stack_of
 from relay.formats import fields, gemini, ir, openai, responses
 from relay.metrics import collector
 from relay.pipeline.affinity import affinity_key
@@ -152,7 +152,7 @@ async def proxy(
             call.status, call.error_code, call.client_gone = 499, "client_disconnected", True
         except Exception as exc:
             # The type only: exception messages can quote request content.
-            log.error("request %s failed: %s", call.request_id, type(exc).__name__)
+            log.error("request %s failed: %s", call.request_id, stack_of(exc))
             call.status, call.error_code = 500, "internal_error"
             if not call.response_started:
                 internal = RelayError(
@@ -608,6 +608,15 @@ async def _pump_stream(
                 type="upstream_error",
                 code="upstream_error",
             )
+            await send_chunk(send_, adapter.interrupted(err))
+        except ClientDisconnected:
+            raise
+        except Exception as exc:
+            # A parser or writer that could not handle what the upstream sent: the stream
+            # still ends, in the caller's format, and the failure is logged (no content).
+            log.error("request %s stream failed: %s", call.request_id, stack_of(exc))
+            call.status, call.error_code = 500, "internal_error"
+            err = RelayError(500, "Internal error.", type="server_error", code="internal_error")
             await send_chunk(send_, adapter.interrupted(err))
         await end_stream(send_)
 

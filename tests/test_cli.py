@@ -175,13 +175,15 @@ def test_it_sets_prices_in_usd(manage: Manage) -> None:
     out = manage(
         "price", "set", "gpt-4o",
         "--input", "2.5", "--output", "10", "--cache-read", "1.25", "--cache-write", "3.75",
-        "--per-request", "0.001", "--per-image", "0.04", "--per-second", "0.1",
+        "--cache-write-1h", "6", "--per-request", "0.001", "--per-image", "0.04",
+        "--per-second", "0.1",
     )  # fmt: skip
 
     assert _ok(out) == "gpt-4o"
     price = Price.objects.get(model="gpt-4o")
     assert (price.input_per_1m, price.output_per_1m) == (2_500_000, 10_000_000)
     assert (price.cache_read_per_1m, price.cache_write_per_1m) == (1_250_000, 3_750_000)
+    assert price.cache_write_1h_per_1m == 6_000_000
     assert (price.per_request, price.per_image, price.per_second) == (1_000, 40_000, 100_000)
 
 

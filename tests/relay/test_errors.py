@@ -190,3 +190,19 @@ def test_it_answers_unknown_paths_with_an_openai_404(ready: Customer) -> None:
     response = httpx.get(ready.base_url + "/nothing-here")
     assert response.status_code == 404
     assert _error(response)["code"] == "unknown_url"
+
+
+def test_an_internal_error_is_logged_with_its_stack_but_never_its_message() -> None:
+    from relay.errors import stack_of
+
+    def parse(body: str) -> None:
+        raise ValueError(f"cannot read {body}")
+
+    try:
+        parse("SECRET-PROMPT")
+    except ValueError as exc:
+        logged = stack_of(exc)
+
+    assert logged.startswith("ValueError at relay/test_errors.py:")
+    assert logged.endswith(" parse")
+    assert "SECRET" not in logged
