@@ -122,6 +122,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _configure(config: pytest.Config) -> None:
     if _session is not None:  # a nested in-process run: the environment is already set
         return
+    # Servers and workers the tests start run in production mode, which refuses the
+    # console email backend (sign-in links in the log): they keep mail in memory.
+    os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
     if os.environ.get("TOKENHUB_TEST_EMBEDDED") == "1":
         sqlite_dir = tempfile.mkdtemp(prefix="tokenhub-test-")
         _activate(config, _Cleanup(dirs=[sqlite_dir]), watchdog=False)
