@@ -12,6 +12,7 @@ import datetime as dt
 import ipaddress
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -154,7 +155,11 @@ class Catalog:
         self._channels: list[ChannelInfo] = []
         self._prices: dict[str, PriceSheet] = {}
         self._catalog_at = -1e9
-        self._lock = asyncio.Lock()
+        # One lock per event loop: an asyncio.Lock belongs to the loop it first waited in,
+        # and a process may run more than one loop (tests, the admin's sync-to-async calls).
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def clear(self) -> None:
         self._keys.clear()
@@ -174,7 +179,11 @@ class Catalog:
     async def _refresh(self) -> None:
         if time.monotonic() - self._catalog_at < settings.RELAY_CATALOG_SECONDS:
             return
-        async with self._lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        async with lock:
             if time.monotonic() - self._catalog_at < settings.RELAY_CATALOG_SECONDS:
                 return
             self._channels, self._prices = await in_db_thread(_load_catalog)()

@@ -151,7 +151,7 @@ async def proxy(
         except ClientDisconnected:
             call.status, call.error_code, call.client_gone = 499, "client_disconnected", True
         except Exception as exc:
-            # The type only: exception messages can quote request content.
+            # Where, never what: exception messages can quote request content.
             log.error("request %s failed: %s", call.request_id, stack_of(exc))
             call.status, call.error_code = 500, "internal_error"
             if not call.response_started:

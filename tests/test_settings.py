@@ -27,14 +27,19 @@ _SECRET_VARS = ("SECRET_KEY", "TOKENHUB_ENCRYPTION_KEYS", "DATABASE_URL", "REDIS
 
 
 def _django_setup(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return _run([sys.executable, "-c", "import django; django.setup()"], **env)
+
+
+def _run(command: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    """COMMAND in the checkout, with ENV and none of the outer secrets or databases."""
     base = {k: v for k, v in os.environ.items() if k.removesuffix("_FILE") not in _SECRET_VARS}
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        command,
         cwd=REPO,
         env={**base, "DJANGO_SETTINGS_MODULE": "tokenhub.settings", **env},
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
         check=False,
     )
 
@@ -105,16 +110,9 @@ def test_the_documented_production_configuration_passes_the_deploy_check(tmp_pat
         "SECURE_SSL_REDIRECT": "1",
         "SECURE_HSTS_SECONDS": "31536000",
     }
-    base = {k: v for k, v in os.environ.items() if k.removesuffix("_FILE") not in _SECRET_VARS}
 
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=REPO,
-        env={**base, "DJANGO_SETTINGS_MODULE": "tokenhub.settings", **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+    result = _run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], **env
     )
 
     assert result.returncode == 0, result.stderr

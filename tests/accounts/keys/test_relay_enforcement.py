@@ -172,21 +172,26 @@ def test_a_deleted_key_stops_at_once(ready: Customer, api: Client) -> None:
     assert _chat(ready, secret).status_code == 401
 
 
-def test_deleting_a_key_under_traffic_answers_204_and_stops_the_key(
-    ready: Customer, api: Client
-) -> None:
-    """20 clients loop on one key while it is deleted: the delete succeeds, every request
-    started after its answer is refused, and the requests in flight settle."""
+def _delete_under_traffic(api: Client, bases: list[str]) -> None:
+    """20 clients loop on one key, spread over BASES, while it is deleted: the delete
+    succeeds, every request started after its answer is refused, and the requests in
+    flight settle."""
     key_id, secret = _create(api)
     done: list[tuple[float, int]] = []
     stop = threading.Event()
 
-    def client() -> None:
+    def client(base: str) -> None:
         while not stop.is_set():
             started = time.monotonic()
-            done.append((started, _chat(ready, secret).status_code))
+            status = httpx.post(
+                base + "/chat/completions",
+                json=CHAT,
+                headers={"authorization": f"Bearer {secret}"},
+                timeout=30,
+            ).status_code
+            done.append((started, status))
 
-    threads = [threading.Thread(target=client) for _ in range(20)]
+    threads = [threading.Thread(target=client, args=(bases[n % len(bases)],)) for n in range(20)]
     for thread in threads:
         thread.start()
     try:
@@ -204,6 +209,18 @@ def test_deleting_a_key_under_traffic_answers_204_and_stops_the_key(
     assert {status for _, status in done} <= {200, 401}
     served = sum(status == 200 for _, status in done)
     wait_for(lambda: RequestLog.objects.filter(status_code=200).count() == served, timeout=30)
+
+
+def test_deleting_a_key_under_traffic_answers_204_and_stops_the_key(
+    ready: Customer, api: Client
+) -> None:
+    _delete_under_traffic(api, [ready.base_url])
+
+
+def test_deleting_a_key_under_traffic_stops_it_in_every_server_process(
+    ready: Customer, api: Client, two_relays: list[str]
+) -> None:
+    _delete_under_traffic(api, two_relays)
 
 
 def test_a_rotation_reaches_every_server_process_at_once(
