@@ -102,7 +102,7 @@ def _screen(
     table: Table, body: dict[str, Any], target: str, strict: bool, prefix: str,
     dropped: list[str],
 ) -> dict[str, Any]:  # fmt: skip
-    out = body
+    kept = dict(body)  # translation only: the pass-through paths never come here
     for name, value in body.items():
         rule = table.rule(name)
         if rule.inert(value):
@@ -111,21 +111,22 @@ def _screen(
         kind = rule.kind_for(target)
         if kind is Kind.TRANSLATED:
             if rule.nested is not None and isinstance(value, dict):
-                inner = _screen(rule.nested, value, target, strict, path + ".", dropped)
-                if inner is not value:
-                    out = out if out is not body else dict(body)
-                    out[name] = inner
+                kept[name] = _screen(rule.nested, value, target, strict, path + ".", dropped)
             continue
         if kind is Kind.SEMANTIC or strict:
             raise TranslationError(_refusal(path, rule, strict=kind is Kind.ADVISORY))
-        out = out if out is not body else dict(body)
-        del out[name]
+        del kept[name]
         dropped.append(path)
-    return out
+    return kept
+
+
+def _shown(path: str) -> str:
+    """A field's name for an error text, if it is safe to repeat there."""
+    return f"'{path}'" if _SAFE_NAME.fullmatch(path) else "A field"
 
 
 def strict_refusal(path: str) -> str:
-    shown = f"'{path}'" if _SAFE_NAME.fullmatch(path) else "A field"
+    shown = _shown(path)
     return (
         f"{shown} cannot be sent to this model's provider, and this channel refuses "
         "the fields it would drop."
@@ -135,7 +136,7 @@ def strict_refusal(path: str) -> str:
 def _refusal(path: str, rule: Rule, *, strict: bool) -> str:
     if strict:
         return strict_refusal(path)
-    shown = f"'{path}'" if _SAFE_NAME.fullmatch(path) else "A field"
+    shown = _shown(path)
     reason = f" ({rule.note})" if rule.note else ""
     return f"{shown} cannot be sent to this model's provider{reason}."
 

@@ -114,9 +114,8 @@ AGENTS = {
 }
 
 
-def channel_types(agent: str) -> list[Any]:
-    """The channel types to run AGENT through: every one."""
-    return [pytest.param(kind, id=kind) for kind in CHANNEL_TYPES]
+# Every agent runs through every channel type.
+EVERY_CHANNEL_TYPE = [pytest.param(kind, id=kind) for kind in CHANNEL_TYPES]
 
 
 def agent_binary(name: str) -> Path:

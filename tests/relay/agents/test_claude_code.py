@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from tests.relay.agents.conftest import AGENTS, AgentTurn, channel_types
+from tests.relay.agents.conftest import AGENTS, EVERY_CHANNEL_TYPE, AgentTurn
 
 AGENT = "claude"
 
 
-@pytest.mark.parametrize("channel_type", channel_types(AGENT))
+@pytest.mark.parametrize("channel_type", EVERY_CHANNEL_TYPE)
 def test_it_finishes_a_turn_with_a_tool_call(
     agent_turn: AgentTurn,
     channel_type: str,
