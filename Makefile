@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 WORKERS ?= 1
+# SIGTERM: requests in flight get this long to finish, then are cut and settled.
+SHUTDOWN_DRAIN_SECONDS ?= 20
 
 .PHONY: install run serve worker beat test lint typecheck pytest bench bench-dashboard clean
 
@@ -25,7 +27,7 @@ run: install
 serve: install
 	$(BIN)/uvicorn tokenhub.asgi:application --host $(HOST) --port $(PORT) \
 		--workers $(WORKERS) --loop uvloop --http httptools --no-access-log --lifespan on \
-		--no-proxy-headers
+		--no-proxy-headers --timeout-graceful-shutdown $(SHUTDOWN_DRAIN_SECONDS)
 
 worker: install
 	$(BIN)/celery -A tokenhub worker -l INFO

@@ -6,7 +6,7 @@
   awaits its own commit, so nothing is reported settled before it is. A batch that fails
   (say, a deadlock victim) is retried whole, then item by item; settling is idempotent,
   so a retry never charges twice. What a killed process never settled stays a hold until
-  the sweep releases it.
+  its lease lapses and the sweep settles it from its journal (billing/journal.py).
 """
 
 from __future__ import annotations
@@ -84,14 +84,23 @@ class FastLedger:
             await self.pool.open()
 
     async def place(
-        self, *, reference: str, wallet_id: int, api_key_id: int | None, amount: int, ttl: float
+        self,
+        *,
+        reference: str,
+        wallet_id: int,
+        api_key_id: int | None,
+        amount: int,
+        ttl: float,
+        lease: str = "",
+        progress: dict[str, Any] | None = None,
     ) -> None:
         await self._open()
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT th_hold_place(%s, %s, %s, %s, %s)",
-                (reference, wallet_id, api_key_id, amount, ttl),
-            )
+                "SELECT th_hold_place(%s, %s, %s, %s, %s, %s, %s)",
+                (reference, wallet_id, api_key_id, amount, ttl, lease,
+                 Jsonb(progress or {}, dumps=_dumps)),
+            )  # fmt: skip
             row = await cur.fetchone()
         outcome = row[0] if row else 1
         if outcome == 1:

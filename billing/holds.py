@@ -8,25 +8,38 @@ Guarantees (tested on PostgreSQL under concurrency):
 - a charge never exceeds its hold: usage reported beyond it is recorded as
   `UncollectedUsage` (the operator's loss, flagged per channel), so relay traffic never
   drives a balance below zero nor a key past its spend limit;
-- a hold whose request never settled (process killed) is released by `holds_sweep`.
+- a hold whose request can no longer settle (its process died, so its lease lapsed; or it
+  outlived its expiry) is settled by `holds_sweep` from its last progress snapshot
+  (billing/journal.py), at most the hold, or released when it has none.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from accounts.models import ApiKey
 from billing.exceptions import InsufficientBalance
-from billing.models import Hold, LedgerEntry, UncollectedUsage, Wallet
+from billing.journal import journal_read
+from billing.models import Hold, Lease, LedgerEntry, UncollectedUsage, Wallet
+from billing.pg_functions import LOG_COLUMNS
 from logs.models import RequestLog
 
+log = logging.getLogger(__name__)
 SOURCE_REQUEST = "request"
+SWEEP_BATCH = 500
+# The log row of a request whose process died under it.
+INTERRUPTED_STATUS = 500
+INTERRUPTED_CODE = "interrupted"
+_SNAPSHOT_COLUMNS = frozenset(LOG_COLUMNS) - {"request_id", "cost"}
 
 
 class KeyLimitExceeded(InsufficientBalance):
@@ -53,8 +66,12 @@ def hold_place(
     api_key_id: int | None,
     amount: int,
     ttl_seconds: int,
+    lease: str = "",
+    progress: dict[str, Any] | None = None,
 ) -> None:
-    """Reserve AMOUNT for a request; atomic; raises InsufficientBalance or KeyLimitExceeded."""
+    """Reserve AMOUNT for a request; atomic; raises InsufficientBalance or KeyLimitExceeded.
+
+    LEASE ties the hold to the placing process; PROGRESS is its first snapshot."""
     now = timezone.now()
     with transaction.atomic():
         # Lock order everywhere: wallet, then key. (The reverse deadlocks with settle.)
@@ -81,7 +98,15 @@ def hold_place(
             api_key_id=api_key_id,
             amount=amount,
             expires_at=now + dt.timedelta(seconds=ttl_seconds),
+            lease=lease,
+            progress=progress or {},
         )
+
+
+def hold_progress_set(*, reference: str, progress: dict[str, Any]) -> None:
+    """Journal a request's progress on its hold (when there is no Redis); a no-op once
+    the request settled."""
+    Hold.objects.filter(reference=reference).update(progress=progress)
 
 
 def hold_settle(settlement: Settlement) -> bool:
@@ -153,9 +178,57 @@ def hold_release(*, reference: str) -> bool:
 
 
 def holds_sweep(*, now: dt.datetime | None = None) -> int:
-    """Release holds past their expiry: their request died without settling."""
+    """Settle or release the holds whose request can no longer settle itself: its process
+    died (no live lease for LEASE_TTL_SECONDS) or it outlived its expiry. Each is settled
+    from its newest progress snapshot (charged at most the hold, logged as interrupted),
+    or released when it has none. Safe to run anywhere, any number of times at once."""
     now = now or timezone.now()
-    released = 0
-    for reference in Hold.objects.filter(expires_at__lt=now).values_list("reference", flat=True):
-        released += hold_release(reference=reference)
-    return released
+    lapsed = now - dt.timedelta(seconds=settings.LEASE_TTL_SECONDS)
+    live = Lease.objects.filter(expires_at__gte=now).values("id")
+    orphaned = list(
+        Hold.objects.filter(
+            Q(expires_at__lt=now)
+            | (Q(lease__gt="") & Q(created_at__lt=lapsed) & ~Q(lease__in=live))
+        ).values_list("reference", "wallet_id", "api_key_id", "progress")[:SWEEP_BATCH]
+    )
+    journal = journal_read([row[0] for row in orphaned])
+    done = 0
+    for reference, wallet_id, api_key_id, progress in orphaned:
+        settlement = _interrupted(
+            reference, wallet_id, api_key_id, journal.get(reference) or progress
+        )
+        if settlement is not None:
+            try:
+                if hold_settle(settlement):
+                    done += 1
+                    continue
+            except Exception as exc:  # a damaged snapshot must not keep the credit locked
+                log.error("sweep could not settle request %s: %s", reference, type(exc).__name__)
+        done += hold_release(reference=reference)
+    Lease.objects.filter(expires_at__lt=lapsed).exclude(
+        id__in=Hold.objects.filter(lease__gt="").values("lease")
+    ).delete()
+    return done
+
+
+def _interrupted(
+    reference: str, wallet_id: int, api_key_id: int | None, snapshot: Any
+) -> Settlement | None:
+    """The settlement of a request cut off by its process's death, from its snapshot."""
+    row = snapshot.get("log") if isinstance(snapshot, dict) else None
+    if not isinstance(row, dict):
+        return None
+    cost = snapshot.get("cost")
+    log = {k: v for k, v in row.items() if k in _SNAPSHOT_COLUMNS}
+    created = log.get("created_at")
+    log["created_at"] = (parse_datetime(created) if isinstance(created, str) else None) or (
+        timezone.now()
+    )
+    log["status_code"], log["error_code"] = INTERRUPTED_STATUS, INTERRUPTED_CODE
+    return Settlement(
+        reference=reference,
+        wallet_id=wallet_id,
+        api_key_id=api_key_id,
+        cost=cost if isinstance(cost, int) and cost > 0 else 0,
+        log=log,
+    )

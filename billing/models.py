@@ -116,9 +116,30 @@ class Hold(models.Model):
     )
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
+    # The serving process's lease (billing/leases.py); empty for media-task holds, which
+    # outlive any process and expire instead.
+    lease = models.CharField(max_length=40, blank=True, default="", db_index=True)
+    # What the sweep settles if the process dies: {"cost": micro-USD, "log": the request
+    # log row so far}. Metadata only, never content. A stream's progress is journaled
+    # here, or in Redis when there is one (billing/journal.py).
+    progress = models.JSONField(default=dict, blank=True)
 
     def __str__(self) -> str:
         return f"hold {self.reference} {self.amount}"
+
+
+class Lease(models.Model):
+    """A serving event loop's claim on the holds it places, renewed while it runs. Holds
+    whose lease lapsed belong to a process that died: the sweep settles or releases them."""
+
+    id = models.CharField(primary_key=True, max_length=40)
+    host = models.CharField(max_length=200, blank=True)
+    pid = models.IntegerField(default=0)
+    started_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"lease {self.id} ({self.host} pid {self.pid})"
 
 
 class UncollectedUsage(models.Model):

@@ -36,7 +36,8 @@ LOG_COLUMNS = (
 
 HOLD_PLACE = """
 CREATE OR REPLACE FUNCTION th_hold_place(
-    p_ref text, p_wallet bigint, p_key bigint, p_amount bigint, p_ttl double precision
+    p_ref text, p_wallet bigint, p_key bigint, p_amount bigint, p_ttl double precision,
+    p_lease text, p_progress jsonb
 ) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
     v_month date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
@@ -64,8 +65,10 @@ BEGIN
             RETURN 2;
         END IF;
     END IF;
-    INSERT INTO billing_hold (reference, wallet_id, api_key_id, amount, created_at, expires_at)
-    VALUES (p_ref, p_wallet, p_key, p_amount, now(), now() + make_interval(secs => p_ttl));
+    INSERT INTO billing_hold
+        (reference, wallet_id, api_key_id, amount, created_at, expires_at, lease, progress)
+    VALUES (p_ref, p_wallet, p_key, p_amount, now(), now() + make_interval(secs => p_ttl),
+            p_lease, p_progress);
     RETURN 0;
 END $$;
 """
@@ -150,6 +153,15 @@ WITH items AS (
 SELECT reference FROM settled
 """  # noqa: S608
 
-DROP = """
+# The function before holds had a lease (migration billing/0007 replaces it).
+DROP_V1 = """
 DROP FUNCTION IF EXISTS th_hold_place(text, bigint, bigint, bigint, double precision);
 """
+
+DROP = (
+    DROP_V1
+    + """
+DROP FUNCTION IF EXISTS th_hold_place(
+    text, bigint, bigint, bigint, double precision, text, jsonb);
+"""
+)

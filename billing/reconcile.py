@@ -1,7 +1,8 @@
 """Reconciliation: prove the books. Read-only; every discrepancy is reported, none fixed.
 
 Checks, for every wallet: balance equals the sum of its ledger entries and held equals
-the sum of its open holds; no hold outlived its expiry by more than the sweep's grace;
+the sum of its open holds; no hold outlived its expiry, or the server that placed it, by
+more than the sweep's grace;
 every paid top-up has its credit row and every top-up credit row belongs to a paid
 top-up; no provider event stayed unprocessed (its task gave up) for a day; no key spent past
 its limit and no balance is negative without a refund, dispute or adjustment to explain it
@@ -14,12 +15,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import BigIntegerField, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from billing.models import Hold, LedgerEntry, PaymentEvent, TopUp, UncollectedUsage, Wallet
+from billing.models import Hold, Lease, LedgerEntry, PaymentEvent, TopUp, UncollectedUsage, Wallet
 from billing.money import micros_to_usd
 from billing.topups import SOURCE_TOPUP
 
@@ -82,6 +84,14 @@ def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
             Discrepancy(
                 "hold", f"hold {hold.reference}", f"expired at {hold.expires_at.isoformat()}"
             )
+        )
+    # A dead process's holds are swept within a minute; these were not.
+    unswept = now - HOLD_GRACE - dt.timedelta(seconds=settings.LEASE_TTL_SECONDS)
+    live = Lease.objects.filter(expires_at__gte=now - HOLD_GRACE).values("id")
+    dead = Hold.objects.filter(lease__gt="", created_at__lt=unswept).exclude(lease__in=live)
+    for hold in dead.order_by("pk"):
+        found.append(
+            Discrepancy("hold", f"hold {hold.reference}", f"its server (lease {hold.lease}) died")
         )
     paid = TopUp.objects.filter(state=TopUp.State.PAID).values_list("pk", "credit")
     credited = dict(

@@ -113,6 +113,18 @@ def uncollected_recent(*, channel_ids: list[int], since: dt.datetime) -> dict[in
     return {row["channel_id"]: row["total"] or 0 for row in rows}
 
 
+def uncollected_counts(
+    *, since: dt.datetime, channel_ids: list[int] | None = None
+) -> dict[int, int]:
+    """Requests reported beyond their holds since SINCE, per channel that has any (all
+    channels, or CHANNEL_IDS)."""
+    rows = UncollectedUsage.objects.filter(created_at__gte=since, channel_id__isnull=False)
+    if channel_ids is not None:
+        rows = rows.filter(channel_id__in=channel_ids)
+    counts = rows.values("channel_id").annotate(n=Count("id")).order_by()
+    return {row["channel_id"]: row["n"] for row in counts}
+
+
 def uncollected_by_channel() -> dict[int | None, int]:
     """Micro-USD reported beyond the requests' holds, per channel, since records began."""
     rows = UncollectedUsage.objects.values("channel_id").annotate(total=Sum("amount"))

@@ -1,5 +1,5 @@
 """The admin's status page (`/admin/status/`): the last hour of traffic, per minute and
-per channel, from request metadata."""
+per channel, from request metadata, and the channels flagged for over-reporting."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from logs.models import RequestLog
 from relay.models import Channel
+from relay.selectors import channels_overreport_flagged
 
 
 def traffic_last_hour(*, now: dt.datetime | None = None) -> dict[str, Any]:
@@ -68,5 +69,9 @@ def traffic_last_hour(*, now: dt.datetime | None = None) -> dict[str, Any]:
 
 @staff_member_required
 def status_page(request: HttpRequest) -> HttpResponse:
-    context = {"title": "Status: the last hour", **traffic_last_hour()}
+    context = {
+        "title": "Status: the last hour",
+        **traffic_last_hour(),
+        "overreporting": list(channels_overreport_flagged()),
+    }
     return render(request, "admin/status.html", context)

@@ -11,6 +11,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
 
 from billing.money import micros_to_usd
 from billing.selectors import uncollected_recent
@@ -18,7 +20,11 @@ from relay import cooldown
 from relay.channel_health import channel_test
 from relay.models import Channel, MediaTask
 from relay.selectors import channel_stats
-from relay.services import InvalidChannel, channels_assign_models
+from relay.services import (
+    InvalidChannel,
+    channels_assign_models,
+    channels_overreport_acknowledge,
+)
 
 
 class ChannelForm(forms.ModelForm[Channel]):
@@ -90,6 +96,21 @@ class HealthChangeList(ChangeList):
         self.result_list = rows
 
 
+class OverreportFilter(admin.SimpleListFilter):
+    title = "over-reporting"
+    parameter_name = "overreport"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("flagged", "Flagged"), ("no", "Not flagged")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Channel]) -> QuerySet[Channel]:
+        if self.value() == "flagged":
+            return queryset.filter(overreport_flagged_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(overreport_flagged_at__isnull=True)
+        return queryset
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin[Channel]):
     form = ChannelForm
@@ -104,20 +125,24 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
         "p50_latency",
         "cooling_until",
         "over_reported",
+        "overreport_flag",
         "last_probe",
         "disabled_reason",
     )
-    list_filter = ("type", "status")
+    list_filter = ("type", "status", OverreportFilter)
     search_fields = ("name", "base_url")
     readonly_fields: ClassVar = [
         "probed_at",
         "probe_ok",
         "probe_latency_ms",
         "probe_error",
+        "overreport_flagged_at",
+        "overreport_note",
+        "overreport_acknowledged_at",
         "created_at",
         "updated_at",
     ]
-    actions = ("test_now", "enable", "disable", "assign_models")
+    actions = ("test_now", "enable", "disable", "assign_models", "acknowledge_overreport")
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return HealthChangeList
@@ -127,6 +152,18 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
         """Usage the upstream reported beyond the requests' holds: not charged to anyone."""
         micros = getattr(obj, "uncollected", 0)
         return f"⚠ {micros_to_usd(micros)} USD" if micros else "-"
+
+    @admin.display(description="over-reporting", ordering="overreport_flagged_at")
+    def overreport_flag(self, obj: Channel) -> SafeString | str:
+        """Set by the flag-overreporting-channels job; the note says why."""
+        if obj.overreport_flagged_at is None:
+            return "-"
+        since = timezone.localtime(obj.overreport_flagged_at).strftime("%Y-%m-%d %H:%M")
+        return format_html(
+            '<strong class="overreport-flag" title="{}">⚑ flagged since {}</strong>',
+            obj.overreport_note,
+            since,
+        )
 
     @admin.display(description="success (1h)")
     def success_rate(self, obj: Channel) -> str:
@@ -181,6 +218,17 @@ class ChannelAdmin(admin.ModelAdmin[Channel]):
     def disable(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
         count = queryset.update(status=Channel.Status.DISABLED, disabled_reason="by an admin")
         self.message_user(request, f"{count} channel(s) disabled.", messages.SUCCESS)
+
+    @admin.action(description="Acknowledge over-reporting (clear the flag)")
+    def acknowledge_overreport(self, request: HttpRequest, queryset: QuerySet[Channel]) -> None:
+        notes = dict(queryset.values_list("pk", "overreport_note"))
+        cleared = channels_overreport_acknowledge(channel_ids=list(notes))
+        # The admin's history of each channel records who acknowledged what.
+        for channel in queryset.filter(pk__in=cleared):
+            self.log_change(request, channel, f"Acknowledged over-reporting: {notes[channel.pk]}")
+        self.message_user(
+            request, f"{len(cleared)} over-reporting flag(s) acknowledged.", messages.SUCCESS
+        )
 
     @admin.action(description="Add, remove or replace models")
     def assign_models(

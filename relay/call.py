@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from billing.pricing import PriceSheet, Usage
 from relay.asgi_io import Request
 from relay.catalog import KeyInfo
+from relay.pipeline.journal import StreamJournal
 
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
 
@@ -38,6 +39,8 @@ class Call:
     output_bytes: int = 0
     reported_usage: Usage | None = None
     response_started: bool = False
+    answer_complete: bool = True  # False: a stream ended before its protocol's last event
+    journal: StreamJournal | None = None  # a stream's progress, for the sweep after a crash
     client_gone: bool = False
     dropped_params: str = ""  # advisory field names dropped in translation
 

@@ -23,6 +23,7 @@ from django.http import HttpRequest, HttpResponse
 from accounts.network import IPNetwork, client_ip, ip_allowed
 from billing.selectors import uncollected_by_channel
 from relay.redis_client import redis
+from relay.selectors import channel_overreport_flags
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     ip = client_ip(request.META.get("REMOTE_ADDR"), request.headers.get("x-forwarded-for", ""))
     if not by_token and not ip_allowed(ip, _allowed_networks()):
         return HttpResponse("forbidden\n", status=403, content_type="text/plain")
-    body = render(collector.snapshot()) + _uncollected()
+    body = render(collector.snapshot()) + _uncollected() + _overreport_flags()
     return HttpResponse(body, content_type="text/plain; version=0.0.4; charset=utf-8")
 
 
@@ -180,6 +181,17 @@ def _uncollected() -> str:
     for channel, micros in sorted(uncollected_by_channel().items(), key=lambda i: i[0] or 0):
         labels = _labels(channel=channel if channel is not None else "")
         out.append(f"tokenhub_uncollected_usd_total{labels} {micros / 1_000_000:.6f}")
+    return "\n".join(out) + "\n"
+
+
+def _overreport_flags() -> str:
+    out = [
+        "# HELP tokenhub_channel_overreport_flagged 1 while the channel is flagged for "
+        "reporting usage beyond the requests' holds (see the channel admin).",
+        "# TYPE tokenhub_channel_overreport_flagged gauge",
+    ]
+    for channel, flagged in sorted(channel_overreport_flags().items()):
+        out.append(f"tokenhub_channel_overreport_flagged{_labels(channel=channel)} {int(flagged)}")
     return "\n".join(out) + "\n"
 
 

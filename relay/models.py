@@ -52,6 +52,13 @@ class Channel(models.Model):
     probe_ok = models.BooleanField(null=True)
     probe_latency_ms = models.PositiveIntegerField(null=True, blank=True)
     probe_error = models.CharField(max_length=300, blank=True)
+    # Set while the upstream keeps reporting usage beyond the requests' holds
+    # (relay/services.channels_overreport_check). The channel keeps serving: the customer is
+    # never charged past the hold, so the flag tells the operator where they lose money.
+    overreport_flagged_at = models.DateTimeField(null=True, blank=True)
+    overreport_note = models.CharField(max_length=300, blank=True)
+    # Over-reports before an admin's acknowledgement do not count towards flagging again.
+    overreport_acknowledged_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -9,6 +9,7 @@ A client protocol that differs from the channel's is translated through relay/fo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from billing.holds import Settlement
-from billing.pricing import Usage, cost_micros, worst_case_micros
+from billing.journal import progress_snapshot
+from billing.pricing import PriceSheet, Usage, cost_micros, worst_case_micros
 from relay import response_store, tokens
 from relay.asgi_io import (
     ClientDisconnected,
@@ -34,7 +36,7 @@ from relay.asgi_io import (
     start_stream,
 )
 from relay.call import Call
-from relay.catalog import ChannelInfo, catalog
+from relay.catalog import ChannelInfo, KeyInfo, catalog
 from relay.channel_types import (
     CHAT_TYPES,
     GEMINI_EMBED_TYPES,
@@ -62,10 +64,11 @@ from relay.pipeline.forward import (
     failure_from_response,
     send,
 )
+from relay.pipeline.journal import StreamJournal
 from relay.pipeline.meter import metered_usage
 from relay.pipeline.reserve import reserve
 from relay.pipeline.route import candidates
-from relay.pipeline.settle import in_flight, log_row, settle
+from relay.pipeline.settle import in_flight, log_row, opening_progress, settle
 from relay.protocols import GEMINI, OPENAI, RESPONSES, WireProtocol
 from relay.ratelimit import limiter
 from relay.services import channel_auto_disable
@@ -75,6 +78,12 @@ log = logging.getLogger(__name__)
 DROPPED_HEADER = "x-tokenhub-dropped-params"
 _JSON_KINDS: dict[type, str] = {list: "array", str: "string", dict: "object"}
 MAX_CHOICES = 128  # OpenAI's own limit on n
+SHUTDOWN = RelayError(
+    503,
+    "The server is restarting and could not finish this request. Retry it.",
+    type="service_unavailable",
+    code="shutdown",
+)
 
 
 @dataclass(frozen=True)
@@ -150,6 +159,15 @@ async def proxy(
                 await send_json(send_, err.status, body, {**headers, **err.headers})
         except ClientDisconnected:
             call.status, call.error_code, call.client_gone = 499, "client_disconnected", True
+        except asyncio.CancelledError:
+            # Server shutdown outlasted its drain: a retryable error, then settle below.
+            if not call.response_started:
+                call.status, call.error_code = 503, SHUTDOWN.code or ""
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1):
+                        body = inbound.protocol.error_body(SHUTDOWN)
+                        await send_json(send_, 503, body, {**headers, "retry-after": "1"})
+            raise
         except Exception as exc:
             # Where, never what: exception messages can quote request content.
             log.error("request %s failed: %s", call.request_id, stack_of(exc))
@@ -260,7 +278,11 @@ async def _serve(
         prompt_tokens=hold_tokens, max_output_tokens=max_out, price=price, multiplier=key.multiplier
     )
     await reserve(
-        reference=call.request_id, wallet_id=key.wallet_id, api_key_id=key.id, amount=amount
+        reference=call.request_id,
+        wallet_id=key.wallet_id,
+        api_key_id=key.id,
+        amount=amount,
+        progress=opening_progress(call, key),
     )
 
     def prepare(channel: ChannelInfo) -> _Prepared:
@@ -308,8 +330,9 @@ async def _serve(
             secret=extract_secret(request) or "",
         )
     if stream:
-        await _pump_stream(call, response, _adapter(prepared, inbound, payload, model),
-                           receive, send_, headers, keeper)  # fmt: skip
+        adapter = _adapter(prepared, inbound, payload, model)
+        call.journal = StreamJournal(call.request_id, lambda: _snapshot(call, key, price, adapter))
+        await _pump_stream(call, response, adapter, receive, send_, headers, keeper)
     else:
         await _relay_body(call, response, prepared, inbound, model, payload, send_, headers, keeper)
 
@@ -585,6 +608,7 @@ async def _pump_stream(
     await start_stream(send_, response.status, headers, content_type.encode("latin-1"))
     call.response_started = True
     call.served = True
+    journal = call.journal
 
     async def pump() -> None:
         first = True
@@ -595,6 +619,8 @@ async def _pump_stream(
                     if keeper is not None:
                         await keeper.chunk(out)
                     await send_chunk(send_, out)
+                    if journal is not None:
+                        journal.tick()
                     if first:
                         call.ttfb_ms, first = call.elapsed_ms(), False
             rest = adapter.finish()
@@ -637,6 +663,17 @@ async def _pump_stream(
             call.status, call.error_code = 499, "client_disconnected"
         pump_task.cancel()
         await asyncio.gather(pump_task, return_exceptions=True)
+    except asyncio.CancelledError:
+        # Server shutdown outlasted its drain: end the stream in the caller's format.
+        pump_task.cancel()
+        await asyncio.gather(pump_task, return_exceptions=True)
+        if not adapter.complete:
+            call.status, call.error_code = 503, SHUTDOWN.code or ""
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await send_chunk(send_, adapter.interrupted(SHUTDOWN))
+                    await end_stream(send_)
+        raise
     finally:
         watch_task.cancel()
         pump_task.cancel()
@@ -648,6 +685,23 @@ async def _pump_stream(
             response.release()
         call.reported_usage = adapter.usage
         call.output_bytes = adapter.output_bytes
+        call.answer_complete = adapter.complete
+
+
+def _metered(call: Call, reported: Usage | None, output_bytes: int, complete: bool) -> Usage:
+    return metered_usage(
+        reported, prompt_estimate=call.prompt_estimate, output_bytes=output_bytes,
+        complete=complete,
+    )  # fmt: skip
+
+
+def _snapshot(
+    call: Call, key: KeyInfo, price: PriceSheet, adapter: StreamAdapter
+) -> dict[str, Any]:
+    """What the sweep charges if this process dies now: the stream so far, as if cut."""
+    usage = _metered(call, adapter.usage, adapter.output_bytes, complete=False)
+    cost = cost_micros(usage, price, key.multiplier)
+    return progress_snapshot(cost=cost, log_row=log_row(call, key, usage))
 
 
 async def _finish(call: Call) -> None:
@@ -658,11 +712,7 @@ async def _finish(call: Call) -> None:
     usage = Usage()
     cost = 0
     if call.served and call.price is not None:
-        usage = metered_usage(
-            call.reported_usage,
-            prompt_estimate=call.prompt_estimate,
-            output_bytes=call.output_bytes,
-        )
+        usage = _metered(call, call.reported_usage, call.output_bytes, call.answer_complete)
         cost = cost_micros(usage, call.price, key.multiplier)
     if call.tpm_estimate:
         for slot in tpm_keys(key):
@@ -676,3 +726,5 @@ async def _finish(call: Call) -> None:
             log=log_row(call, key, usage),
         )
     )
+    if call.journal is not None:
+        await call.journal.close()

@@ -1,4 +1,5 @@
-"""Celery jobs of the relay: channel probes and alerts, polling asynchronous media tasks."""
+"""Celery jobs of the relay: channel probes and alerts, over-reporting flags, polling
+asynchronous media tasks."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from celery import shared_task
 from relay.channel_health import channels_probe, last_channel_alert
 from relay.media.polling import poll_due
 from relay.response_store import purge_expired
+from relay.services import channels_overreport_check
 
 
 @shared_task
@@ -20,6 +22,12 @@ def probe_channels() -> int:
 @shared_task
 def alert_last_channel(channel_id: int) -> list[str]:
     return last_channel_alert(channel_id=channel_id)
+
+
+@shared_task
+def flag_overreporting_channels() -> list[int]:
+    """Flag channels that keep reporting usage beyond the holds; returns the ids flagged."""
+    return channels_overreport_check()
 
 
 @shared_task

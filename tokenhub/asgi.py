@@ -22,6 +22,7 @@ django_application = get_asgi_application()
 from billing import fastledger  # noqa: E402
 from relay import metrics, redis_client, upstream  # noqa: E402
 from relay.app import application as relay_application  # noqa: E402  (needs Django set up)
+from relay.pipeline.lease import end_lease, start_lease  # noqa: E402
 from relay.pipeline.settle import drain  # noqa: E402
 
 RELAY_PREFIXES = ("/v1/", "/v1beta/")
@@ -90,11 +91,16 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                # The lease's keeper also sweeps: a successor settles what a crash left.
+                await start_lease()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await drain()  # settle what is in flight before the process exits
+                # uvicorn has let requests finish (--timeout-graceful-shutdown bounds it,
+                # then cancels them: they settle as they unwind); commit what they queued.
+                await drain()
                 await metrics.collector.flush()
                 await fastledger.close()
+                await end_lease()  # nothing of ours is left to sweep
                 await upstream.close()
                 await redis_client.close()
                 await send({"type": "lifespan.shutdown.complete"})

@@ -22,9 +22,11 @@ def main() -> int:
     parser.add_argument("--port", default="8000")
     args = parser.parse_args()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tokenhub.settings"}
+    drain = float(env.get("SHUTDOWN_DRAIN_SECONDS") or 20)
     commands = [
         [str(BIN / "uvicorn"), "tokenhub.asgi:application", "--host", args.host,
-         "--port", str(args.port), "--lifespan", "on", "--no-access-log", "--no-proxy-headers"],
+         "--port", str(args.port), "--lifespan", "on", "--no-access-log", "--no-proxy-headers",
+         "--timeout-graceful-shutdown", str(int(drain))],
         # -B embeds beat in the worker: one process fewer for the embedded mode.
         [str(BIN / "celery"), "-A", "tokenhub", "worker", "-B", "--pool", "solo",
          "-l", "WARNING"],
@@ -47,7 +49,8 @@ def main() -> int:
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + 10
+    # The server drains its requests for up to DRAIN seconds, then settles what it cut.
+    deadline = time.monotonic() + drain + 15
     for p in procs:
         try:
             p.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -157,7 +157,7 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "purge-request-logs": {"task": "logs.tasks.purge_request_logs", "schedule": 3600.0},
-    "sweep-expired-holds": {"task": "billing.tasks.sweep_expired_holds", "schedule": 60.0},
+    "sweep-expired-holds": {"task": "billing.tasks.sweep_expired_holds", "schedule": 15.0},
     "purge-expired-records": {"task": "accounts.tasks.purge_expired_records", "schedule": 3600.0},
     "purge-stored-responses": {"task": "relay.tasks.purge_stored_responses", "schedule": 300.0},
     "probe-channels": {
@@ -254,6 +254,13 @@ RELAY_FIRST_BYTE_TIMEOUT = envfloat("RELAY_FIRST_BYTE_TIMEOUT", 300)
 RELAY_IDLE_TIMEOUT = envfloat("RELAY_IDLE_TIMEOUT", 120)
 RELAY_DEFAULT_MAX_OUTPUT_TOKENS = envint("RELAY_DEFAULT_MAX_OUTPUT_TOKENS", 4096)
 HOLD_TTL_SECONDS = envint("HOLD_TTL_SECONDS", 3600)
+# Crash safety (billing/leases.py, billing/journal.py): each serving event loop renews a
+# lease every LEASE_RENEW_SECONDS; the holds of a lease not renewed for LEASE_TTL_SECONDS
+# are settled from their journal by the sweep, which every server runs at each renewal.
+LEASE_TTL_SECONDS = envfloat("LEASE_TTL_SECONDS", 30)
+LEASE_RENEW_SECONDS = envfloat("LEASE_RENEW_SECONDS", 10)
+# How often a stream in flight journals what it has delivered.
+RELAY_JOURNAL_SECONDS = envfloat("RELAY_JOURNAL_SECONDS", 1.0)
 # How long an opted-in organization's Responses conversations are kept (relay/response_store).
 RESPONSES_STORE_SECONDS = envint("RESPONSES_STORE_SECONDS", 3600)
 
@@ -278,6 +285,14 @@ RELAY_COOLDOWN_FAILURES = envint("RELAY_COOLDOWN_FAILURES", 3)
 RELAY_COOLDOWN_SECONDS = envint("RELAY_COOLDOWN_SECONDS", 30)
 RELAY_COOLDOWN_MAX_SECONDS = envint("RELAY_COOLDOWN_MAX_SECONDS", 600)
 CHANNEL_PROBE_TIMEOUT = envfloat("CHANNEL_PROBE_TIMEOUT", 20.0)
+# Over-reporting channels (relay/services.channels_overreport_check): flagged when, in 24 h,
+# at least this many of their requests, and this percentage of them, exceeded their holds.
+CHANNEL_OVERREPORT_MIN_REQUESTS = envint("CHANNEL_OVERREPORT_MIN_REQUESTS", 5)
+CHANNEL_OVERREPORT_MIN_PERCENT = envfloat("CHANNEL_OVERREPORT_MIN_PERCENT", 1.0)
+CELERY_BEAT_SCHEDULE["flag-overreporting-channels"] = {
+    "task": "relay.tasks.flag_overreporting_channels",
+    "schedule": 600.0,
+}
 # GET /metrics (Prometheus): a bearer token, or a client address in these networks.
 METRICS_TOKEN = envstr("METRICS_TOKEN")
 METRICS_ALLOWED_IPS = envlist("METRICS_ALLOWED_IPS", "127.0.0.1/32,::1/128")

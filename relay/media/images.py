@@ -39,6 +39,7 @@ from relay.pipeline.authorize import authorize_model, check_rate_limits
 from relay.pipeline.forward import UpstreamFailure, pick_key
 from relay.pipeline.reserve import reserve
 from relay.pipeline.route import candidates
+from relay.pipeline.settle import opening_progress
 
 DEFAULT_MODEL = "dall-e-2"
 MAX_IMAGES = 10
@@ -303,7 +304,11 @@ async def generate(
         price, key.multiplier, n=req.n, prompt_tokens=prompt_tokens, input_images=len(req.images)
     )
     await reserve(
-        reference=call.request_id, wallet_id=key.wallet_id, api_key_id=key.id, amount=amount
+        reference=call.request_id,
+        wallet_id=key.wallet_id,
+        api_key_id=key.id,
+        amount=amount,
+        progress=opening_progress(call, key),
     )
 
     async def exchange(channel: ChannelInfo) -> ImageResult:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
 from billing import fastledger
 from billing.holds import Settlement, hold_settle
+from billing.journal import progress_snapshot
 from relay.db import in_db_thread
 from relay.metrics import collector
 
@@ -84,6 +86,12 @@ def log_row(call: Call, key: KeyInfo, usage: Usage | None) -> dict[str, Any]:
     }
 
 
+def opening_progress(call: Call, key: KeyInfo) -> dict[str, Any]:
+    """The hold's first snapshot: if the process dies before the request settles, the
+    sweep writes this log row (nothing charged; a stream journals better ones)."""
+    return progress_snapshot(cost=0, log_row=log_row(call, key, None))
+
+
 async def settle(settlement: Settlement) -> None:
     collector.request(settlement.log, settlement.cost)
     if fastledger.enabled():
@@ -102,6 +110,10 @@ def pending() -> int:
 
 
 async def drain(timeout: float = 30.0) -> None:
-    """Wait for in-flight settlements (called at server shutdown)."""
+    """Server shutdown: wait for the requests uvicorn cancelled to unwind (they settle as
+    they do) and for their settlements."""
+    deadline = time.monotonic() + timeout
+    while _in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # a shutdown path: polling a counter is enough
     if _pending:
-        await asyncio.wait(list(_pending), timeout=timeout)
+        await asyncio.wait(list(_pending), timeout=max(0.1, deadline - time.monotonic()))

@@ -18,6 +18,7 @@ from accounts.selectors import organization_personal
 from accounts.services import user_create
 from billing.codes import redemption_batch_create
 from billing.holds import Settlement, hold_place, hold_settle
+from billing.leases import lease_renew
 from billing.models import Hold, LedgerEntry, TopUp, Wallet
 from billing.services import wallet_adjust
 from billing.tasks import billing_reconcile
@@ -151,3 +152,14 @@ def test_it_reports_provider_events_left_unprocessed(exercised: Wallet) -> None:
 
     assert not ok
     assert "event: stripe event evt_stuck: unprocessed after 13 attempts: no top-up yet" in output
+
+
+def test_it_reports_the_holds_of_a_dead_server_left_unswept(exercised: Wallet) -> None:
+    long_ago = timezone.now() - dt.timedelta(hours=1)
+    Hold.objects.filter(reference="req2").update(lease="ls_dead", created_at=long_ago)
+    ok, output = _reconcile()
+    assert not ok
+    assert "hold: hold req2: its server (lease ls_dead) died" in output
+    # The same hold under a server that is still running is fine.
+    lease_renew(lease_id="ls_dead", ttl_seconds=60)
+    assert _reconcile()[0]

@@ -2,25 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
-import pytest
-from django.conf import settings
 
 from accounts.models import ApiKey
 from accounts.services import key_set_status
 from logs.models import RequestLog
 from tests.fakes.upstream import Usage
+from tests.relay import processes
 from tests.relay.conftest import Customer, wait_for
 
+two_relays = processes.two_relays  # the fixture
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def _post(base_url: str, secret: str) -> httpx.Response:
@@ -66,58 +60,6 @@ def test_it_stops_a_revoked_key_within_a_second(ready: Customer) -> None:
     revoked_at = time.monotonic()
     wait_for(lambda: _post(ready.base_url, ready.secret).status_code == 401, timeout=3)
     assert time.monotonic() - revoked_at < 1.0
-
-
-def _relay_process(port: int) -> subprocess.Popen[bytes]:
-    db = settings.DATABASES["default"]
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-        "REDIS_URL": settings.REDIS_URL,
-        "SECRET_KEY": settings.SECRET_KEY,
-        "TOKENHUB_ENCRYPTION_KEYS": ",".join(settings.ENCRYPTION_KEYS),
-        "DEBUG": "0",
-    }
-    return subprocess.Popen(
-        [
-            sys.executable, "-m", "uvicorn", "tokenhub.asgi:application",
-            "--port", str(port), "--lifespan", "on", "--no-proxy-headers",
-            "--log-level", "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def two_relays(ready: Customer) -> Iterator[list[str]]:
-    if not settings.REDIS_URL or "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
-        pytest.skip("limits across processes need PostgreSQL and Redis")
-    import socket
-
-    ports = []
-    for _ in range(2):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            ports.append(s.getsockname()[1])
-    procs = [_relay_process(p) for p in ports]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
-
-    def up(url: str) -> bool:
-        try:
-            return httpx.get(url + "/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        for url in urls:
-            wait_for(lambda url=url: up(url), timeout=30)  # type: ignore[misc]
-        yield [u + "/v1" for u in urls]
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(timeout=30)
 
 
 def test_it_enforces_rpm_across_two_server_processes_sharing_redis(

@@ -10,4 +10,4 @@ from tests.relay.conftest import (  # noqa: F401  (fixtures)
     relay,
     relay_server,
 )
-from tests.relay.test_limits import two_relays  # noqa: F401  (fixture)
+from tests.relay.processes import two_relays  # noqa: F401  (fixture)
