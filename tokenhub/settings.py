@@ -259,6 +259,8 @@ HOLD_TTL_SECONDS = envint("HOLD_TTL_SECONDS", 3600)
 # are settled from their journal by the sweep, which every server runs at each renewal.
 LEASE_TTL_SECONDS = envfloat("LEASE_TTL_SECONDS", 30)
 LEASE_RENEW_SECONDS = envfloat("LEASE_RENEW_SECONDS", 10)
+# Off leaves the sweep to Celery beat alone (the test suite's in-process server).
+HOLD_SWEEP_IN_SERVER = envbool("HOLD_SWEEP_IN_SERVER", True)
 # How often a stream in flight journals what it has delivered.
 RELAY_JOURNAL_SECONDS = envfloat("RELAY_JOURNAL_SECONDS", 1.0)
 # How long an opted-in organization's Responses conversations are kept (relay/response_store).

@@ -38,7 +38,8 @@ class _Lease:
             await asyncio.sleep(settings.LEASE_RENEW_SECONDS)
             try:
                 await _renew(lease_id=self.id, ttl_seconds=settings.LEASE_TTL_SECONDS)
-                await _sweep()
+                if settings.HOLD_SWEEP_IN_SERVER:
+                    await _sweep()
             except Exception as exc:
                 log.warning("lease %s renewal or sweep failed: %s", self.id, stack_of(exc))
 

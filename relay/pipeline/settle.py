@@ -7,6 +7,7 @@ shutdown) never cancels the settlement. Shutdown waits for pending settlements.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 _settle = in_db_thread(hold_settle)
 _pending: set[asyncio.Task[None]] = set()
 _in_flight = 0
+_idle: asyncio.Event | None = None  # set when the last request in flight is done (drain)
 
 
 class in_flight:
@@ -40,6 +42,8 @@ class in_flight:
     def __exit__(self, *exc: object) -> None:
         global _in_flight
         _in_flight -= 1
+        if not _in_flight and _idle is not None:
+            _idle.set()
 
 
 async def _run(settlement: Settlement) -> None:
@@ -112,8 +116,13 @@ def pending() -> int:
 async def drain(timeout: float = 30.0) -> None:
     """Server shutdown: wait for the requests uvicorn cancelled to unwind (they settle as
     they do) and for their settlements."""
+    global _idle
     deadline = time.monotonic() + timeout
-    while _in_flight and time.monotonic() < deadline:
-        await asyncio.sleep(0.01)  # a shutdown path: polling a counter is enough
+    if _in_flight:
+        _idle = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await _idle.wait()
+        _idle = None
     if _pending:
         await asyncio.wait(list(_pending), timeout=max(0.1, deadline - time.monotonic()))

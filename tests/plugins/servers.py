@@ -125,6 +125,9 @@ def _configure(config: pytest.Config) -> None:
     # Servers and workers the tests start run in production mode, which refuses the
     # console email backend (sign-in links in the log): they keep mail in memory.
     os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+    # The in-process test server must not sweep holds that tests set up on purpose; the
+    # server processes that tests start sweep (tests/relay/processes.py turns it on).
+    os.environ.setdefault("HOLD_SWEEP_IN_SERVER", "0")
     if os.environ.get("TOKENHUB_TEST_EMBEDDED") == "1":
         sqlite_dir = tempfile.mkdtemp(prefix="tokenhub-test-")
         _activate(config, _Cleanup(dirs=[sqlite_dir]), watchdog=False)

@@ -40,6 +40,7 @@ def relay_process(port: int, *args: str, **env: str) -> subprocess.Popen[bytes]:
         "SECRET_KEY": settings.SECRET_KEY,
         "TOKENHUB_ENCRYPTION_KEYS": ",".join(settings.ENCRYPTION_KEYS),
         "DEBUG": "0",
+        "HOLD_SWEEP_IN_SERVER": "1",
         **env,
     }
     return subprocess.Popen(
