@@ -19,9 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts import api_schema  # noqa: F401  (registers the key's OpenAPI security scheme)
 from accounts.access import Capability
 from accounts.api_permissions import OrgCapability, OrgIdCapability
+from accounts.api_schema import ValidationErrorSerializer
 from accounts.exceptions import AccountsError, RoleNotAllowed
 from accounts.models import ApiKey, Membership, User
 from accounts.selectors import (
@@ -186,7 +186,12 @@ class KeyRotateView(_KeyView):
         description="A new secret with the same id and settings; the old secret stops "
         "working at once. Returns the new secret once, in `secret`.",
         request=None,
-        responses=ApiKeyWithSecretSerializer,
+        responses={
+            200: ApiKeyWithSecretSerializer,
+            400: OpenApiResponse(
+                ValidationErrorSerializer, description="a revoked key cannot be rotated"
+            ),
+        },
         tags=["keys"],
     )
     def post(self, request: Request, key_id: int) -> Response:
@@ -363,7 +368,12 @@ class MemberDetailView(APIView):
     @extend_schema(
         summary="Remove a member, or leave",
         description="Their keys in this organization are revoked.",
-        responses={204: OpenApiResponse(description="removed")},
+        responses={
+            204: OpenApiResponse(description="removed"),
+            400: OpenApiResponse(
+                ValidationErrorSerializer, description="the last owner cannot leave"
+            ),
+        },
         tags=["members"],
     )
     def delete(self, request: Request, org_id: int, user_id: int) -> Response:

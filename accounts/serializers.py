@@ -42,11 +42,12 @@ class StrictInput(serializers.Serializer[Any]):
 
 
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
+    # Both may be null: most keys have no pricing group, and a key outlives its creator.
     pricing_group: serializers.SlugRelatedField[PricingGroup] = serializers.SlugRelatedField(
-        slug_field="name", read_only=True
+        slug_field="name", read_only=True, allow_null=True
     )
     created_by: serializers.SlugRelatedField[Any] = serializers.SlugRelatedField(
-        slug_field="email", read_only=True
+        slug_field="email", read_only=True, allow_null=True
     )
 
     class Meta:

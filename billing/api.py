@@ -16,6 +16,7 @@ from rest_framework.views import APIView
 
 from accounts.access import Capability
 from accounts.api_permissions import OrgCapability
+from accounts.api_schema import ErrorSerializer, ValidationErrorSerializer
 from accounts.models import Organization, User
 from accounts.network import client_ip
 from billing.codes import code_redeem
@@ -26,7 +27,6 @@ from billing.selectors import topups_for_organization
 from billing.serializers import RedemptionSerializer, TopUpCreateSerializer, TopUpSerializer
 from billing.topups import topup_create
 
-_ERROR = inline_serializer(name="BillingError", fields={"detail": serializers.CharField()})
 _REDEEMED = inline_serializer(
     name="Redeemed",
     fields={"amount_usd": serializers.CharField(), "balance_usd": serializers.CharField()},
@@ -55,8 +55,10 @@ class TopUpListView(APIView):
         request=TopUpCreateSerializer,
         responses={
             201: TopUpSerializer,
-            400: OpenApiResponse(_ERROR, description="amount out of bounds or provider off"),
-            502: OpenApiResponse(_ERROR, description="the payment provider failed"),
+            400: OpenApiResponse(
+                ValidationErrorSerializer, description="amount out of bounds or provider off"
+            ),
+            502: OpenApiResponse(ErrorSerializer, description="the payment provider failed"),
         },
         tags=["billing"],
     )
@@ -86,8 +88,10 @@ class RedemptionView(APIView):
         request=RedemptionSerializer,
         responses={
             200: _REDEEMED,
-            400: OpenApiResponse(_ERROR, description="unknown, used or expired code"),
-            429: OpenApiResponse(_ERROR, description="too many failed attempts"),
+            400: OpenApiResponse(
+                ValidationErrorSerializer, description="unknown, used or expired code"
+            ),
+            429: OpenApiResponse(ErrorSerializer, description="too many failed attempts"),
         },
         tags=["billing"],
     )

@@ -118,7 +118,9 @@ def _protocol_of(request: Request, path: str) -> WireProtocol:
     """The caller's protocol, for model lists and errors outside a relayed call."""
     if path == "/v1/messages/count_tokens":  # only Anthropic's SDK calls it
         return ANTHROPIC
-    if path.startswith("/v1beta/") or "x-goog-api-key" in request.headers:
+    if path == "/v1beta" or path.startswith("/v1beta/"):
+        return GEMINI
+    if "x-goog-api-key" in request.headers:
         return GEMINI
     if "anthropic-version" in request.headers:
         return ANTHROPIC

@@ -26,8 +26,11 @@ from relay.pipeline.lease import end_lease, start_lease  # noqa: E402
 from relay.pipeline.settle import drain  # noqa: E402
 
 RELAY_PREFIXES = ("/v1/", "/v1beta/")
-# OpenAI's legacy billing endpoints; the rest of /dashboard/ is the Django portal.
-RELAY_PATHS = frozenset({"/dashboard/billing/subscription", "/dashboard/billing/usage"})
+# OpenAI's legacy billing endpoints (the rest of /dashboard/ is the Django portal), and the
+# bare API roots, so that every answer under them is an API error, never an HTML page.
+RELAY_PATHS = frozenset(
+    {"/dashboard/billing/subscription", "/dashboard/billing/usage", "/v1", "/v1beta"}
+)
 
 
 _TIMEOUT_BODY = orjson.dumps(
@@ -84,7 +87,7 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if kind == "http":
         receive = _body_deadline(receive, send)
     if kind == "http" and (
-        scope["path"].startswith(RELAY_PREFIXES) or scope["path"] in RELAY_PATHS
+        scope["path"].startswith(RELAY_PREFIXES) or scope["path"].rstrip("/") in RELAY_PATHS
     ):
         await relay_application(scope, receive, send)
     elif kind == "lifespan":

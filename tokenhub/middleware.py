@@ -9,6 +9,9 @@ from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponseBadRequest, QueryDict
 from django.http.response import HttpResponseBase
+from django.utils.translation import gettext as _
+
+from tokenhub.errors import API_PREFIX, api_refusal
 
 
 class AsyncFileStreamsMiddleware:
@@ -59,6 +62,8 @@ class RefuseNulMiddleware:
                 and _has_nul(request.POST)
             )
         ):
+            if request.path.startswith(API_PREFIX):
+                return api_refusal(400, _("must not contain NUL characters"))
             return HttpResponseBadRequest("NUL characters are not allowed.")
         return self.get_response(request)
 

@@ -344,7 +344,7 @@ CELERY_BEAT_SCHEDULE |= {
 # --- OpenAPI schema of /api/v1 (drf-spectacular; Swagger UI assets from the sidecar) ----
 INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
 # (REST_FRAMEWORK is inferred as dict[str, list[str] | None] above; this one is a str.)
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "drf_spectacular.openapi.AutoSchema"  # type: ignore[assignment]
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "accounts.api_schema.ManagementApiSchema"  # type: ignore[assignment]
 SPECTACULAR_SETTINGS = {
     "TITLE": "TokenHub management API",
     "DESCRIPTION": "Keys, organizations and members. Authenticate with a browser session "

@@ -51,3 +51,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("preferences/theme", preferences_views.theme_set, name="theme-set"),
 ]
+
+# Under /api/ these answer in JSON, like the management API's other refusals.
+handler400 = "tokenhub.errors.bad_request"
+handler404 = "tokenhub.errors.not_found"

@@ -101,6 +101,25 @@ def test_a_nul_in_the_url_is_a_400_in_the_callers_format(ready: Customer, url: s
 
 
 @pytest.mark.parametrize(
+    ("url", "status", "gemini"),
+    [
+        ("/v1", 404, False),
+        ("/v1beta/", 404, True),  # Gemini's root: Gemini's error format
+        ("/dashboard/billing/subscription/", 200, False),  # a trailing slash is the same call
+    ],
+)
+def test_the_api_roots_answer_in_an_api_format(
+    ready: Customer, url: str, status: int, gemini: bool
+) -> None:
+    answer = httpx.get(ready.relay.url + url, headers={"authorization": f"Bearer {ready.secret}"})
+
+    assert answer.status_code == status
+    assert answer.headers["content-type"].startswith("application/json")
+    if gemini:
+        assert answer.json()["error"]["status"] == "NOT_FOUND"
+
+
+@pytest.mark.parametrize(
     ("method", "path", "data"),
     [
         ("get", "/dashboard/logs/?model=%00", None),
