@@ -44,7 +44,9 @@ class StreamJournal:
     def __init__(self, reference: str, snapshot: Callable[[], dict[str, Any]]) -> None:
         self._reference = reference
         self._snapshot = snapshot  # what the sweep would settle if the process died now
-        self._next = 0.0  # the first chunk is journaled at once
+        # The first snapshot a period in: a stream shorter than that costs no round trip,
+        # and a crash loses at most a period of output either way.
+        self._next = time.monotonic() + settings.RELAY_JOURNAL_SECONDS
         self._writing: asyncio.Future[None] | None = None
         self.recorded = False
 
