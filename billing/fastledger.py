@@ -14,19 +14,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.utils import timezone
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from billing.exceptions import InsufficientBalance
 from billing.holds import KeyLimitExceeded, Settlement
-from billing.pg_functions import LOG_COLUMNS, SETTLE_BATCH
+from billing.pg_functions import SETTLE_BATCH
 
 log = logging.getLogger(__name__)
 
@@ -176,18 +174,6 @@ class FastLedger:
             await self.pool.close()
 
 
-@lru_cache(maxsize=1)
-def _log_defaults() -> dict[str, Any]:
-    """Model defaults for RequestLog columns (Django applies them in Python, not in SQL)."""
-    from logs.models import RequestLog
-
-    defaults: dict[str, Any] = {}
-    for f in RequestLog._meta.concrete_fields:
-        if f.name in LOG_COLUMNS and f.name != "created_at":
-            defaults[f.name] = f.get_default()
-    return defaults
-
-
 def _dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
@@ -201,8 +187,6 @@ async def _settle_many(conn: AsyncConnection[Any], items: list[Settlement]) -> l
     for n, s in enumerate(items):
         first.setdefault(s.reference, n)
     unique = [items[n] for n in sorted(first.values())]
-    defaults = _log_defaults()
-    now = timezone.now()
     rows = [
         {
             "reference": s.reference,
@@ -213,10 +197,7 @@ async def _settle_many(conn: AsyncConnection[Any], items: list[Settlement]) -> l
         }
         for n, s in enumerate(unique)
     ]
-    logs = [
-        {**defaults, "created_at": now, **s.log, "request_id": s.reference, "cost": s.cost}
-        for s in unique
-    ]
+    logs = [{**s.record.columns(), "request_id": s.reference, "cost": s.cost} for s in unique]
     cur = await conn.execute(
         SETTLE_BATCH, {"items": Jsonb(rows, dumps=_dumps), "logs": Jsonb(logs, dumps=_dumps)}
     )

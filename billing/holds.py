@@ -24,14 +24,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from accounts.models import ApiKey
 from billing.exceptions import InsufficientBalance
 from billing.journal import journal_read
 from billing.models import Hold, Lease, LedgerEntry, UncollectedUsage, Wallet
-from billing.pg_functions import LOG_COLUMNS
 from logs.models import RequestLog
+from logs.records import RequestRecord
 
 log = logging.getLogger(__name__)
 SOURCE_REQUEST = "request"
@@ -39,7 +38,6 @@ SWEEP_BATCH = 500
 # The log row of a request whose process died under it.
 INTERRUPTED_STATUS = 500
 INTERRUPTED_CODE = "interrupted"
-_SNAPSHOT_COLUMNS = frozenset(LOG_COLUMNS) - {"request_id", "cost"}
 
 
 class KeyLimitExceeded(InsufficientBalance):
@@ -52,7 +50,7 @@ class Settlement:
     wallet_id: int
     api_key_id: int | None
     cost: int
-    log: dict[str, Any]
+    record: RequestRecord  # the log row, but for the request id and the charge
 
 
 def _month_start(today: dt.date) -> dt.date:
@@ -129,8 +127,8 @@ def hold_settle(settlement: Settlement) -> bool:
                     reference=ref,
                     wallet_id=settlement.wallet_id,
                     api_key_id=settlement.api_key_id,
-                    channel_id=settlement.log.get("channel_id"),
-                    model=str(settlement.log.get("model", ""))[:200],
+                    channel_id=settlement.record.channel_id,
+                    model=settlement.record.model[:200],
                     cost=settlement.cost,
                     amount=settlement.cost - cost,
                 )
@@ -157,7 +155,7 @@ def hold_settle(settlement: Settlement) -> bool:
                     held=F("held") - (held if hold is not None and hold.api_key_id else 0),
                     last_used_at=timezone.now(),
                 )
-            RequestLog.objects.create(request_id=ref, cost=cost, **settlement.log)
+            RequestLog.objects.create(request_id=ref, cost=cost, **settlement.record.columns())
     except IntegrityError:
         # The charge row or the log row already exists: settled before. Nothing changed.
         return False
@@ -218,17 +216,15 @@ def _interrupted(
     row = snapshot.get("log") if isinstance(snapshot, dict) else None
     if not isinstance(row, dict):
         return None
+    try:
+        record = RequestRecord.from_json(row)
+    except (TypeError, ValueError):
+        return None  # damaged: released rather than kept
     cost = snapshot.get("cost")
-    log = {k: v for k, v in row.items() if k in _SNAPSHOT_COLUMNS}
-    created = log.get("created_at")
-    log["created_at"] = (parse_datetime(created) if isinstance(created, str) else None) or (
-        timezone.now()
-    )
-    log["status_code"], log["error_code"] = INTERRUPTED_STATUS, INTERRUPTED_CODE
     return Settlement(
         reference=reference,
         wallet_id=wallet_id,
         api_key_id=api_key_id,
         cost=cost if isinstance(cost, int) and cost > 0 else 0,
-        log=log,
+        record=record.replace(status_code=INTERRUPTED_STATUS, error_code=INTERRUPTED_CODE),
     )

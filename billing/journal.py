@@ -10,12 +10,13 @@ so a stream cut by a crash is charged once for what it had delivered.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from typing import Any
 
 import orjson
 from django.conf import settings
+
+from logs.records import RequestRecord
 
 log = logging.getLogger(__name__)
 PREFIX = "th:journal:"
@@ -30,10 +31,9 @@ def journal_keep_seconds() -> int:
     return max(600, int(settings.LEASE_TTL_SECONDS) * 10)
 
 
-def progress_snapshot(*, cost: int, log_row: dict[str, Any]) -> dict[str, Any]:
+def progress_snapshot(*, cost: int, record: RequestRecord) -> dict[str, Any]:
     """A JSON-ready snapshot: metadata only, like the log row it carries."""
-    row = {k: v.isoformat() if isinstance(v, dt.datetime) else v for k, v in log_row.items()}
-    return {"cost": cost, "log": row}
+    return {"cost": cost, "log": record.json()}
 
 
 def journal_read(references: list[str]) -> dict[str, dict[str, Any]]:

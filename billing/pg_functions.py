@@ -5,34 +5,10 @@ trip and atomic. They do what billing/holds.py does through the ORM (used on SQL
 Lock order is wallet, then key, everywhere.
 """
 
-LOG_COLUMNS = (
-    "created_at",
-    "request_id",
-    "client_request_id",
-    "organization_id",
-    "api_key_id",
-    "channel_id",
-    "endpoint",
-    "model",
-    "upstream_model",
-    "stream",
-    "status_code",
-    "error_code",
-    "prompt_tokens",
-    "completion_tokens",
-    "cache_read_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "usage_estimated",
-    "cost",
-    "latency_ms",
-    "ttfb_ms",
-    "attempts",
-    "client_ip",
-    "user_agent",
-    "dropped_params",
-)
+from logs.records import FIELDS
+
+# The request log's columns: the record's, the request id and the charge.
+LOG_COLUMNS = ("request_id", "cost", *FIELDS)
 
 HOLD_PLACE = """
 CREATE OR REPLACE FUNCTION th_hold_place(

@@ -15,13 +15,13 @@ import hmac
 import ipaddress
 import logging
 from collections import Counter
-from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from accounts.network import IPNetwork, client_ip, ip_allowed
 from billing.selectors import uncollected_by_channel
+from logs.records import RequestRecord
 from relay.redis_client import redis
 from relay.selectors import channel_overreport_flags
 
@@ -39,23 +39,24 @@ class Collector:
         self.totals: Counter[str] = Counter()  # everything, for the embedded mode
         self._flusher: asyncio.Task[None] | None = None
 
-    def request(self, entry: dict[str, Any], cost: int) -> None:
+    def request(self, record: RequestRecord, cost: int) -> None:
         """Count one settled request from its log row (metadata only) and its cost."""
-        channel = entry.get("channel_id") or 0
+        channel = record.channel_id or 0
         # Only models that reached a channel become labels: callers choose model names,
         # and unknown ones must not grow the label set without bound.
-        model = entry.get("model", "") if channel else ""
-        endpoint = entry.get("endpoint", "")
-        status = entry.get("status_code", 0)
+        model = record.model if channel else ""
+        endpoint = record.endpoint
         c = self.counts
-        c[f"requests{SEP}{endpoint}{SEP}{model}{SEP}{channel}{SEP}{status // 100}xx"] += 1
+        c[
+            f"requests{SEP}{endpoint}{SEP}{model}{SEP}{channel}{SEP}{record.status_code // 100}xx"
+        ] += 1
         for kind in TOKEN_KINDS:
-            tokens = entry.get(f"{kind}_tokens") or 0
+            tokens = getattr(record, f"{kind}_tokens")
             if tokens:
                 c[f"tokens{SEP}{model}{SEP}{kind}"] += tokens
         if cost:
             c[f"cost{SEP}{model}"] += cost
-        latency_ms = entry.get("latency_ms") or 0
+        latency_ms = record.latency_ms
         bucket = bisect.bisect_left(LATENCY_BUCKETS, latency_ms / 1000)
         c[f"latency{SEP}{endpoint}{SEP}{bucket}"] += 1
         c[f"latency_sum{SEP}{endpoint}"] += latency_ms

@@ -701,7 +701,7 @@ def _snapshot(
     """What the sweep charges if this process dies now: the stream so far, as if cut."""
     usage = _metered(call, adapter.usage, adapter.output_bytes, complete=False)
     cost = cost_micros(usage, price, key.multiplier)
-    return progress_snapshot(cost=cost, log_row=log_row(call, key, usage))
+    return progress_snapshot(cost=cost, record=log_row(call, key, usage))
 
 
 async def _finish(call: Call) -> None:
@@ -723,7 +723,7 @@ async def _finish(call: Call) -> None:
             wallet_id=key.wallet_id,
             api_key_id=key.id,
             cost=cost,
-            log=log_row(call, key, usage),
+            record=log_row(call, key, usage),
         )
     )
     if call.journal is not None:

@@ -87,6 +87,6 @@ async def _settle_image_call(call: Call) -> None:
             wallet_id=key.wallet_id,
             api_key_id=key.id,
             cost=cost,
-            log=log_row(call, key, usage),
+            record=log_row(call, key, usage),
         )
     )

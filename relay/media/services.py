@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from decimal import Decimal
-from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -20,6 +19,7 @@ from django.utils import timezone
 
 from billing.holds import Settlement, hold_place, hold_settle
 from billing.pricing import PriceSheet
+from logs.records import RequestRecord
 from relay.channel_types import is_seedance
 from relay.media import charges
 from relay.models import MediaTask
@@ -122,38 +122,26 @@ def media_task_progress(*, task_id: int, state: str, progress: int) -> bool:
 
 def _settlement(task: MediaTask, *, cost: int, status: int, error_code: str) -> Settlement:
     now = timezone.now()
-    log: dict[str, Any] = {
-        "created_at": now,
-        "client_request_id": "",
-        "organization_id": task.organization_id,
-        "api_key_id": task.api_key_id,
-        "channel_id": task.channel_id,
-        "endpoint": f"{task.kind}s",
-        "model": task.model[:200],
-        "upstream_model": task.upstream_model[:200],
-        "stream": False,
-        "status_code": status,
-        "error_code": error_code[:64],
-        "prompt_tokens": 0,
-        "completion_tokens": min(task.output_tokens or 0, 2**31 - 1),
-        "cache_read_tokens": 0,
-        "cache_write_tokens": 0,
-        "cache_write_1h_tokens": 0,
-        "reasoning_tokens": 0,
-        "usage_estimated": False,
-        "latency_ms": min(int((now - task.created_at).total_seconds() * 1000), 2**31 - 1),
-        "ttfb_ms": None,
-        "attempts": 1,
-        "client_ip": task.client_ip,
-        "user_agent": "",
-        "dropped_params": "",
-    }
+    record = RequestRecord(
+        created_at=now,
+        organization_id=task.organization_id,
+        api_key_id=task.api_key_id,
+        channel_id=task.channel_id,
+        endpoint=f"{task.kind}s",
+        model=task.model[:200],
+        upstream_model=task.upstream_model[:200],
+        status_code=status,
+        error_code=error_code[:64],
+        completion_tokens=min(task.output_tokens or 0, 2**31 - 1),
+        latency_ms=min(int((now - task.created_at).total_seconds() * 1000), 2**31 - 1),
+        client_ip=task.client_ip,
+    )
     return Settlement(
         reference=task.public_id,
         wallet_id=task.wallet_id,
         api_key_id=task.api_key_id,
         cost=cost,
-        log=log,
+        record=record,
     )
 
 

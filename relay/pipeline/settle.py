@@ -17,16 +17,18 @@ from django.utils import timezone
 from billing import fastledger
 from billing.holds import Settlement, hold_settle
 from billing.journal import progress_snapshot
+from billing.pricing import Usage
+from logs.records import RequestRecord
 from relay.db import in_db_thread
 from relay.metrics import collector
 
 if TYPE_CHECKING:
-    from billing.pricing import Usage
     from relay.call import Call
     from relay.catalog import KeyInfo
 
 log = logging.getLogger(__name__)
 _settle = in_db_thread(hold_settle)
+_NO_USAGE = Usage()
 _pending: set[asyncio.Task[None]] = set()
 _in_flight = 0
 _idle: asyncio.Event | None = None  # set when the last request in flight is done (drain)
@@ -60,44 +62,45 @@ def _text(value: str, limit: int) -> str:
     return value.encode("utf-8", "replace").decode().replace("\x00", "")[:limit]
 
 
-def log_row(call: Call, key: KeyInfo, usage: Usage | None) -> dict[str, Any]:
-    """The request's `RequestLog` row as settlement writes it: metadata only, never content."""
-    return {
-        "created_at": timezone.now(),
-        "client_request_id": call.client_request_id,
-        "organization_id": key.organization_id,
-        "api_key_id": key.id,
-        "channel_id": call.channel_id,
-        "endpoint": call.endpoint,
-        "model": _text(call.model, 200),
-        "upstream_model": _text(call.upstream_model, 200),
-        "stream": call.stream,
-        "status_code": call.status,
-        "error_code": _text(call.error_code, 64),
-        "prompt_tokens": usage.input_tokens if usage else 0,
-        "completion_tokens": usage.output_tokens if usage else 0,
-        "cache_read_tokens": usage.cache_read_tokens if usage else 0,
-        "cache_write_tokens": usage.cache_write_tokens if usage else 0,
-        "cache_write_1h_tokens": usage.cache_write_1h_tokens if usage else 0,
-        "reasoning_tokens": usage.reasoning_tokens if usage else 0,
-        "usage_estimated": usage.estimated if usage else False,
-        "latency_ms": call.elapsed_ms(),
-        "ttfb_ms": call.ttfb_ms,
-        "attempts": max(1, call.attempts),
-        "client_ip": call.client_ip,
-        "user_agent": _text(call.user_agent, 300),
-        "dropped_params": call.dropped_params[:300],
-    }
+def log_row(call: Call, key: KeyInfo, usage: Usage | None) -> RequestRecord:
+    """The request's log row as settlement writes it: metadata only, never content."""
+    usage = usage or _NO_USAGE
+    return RequestRecord(
+        created_at=timezone.now(),
+        client_request_id=call.client_request_id,
+        organization_id=key.organization_id,
+        api_key_id=key.id,
+        channel_id=call.channel_id,
+        endpoint=call.endpoint,
+        model=_text(call.model, 200),
+        upstream_model=_text(call.upstream_model, 200),
+        stream=call.stream,
+        status_code=call.status,
+        error_code=_text(call.error_code, 64),
+        prompt_tokens=usage.input_tokens,
+        completion_tokens=usage.output_tokens,
+        cache_read_tokens=usage.cache_read_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        usage_estimated=usage.estimated,
+        latency_ms=call.elapsed_ms(),
+        ttfb_ms=call.ttfb_ms,
+        attempts=max(1, call.attempts),
+        client_ip=call.client_ip,
+        user_agent=_text(call.user_agent, 300),
+        dropped_params=call.dropped_params[:300],
+    )
 
 
 def opening_progress(call: Call, key: KeyInfo) -> dict[str, Any]:
     """The hold's first snapshot: if the process dies before the request settles, the
     sweep writes this log row (nothing charged; a stream journals better ones)."""
-    return progress_snapshot(cost=0, log_row=log_row(call, key, None))
+    return progress_snapshot(cost=0, record=log_row(call, key, None))
 
 
 async def settle(settlement: Settlement) -> None:
-    collector.request(settlement.log, settlement.cost)
+    collector.request(settlement.record, settlement.cost)
     if fastledger.enabled():
         # Queued synchronously and committed by the ledger's writer task, whatever
         # happens to this one; no task of our own needed.

@@ -18,6 +18,7 @@ from billing.holds import KeyLimitExceeded, Settlement
 from billing.models import Hold, LedgerEntry, Wallet
 from billing.services import wallet_credit
 from logs.models import RequestLog
+from logs.records import RequestRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)
 T = TypeVar("T")
@@ -38,9 +39,8 @@ def funded():
     return org, Wallet.objects.get(organization=org), key
 
 
-def _log(org_id: int) -> dict[str, object]:
-    return {"created_at": timezone.now(), "organization_id": org_id, "endpoint": "chat/completions",
-            "status_code": 200, "model": "m"}  # fmt: skip
+def _log(org_id: int) -> RequestRecord:
+    return RequestRecord(timezone.now(), org_id, None, "chat/completions", model="m")
 
 
 async def _run(coro_factory: Callable[[fastledger.FastLedger], Awaitable[T]]) -> T:
@@ -104,7 +104,7 @@ def test_it_settles_each_request_once_in_batches(funded) -> None:
                 wallet_id=wallet.pk,
                 api_key_id=key.pk,
                 cost=40,
-                log=_log(org.pk),
+                record=_log(org.pk),
             )
             for i in range(15)
         ]

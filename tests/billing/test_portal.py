@@ -14,6 +14,7 @@ from billing.codes import redemption_batch_create
 from billing.holds import Settlement, hold_place, hold_settle
 from billing.models import LedgerEntry, LowBalanceAlert, TopUp, Wallet
 from billing.services import wallet_adjust
+from logs.records import RequestRecord
 from tests.billing.conftest import create_topup, post_stripe, process_pending
 from tests.fakes.stripe_api import FakeStripe
 
@@ -23,8 +24,8 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 def _charge(org: Organization, ref: str, cost: int, when: dt.datetime | None = None) -> None:
     wallet = Wallet.objects.get(organization=org)
     hold_place(reference=ref, wallet_id=wallet.pk, api_key_id=None, amount=cost, ttl_seconds=60)
-    log = {"organization_id": org.pk, "endpoint": "chat", "status_code": 200}
-    hold_settle(Settlement(ref, wallet.pk, None, cost, log))
+    record = RequestRecord(timezone.now(), org.pk, None, "chat")
+    hold_settle(Settlement(ref, wallet.pk, None, cost, record))
     if when is not None:
         LedgerEntry.objects.filter(source_id=ref).update(created_at=when)
 
@@ -71,11 +72,11 @@ def test_the_page_shows_balance_and_every_entry_with_charges_per_day(
 
     page = owner_client.get("/dashboard/billing/").content.decode()
 
-    assert "19.200000" in page  # 20 - 0.3 - 0.5
+    assert '<strong data-testid="balance" title="$19.200000">$19.20</strong>' in page  # 20-.3-.5
     assert "welcome credit" in page
     assert page.count('class="ledger-line kind-charge"') == 2  # one line per day, not per request
-    assert "-0.300000" in page and "3 requests" in page
-    assert "-0.500000" in page and "2 requests" in page
+    assert "-$0.300000" in page and "3 requests" in page  # the ledger is exact
+    assert "-$0.500000" in page and "2 requests" in page
 
 
 def test_it_starts_a_topup_from_the_form_and_redirects_to_the_provider(
@@ -135,7 +136,7 @@ def test_a_paid_topup_has_a_printable_receipt_visible_only_to_its_organization(
     assert page.count('class="topup state-pending"') == 1
     assert receipt.status_code == 200
     text = receipt.content.decode()
-    assert "25.00 USD" in text and "25.000000 USD" in text and org.name in text
+    assert "25.00 USD" in text and "$25.000000" in text and org.name in text
     assert owner_client.get(f"/dashboard/billing/receipts/{unpaid.pk}/").status_code == 404
     assert other.get(f"/dashboard/billing/receipts/{topup.pk}/").status_code == 404
 

@@ -22,6 +22,7 @@ from billing.leases import lease_renew
 from billing.models import Hold, LedgerEntry, TopUp, Wallet
 from billing.services import wallet_adjust
 from billing.tasks import billing_reconcile
+from logs.records import RequestRecord
 from tests.billing.conftest import create_topup, post_stripe, process_pending
 from tests.billing.test_codes import _redeem
 from tests.fakes.stripe_api import FakeStripe
@@ -68,8 +69,8 @@ def exercised(
             ttl_seconds=600,
         )  # fmt: skip
         if n < 2:
-            log = {"organization_id": org.pk, "endpoint": "chat", "status_code": 200}
-            hold_settle(Settlement(f"req{n}", wallet.pk, None, 123_456, log))
+            record = RequestRecord(timezone.now(), org.pk, None, "chat")
+            hold_settle(Settlement(f"req{n}", wallet.pk, None, 123_456, record))
     wallet.refresh_from_db()
     assert (
         wallet.held == 900_000

@@ -21,6 +21,7 @@ from billing.leases import lease_end, lease_renew
 from billing.models import Hold, Lease, LedgerEntry, UncollectedUsage, Wallet
 from billing.services import wallet_credit
 from logs.models import RequestLog
+from logs.records import RequestRecord
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 TTL = settings.LEASE_TTL_SECONDS
@@ -36,18 +37,11 @@ def funded() -> tuple[Wallet, ApiKey]:
 
 
 def _snapshot(wallet: Wallet, key: ApiKey, cost: int, completion: int = 0) -> dict[str, object]:
-    row = {
-        "created_at": timezone.now(),
-        "organization_id": wallet.organization_id,
-        "api_key_id": key.pk,
-        "channel_id": None,
-        "endpoint": "chat/completions",
-        "model": "gpt-4o-mini",
-        "stream": True,
-        "status_code": 200,
-        "completion_tokens": completion,
-    }
-    return progress_snapshot(cost=cost, log_row=row)
+    record = RequestRecord(
+        timezone.now(), wallet.organization_id, key.pk, "chat/completions",
+        model="gpt-4o-mini", stream=True, completion_tokens=completion,
+    )  # fmt: skip
+    return progress_snapshot(cost=cost, record=record)
 
 
 def _place(

@@ -14,6 +14,7 @@ from billing.holds import hold_place, holds_sweep
 from billing.models import Hold, LedgerEntry, Wallet
 from billing.services import price_set
 from logs.models import RequestLog
+from logs.records import RequestRecord
 from tests.relay.conftest import Customer, wait_for
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -70,14 +71,11 @@ def test_it_settles_a_request_exactly_once(ready: Customer) -> None:
         amount=500,
         ttl_seconds=60,
     )
-    log = {
-        "organization_id": ready.org.pk,
-        "endpoint": "chat/completions",
-        "status_code": 200,
-    }
+    record = RequestRecord(timezone.now(), ready.org.pk, ready.key.pk, "chat/completions")
     settlement = Settlement(
-        reference="req_x", wallet_id=ready.wallet().pk, api_key_id=ready.key.pk, cost=300, log=log
-    )
+        reference="req_x", wallet_id=ready.wallet().pk, api_key_id=ready.key.pk, cost=300,
+        record=record,
+    )  # fmt: skip
     before = ready.balance()
 
     def settle(_: int) -> bool:
