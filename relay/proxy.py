@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +46,9 @@ from relay.channel_types import (
     openai_target,
     protocol_of,
 )
-from relay.cooldown import cooldowns
-from relay.db import in_db_thread
 from relay.errors import RelayError, bad_request, model_not_found, no_channel, stack_of
 from relay.formats import fields, gemini, ir, openai, responses
-from relay.metrics import collector
+from relay.pipeline import failover
 from relay.pipeline.affinity import affinity_key
 from relay.pipeline.authenticate import authenticate, extract_secret
 from relay.pipeline.authorize import (
@@ -71,7 +70,6 @@ from relay.pipeline.route import candidates
 from relay.pipeline.settle import in_flight, log_row, opening_progress, settle
 from relay.protocols import GEMINI, OPENAI, RESPONSES, WireProtocol
 from relay.ratelimit import limiter
-from relay.services import channel_auto_disable
 from relay.stream_adapters import OpenAIPassThrough, PassThrough, StreamAdapter, Translating
 
 log = logging.getLogger(__name__)
@@ -123,9 +121,6 @@ class _Prepared:
     dropped: tuple[str, ...] = ()  # advisory fields left out in translation
 
 
-_disable = in_db_thread(channel_auto_disable)
-
-
 async def proxy(
     request: Request,
     receive: Receive,
@@ -149,7 +144,9 @@ async def proxy(
                 await send_bytes(send_, err.status, err.body, headers, ctype)
             else:
                 # Another protocol's error envelope: keep its status and message only.
-                message = _upstream_message(err.body) or f"The upstream answered {err.status}."
+                message = (
+                    failover.upstream_message(err.body) or f"The upstream answered {err.status}."
+                )
                 translated = RelayError(err.status, message, type="upstream_error")
                 await send_json(send_, err.status, inbound.protocol.error_body(translated), headers)
         except RelayError as err:
@@ -425,53 +422,33 @@ def _adapter(
 
 
 async def _attempt(
-    call: Call, route: list[ChannelInfo], prepare: Any
+    call: Call, route: list[ChannelInfo], prepare: Callable[[ChannelInfo], _Prepared]
 ) -> tuple[aiohttp.ClientResponse, _Prepared]:
-    """Try channels in order; never the same one twice; stop on a non-retryable failure.
+    """The first channel that answers. A channel whose protocol cannot express the request
+    is skipped (not its fault); if no channel could take it, the caller gets that 400."""
 
-    A channel whose protocol cannot express the request is skipped (it is not the
-    channel's fault); if no channel could take it, the caller gets that 400.
-    """
-    last: UpstreamFailure | None = None
-    untranslatable: RelayError | None = None
-    attempts = 0
-    for channel in route:
-        if attempts >= max(1, settings.RELAY_MAX_ATTEMPTS):
-            break
+    async def exchange(channel: ChannelInfo) -> tuple[aiohttp.ClientResponse, _Prepared]:
         try:
-            prepared: _Prepared = prepare(channel)
+            prepared = prepare(channel)
         except RelayError as exc:
-            untranslatable = untranslatable or exc
-            continue
-        attempts += 1
-        call.attempts += 1
-        call.channel_id = channel.id
-        call.upstream_model = channel.upstream_model(call.model)
+            raise failover.Unusable(exc) from None
         try:
             response = await send(prepared.url, prepared.headers, prepared.body)
             if response.status >= 400:
                 raise await failure_from_response(response)
         except UpstreamFailure as failure:
-            last = failure
-            failure.protocol = prepared.protocol
-            collector.upstream_error(channel.id, failure.status)
-            log.warning(
-                "channel %s failed for request %s: %s", channel.id, call.request_id, failure.reason
-            )
-            if failure.disable:
-                await _disable(channel_id=channel.id, reason=failure.reason)
-                catalog.clear()
-            elif failure.retryable:
-                await cooldowns.failure(channel.id)
-            if not failure.retryable:
-                break
-            continue
-        cooldowns.success(channel.id)
-        call.ttfb_ms = call.elapsed_ms()
+            failure.protocol = prepared.protocol  # its error body is in that protocol
+            raise
         return response, prepared
-    if last is None:
-        raise untranslatable or no_channel(call.model)
-    raise _exhausted(call, last)
+
+    try:
+        _, (response, prepared) = await failover.first_success(call, route, exchange)
+    except failover.Exhausted as exc:
+        if exc.last is None:
+            raise exc.unusable or no_channel(call.model) from None
+        raise _exhausted(call, exc.last) from None
+    call.ttfb_ms = call.elapsed_ms()
+    return response, prepared
 
 
 def _exhausted(call: Call, failure: UpstreamFailure) -> RelayError:
@@ -498,17 +475,6 @@ class _PassThrough(RelayError):
         self.body = failure.body
         self.content_type = failure.content_type
         self.protocol = failure.protocol
-
-
-def _upstream_message(body: bytes) -> str:
-    """The message inside any provider's error envelope ({"error": {"message": ...}})."""
-    try:
-        parsed = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return ""
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    message = error.get("message") if isinstance(error, dict) else None
-    return message if isinstance(message, str) else ""
 
 
 async def _relay_body(
