@@ -62,6 +62,12 @@ class OrganizationAdmin(admin.ModelAdmin[Organization]):
         return micros_to_usd(obj.wallet.balance)
 
 
+# "Api keys" is Django's capitalisation of the class name. Named here rather than in
+# ApiKey.Meta so that no migration is needed (verbose names are migration state).
+ApiKey._meta.verbose_name = "API key"
+ApiKey._meta.verbose_name_plural = "API keys"
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
     # The secret is never stored; the hash is not shown either (it is a lookup handle).

@@ -5,7 +5,7 @@ here may import allauth.account.forms (see accounts/signin_form.py)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.http import HttpRequest
@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 
 from accounts.legal import legal_accept, legal_documents_current
 from accounts.models import User
+from accounts.time_zones import zone_choices
 from accounts.turnstile import TurnstileFormMixin
 from logs.models import AuditEvent
 from logs.services import audit_record
@@ -65,10 +66,18 @@ class SignupForm(TurnstileFormMixin, forms.Form):
 
 
 class ProfileForm(forms.ModelForm[User]):
+    # A select of the tz database's zones; blank follows the browser (TimeZoneMiddleware).
+    time_zone = forms.ChoiceField(label=_("Time zone"), required=False)
+
     class Meta:
         model = User
-        fields = ("name",)
+        fields = ("name", "time_zone")
         labels = {"name": _("Name")}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        field = cast(forms.ChoiceField, self.fields["time_zone"])
+        field.choices = [("", _("Browser default")), *zone_choices()]
 
 
 class LegalAcceptForm(forms.Form):

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
@@ -514,30 +515,61 @@ def organization_set_require_mfa(
 PLAYGROUND_KEY_MINUTES = 60
 
 
-def playground_key_issue(*, user: User, organization: Organization) -> tuple[ApiKey, str]:
-    """A fresh short-lived relay key for the playground page of USER in ORGANIZATION.
+def playground_key_issue(
+    *, user: User, organization: Organization, secret: str = ""
+) -> tuple[ApiKey, str]:
+    """The playground key of USER in ORGANIZATION and a secret for it.
 
-    The user's earlier playground keys in that organization are revoked in the same
-    transaction, so at most one works at a time; it expires after PLAYGROUND_KEY_MINUTES.
-    It is hidden from key lists; its requests are logged and billed like any other.
+    One key per person and organization, reused while it is active and unexpired: SECRET,
+    when given (the page keeps the last one in the person's session), is handed back if it
+    still opens that key. Otherwise the same key gets a new secret and a new expiry,
+    PLAYGROUND_KEY_MINUTES away, and the old secret stops working: at most one works at a
+    time. A revoked or disabled key is left alone and a new one made. The key is hidden
+    from key lists; its requests are logged and billed like any other. Atomic.
     """
+    now = timezone.now()
     with transaction.atomic():
-        revoked = (
-            ApiKey.objects.filter(organization=organization, created_by=user, is_playground=True)
-            .exclude(status=ApiKey.Status.REVOKED)
-            .update(status=ApiKey.Status.REVOKED)
+        # Serializes a person's concurrent first visits (no key row to lock yet).
+        Membership.objects.select_for_update().filter(user=user, organization=organization).first()
+        keys = list(
+            ApiKey.objects.filter(
+                organization=organization,
+                created_by=user,
+                is_playground=True,
+                status=ApiKey.Status.ACTIVE,
+                deleted_at__isnull=True,
+            ).order_by("-created_at", "-pk")
         )
+        key = keys[0] if keys else None
+        if len(keys) > 1:  # left over from when every visit made a key
+            ApiKey.objects.filter(pk__in=[k.pk for k in keys[1:]]).update(
+                status=ApiKey.Status.REVOKED
+            )
+            key_change_publish()
+        if (
+            key is not None
+            and key.is_usable(now)
+            and secret
+            and constant_time_compare(hash_secret(secret), key.key_hash)
+        ):
+            return key, secret
         secret = generate_secret()
-        key = ApiKey.objects.create(
-            organization=organization,
-            created_by=user,
-            name="Playground",
-            prefix=display_prefix(secret),
-            key_hash=hash_secret(secret),
-            scopes=[ApiKey.Scope.RELAY],
-            expires_at=timezone.now() + dt.timedelta(minutes=PLAYGROUND_KEY_MINUTES),
-            is_playground=True,
-        )
-        if revoked:
+        expires_at = now + dt.timedelta(minutes=PLAYGROUND_KEY_MINUTES)
+        if key is None:
+            key = ApiKey.objects.create(
+                organization=organization,
+                created_by=user,
+                name="Playground",
+                prefix=display_prefix(secret),
+                key_hash=hash_secret(secret),
+                scopes=[ApiKey.Scope.RELAY],
+                expires_at=expires_at,
+                is_playground=True,
+            )
+        else:
+            key.prefix = display_prefix(secret)
+            key.key_hash = hash_secret(secret)
+            key.expires_at = expires_at
+            key.save(update_fields=["prefix", "key_hash", "expires_at"])
             key_change_publish()
     return key, secret

@@ -201,6 +201,12 @@ class PriceAdmin(admin.ModelAdmin[Price]):
 # --- Payments and codes -------------------------------------------------------------------
 
 
+# "Top ups" is Django's spelling of the class name; named here, not in TopUp.Meta, so that
+# no migration is needed (verbose names are migration state).
+TopUp._meta.verbose_name = "top-up"
+TopUp._meta.verbose_name_plural = "top-ups"
+
+
 @admin.register(TopUp)
 class TopUpAdmin(ReadOnlyAdmin):
     list_display = ("pk", "organization", "provider", "state", "credit_usd", "pay", "created_at")

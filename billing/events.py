@@ -56,12 +56,14 @@ def payment_event_process(*, event_pk: int) -> Outcome:
     NOT_READY (the payment it refers to is not known yet) leaves the event unprocessed
     for a retry; a mismatched amount marks it processed with the error and credits nothing.
     """
+    from billing.providers.demo import callback_apply as demo_apply
     from billing.providers.epay import callback_apply as epay_apply
     from billing.providers.stripe import event_apply as stripe_apply
 
     appliers: dict[str, Callable[[dict[str, Any]], str]] = {
         "stripe": stripe_apply,
         "epay": epay_apply,
+        "demo": demo_apply,
     }
     with transaction.atomic():
         event = PaymentEvent.objects.select_for_update().get(pk=event_pk)

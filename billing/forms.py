@@ -32,7 +32,11 @@ class TopUpForm(forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        labels = {"stripe": _("Card (Stripe)"), "epay": _("Alipay / WeChat Pay (EPay)")}
+        labels = {
+            "stripe": _("Card (Stripe)"),
+            "epay": _("Alipay / WeChat Pay (EPay)"),
+            "demo": _("Demo payment (no money moves)"),
+        }
         choice = cast(forms.ChoiceField, self.fields["provider"])
         choice.choices = [(name, labels.get(name, name)) for name in providers_configured()]
 

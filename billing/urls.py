@@ -12,6 +12,9 @@ urlpatterns = [
     path("billing/webhooks/stripe/", webhooks.stripe_webhook, name="billing-webhook-stripe"),
     path("billing/webhooks/epay/", webhooks.epay_notify, name="billing-webhook-epay"),
     path("billing/return/", webhooks.payment_return, name="billing-return"),
+    # Demo payments (billing/providers/demo.py): on only with PAYMENTS_DEMO.
+    path("billing/demo/<str:ref>/", views.demo_checkout, name="billing-demo-checkout"),
+    path("billing/demo/<str:ref>/event", views.demo_event, name="billing-demo-event"),
     path("dashboard/billing/", views.billing_page, name="billing"),
     path("dashboard/billing/topup/", views.topup_start, name="billing-topup"),
     path("dashboard/billing/redeem/", views.redeem, name="billing-redeem"),

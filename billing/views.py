@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 from typing import cast
 
 from django.conf import settings
@@ -19,11 +21,13 @@ from accounts.models import Membership, Organization, User
 from accounts.network import client_ip
 from billing.alerts import low_balance_set
 from billing.codes import code_redeem
+from billing.events import Outcome, payment_event_process, payment_event_record
 from billing.exceptions import InvalidTopUp, RedemptionError
 from billing.forms import AlertForm, RedeemForm, TopUpForm
 from billing.models import TopUp
 from billing.money import micros_to_usd
-from billing.providers import ProviderError, ProviderUnavailable
+from billing.providers import InvalidCallback, ProviderError, ProviderUnavailable
+from billing.providers import demo as demo_provider
 from billing.selectors import (
     ledger_first_month,
     ledger_statement,
@@ -35,6 +39,8 @@ from billing.selectors import (
     wallet_for_organization,
 )
 from billing.topups import bonus_tiers, topup_create, topup_rate
+
+log = logging.getLogger(__name__)
 
 
 def _org(request: HttpRequest) -> Organization:
@@ -60,8 +66,8 @@ def _page(request: HttpRequest, **forms: object) -> HttpResponse:
     threshold = low_balance_threshold(organization=org)
     context = {
         "section": "billing",
-        "balance": micros_to_usd(wallet.balance),
-        "available": micros_to_usd(wallet.balance - wallet.held),
+        "balance": wallet.balance,  # micro-USD, formatted by the template
+        "available": wallet.balance - wallet.held,
         "negative": wallet.balance < 0,
         "currency": settings.TOPUP_CURRENCY,
         "presets": settings.TOPUP_PRESETS_USD,
@@ -165,3 +171,53 @@ def receipt(request: HttpRequest, pk: int) -> HttpResponse:
         "organization": _org(request),
     }
     return render(request, "billing/receipt.html", context)
+
+
+def _demo_topup(request: HttpRequest, ref: str) -> TopUp:
+    """The active organization's demo top-up REF; 404 when demo payments are off."""
+    if not demo_provider.DemoProvider().configured():
+        raise Http404("demo payments are off")
+    return get_object_or_404(
+        TopUp, provider=demo_provider.NAME, provider_ref=ref, organization=_org(request)
+    )
+
+
+@require_GET
+@capability_required(Capability.BILLING)
+def demo_checkout(request: HttpRequest, ref: str) -> HttpResponse:
+    """The demo provider's checkout page: Pay or Cancel, each a signed event."""
+    topup = _demo_topup(request, ref)
+    context = {
+        "topup": topup,
+        "charge": f"{topup.pay_amount // 100}.{topup.pay_amount % 100:02d}",
+        "pay": demo_provider.event_for(topup, demo_provider.PAID),
+        "cancel": demo_provider.event_for(topup, demo_provider.CANCELED),
+    }
+    return render(request, "billing/demo_checkout.html", context)
+
+
+@require_POST
+@capability_required(Capability.BILLING)
+def demo_event(request: HttpRequest, ref: str) -> HttpResponse:
+    """The demo provider's callback: verified, stored once like a webhook, then applied."""
+    topup = _demo_topup(request, ref)
+    try:
+        data = demo_provider.callback_verify(request.POST)
+    except InvalidCallback as exc:
+        log.warning("demo payment event refused: %s", exc)
+        return HttpResponse(str(exc), status=400, content_type="text/plain")
+    if data["ref"] != topup.provider_ref:
+        return HttpResponse("event for another top-up", status=400, content_type="text/plain")
+    event, _ = payment_event_record(
+        provider=demo_provider.NAME,
+        event_id=f"{data['ref']}:{data['outcome']}",
+        event_type=data["outcome"],
+        payload=json.dumps(data, sort_keys=True),
+        enqueue=False,
+    )
+    if payment_event_process(event_pk=event.pk) == Outcome.REJECTED:
+        return HttpResponse("payment event rejected", status=400, content_type="text/plain")
+    back = f"{reverse('billing-return')}?provider=demo&topup={topup.pk}"
+    if data["outcome"] == demo_provider.CANCELED:
+        back += "&canceled=1"
+    return HttpResponseRedirect(back)

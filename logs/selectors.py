@@ -5,17 +5,21 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import orjson
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.access import Capability, role_allows
 from accounts.models import ApiKey, Membership, Organization, User
-from logs.models import AuditEvent, RequestLog
+from logs.models import AuditEvent, DailyUsage, RequestLog, RolledUpDay
 
 PAGE_SIZE = 50
 # Columns a page may be sorted by; time is the default and the only one backed by an index
@@ -199,3 +203,278 @@ def audit_ip_seen_before(*, user: User, ip: str | None, before_pk: int | None = 
     if before_pk is not None:
         events = events.filter(pk__lt=before_pk)
     return events.exists()
+
+
+# --- Usage over time, for the overview's charts ------------------------------------------------
+
+# Preset ranges: name -> (step, number of buckets). Hours are the viewer's; days are UTC days,
+# the unit `DailyUsage` is rolled up in.
+USAGE_RANGES: dict[str, tuple[str, int]] = {
+    "24h": ("hour", 24),
+    "7d": ("day", 7),
+    "30d": ("day", 30),
+}
+USAGE_SPLITS = ("model", "key")
+MAX_CUSTOM_DAYS = 366
+HOURLY_UP_TO_DAYS = 2  # a custom range this short is drawn by the hour
+TOP_GROUPS = 5  # series drawn per split; the rest are summed into one
+
+
+@dataclass(frozen=True)
+class UsageRange:
+    name: str  # "24h", "7d", "30d" or "custom"
+    step: str  # "hour" or "day"
+    starts: tuple[dt.datetime, ...]  # each bucket's start (UTC); a bucket ends at the next
+    until: dt.datetime
+    first_day: dt.date | None = None  # custom ranges: the dates asked for
+    last_day: dt.date | None = None
+
+    @property
+    def since(self) -> dt.datetime:
+        return self.starts[0]
+
+    @property
+    def days(self) -> tuple[dt.date, dt.date]:
+        """The first and last day shown (UTC days unless asked for), to fill in a form."""
+        if self.first_day and self.last_day:
+            return self.first_day, self.last_day
+        return self.since.date(), (self.until - dt.timedelta(microseconds=1)).date()
+
+
+def _parse_day(value: str, name: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value.strip())
+    except ValueError:
+        raise FilterError(_("%(name)s is not a date (YYYY-MM-DD).") % {"name": name}) from None
+
+
+def _utc_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=dt.UTC)
+
+
+def _hours(since: dt.datetime, until: dt.datetime) -> tuple[dt.datetime, ...]:
+    # Stepped in UTC so a daylight-saving change gives a 23- or 25-hour day, not a gap.
+    since, until = since.astimezone(dt.UTC), until.astimezone(dt.UTC)
+    count = int((until - since) / dt.timedelta(hours=1))
+    return tuple(since + dt.timedelta(hours=i) for i in range(count))
+
+
+def _days(first: dt.date, last: dt.date) -> tuple[dt.datetime, ...]:
+    count = (last - first).days + 1
+    return tuple(_utc_midnight(first + dt.timedelta(days=i)) for i in range(count))
+
+
+def usage_range_from(
+    params: Mapping[str, str], *, zone: dt.tzinfo, now: dt.datetime | None = None
+) -> UsageRange:
+    """The buckets for `range` (24h, 7d, 30d or custom with `from` and `to` dates, both
+    included); raises FilterError with a message for the viewer. Hours start on the hour in
+    ZONE; days are UTC days."""
+    now = now or timezone.now()
+    name = params.get("range", "").strip() or "30d"
+    if name in USAGE_RANGES:
+        step, count = USAGE_RANGES[name]
+        if step == "hour":
+            top = now.astimezone(zone).replace(minute=0, second=0, microsecond=0)
+            until = top.astimezone(dt.UTC) + dt.timedelta(hours=1)
+            return UsageRange(name, step, _hours(until - dt.timedelta(hours=count), until), until)
+        today = now.astimezone(dt.UTC).date()
+        starts = _days(today - dt.timedelta(days=count - 1), today)
+        return UsageRange(name, step, starts, starts[-1] + dt.timedelta(days=1))
+    if name != "custom":
+        raise FilterError(_("The range must be 24h, 7d, 30d or custom."))
+    if not params.get("from", "").strip() or not params.get("to", "").strip():
+        raise FilterError(_("A custom range needs a first and a last day."))
+    first, last = _parse_day(params["from"], _("From")), _parse_day(params["to"], _("To"))
+    if first > last:
+        raise FilterError(_("The first day must not be after the last day."))
+    if first > now.astimezone(zone).date():
+        raise FilterError(_("The range starts in the future."))
+    if (last - first).days + 1 > MAX_CUSTOM_DAYS:
+        raise FilterError(
+            _("A custom range covers at most %(days)d days.") % {"days": MAX_CUSTOM_DAYS}
+        )
+    if (last - first).days + 1 <= HOURLY_UP_TO_DAYS:
+        since = dt.datetime.combine(first, dt.time.min, tzinfo=zone)
+        until = dt.datetime.combine(last + dt.timedelta(days=1), dt.time.min, tzinfo=zone)
+        starts = _hours(since, until)
+        return UsageRange("custom", "hour", starts, until.astimezone(dt.UTC), first, last)
+    starts = _days(first, last)
+    return UsageRange("custom", "day", starts, starts[-1] + dt.timedelta(days=1), first, last)
+
+
+@dataclass
+class UsageSeries:
+    """One group's numbers per bucket (a model, a key, everything else, or the total)."""
+
+    name: str
+    requests: list[int]
+    errors: list[int]
+    tokens: list[int]
+    cost: list[int]  # micro-USD
+    other: bool = False  # the sum of the groups past TOP_GROUPS
+
+    @classmethod
+    def empty(cls, name: str, size: int) -> UsageSeries:
+        return cls(name, [0] * size, [0] * size, [0] * size, [0] * size)
+
+    def add(self, i: int, requests: int, errors: int, tokens: int, cost: int) -> None:
+        self.requests[i] += requests
+        self.errors[i] += errors
+        self.tokens[i] += tokens
+        self.cost[i] += cost
+
+    def merge(self, other: UsageSeries) -> None:
+        for i in range(len(self.requests)):
+            self.add(i, other.requests[i], other.errors[i], other.tokens[i], other.cost[i])
+
+    @property
+    def error_rate(self) -> list[float | None]:
+        """Failed requests in percent per bucket; None where there were no requests."""
+        return [
+            round(100 * e / r, 1) if r else None
+            for r, e in zip(self.requests, self.errors, strict=True)
+        ]
+
+    @property
+    def sums(self) -> dict[str, int]:
+        return {
+            "requests": sum(self.requests),
+            "errors": sum(self.errors),
+            "tokens": sum(self.tokens),
+            "cost": sum(self.cost),
+        }
+
+
+@dataclass
+class UsageChart:
+    range: UsageRange
+    split: str  # "model" or "key"
+    groups: list[UsageSeries]  # largest cost first; the `other` one last when there is one
+    total: UsageSeries
+
+
+def visible_daily_usage(*, membership: Membership) -> QuerySet[DailyUsage]:
+    """Rolled-up usage scoped like `visible_logs`: all of it, or only the caller's keys'."""
+    rolled = DailyUsage.objects.filter(organization_id=membership.organization_id)
+    if role_allows(membership.role, Capability.VIEW_USAGE):
+        return rolled
+    own = ApiKey.objects.filter(
+        organization_id=membership.organization_id, created_by_id=membership.user_id
+    ).values_list("pk", flat=True)
+    return rolled.filter(api_key_id__in=list(own))
+
+
+def usage_exists(*, membership: Membership) -> bool:
+    """Has the caller's scope ever sent a request (kept as a log or in the rollup)?"""
+    return (
+        visible_logs(membership=membership).exists()
+        or visible_daily_usage(membership=membership).exists()
+    )
+
+
+_LOG_SUMS: dict[str, Any] = {
+    "n": Count("id"),
+    "n_errors": Count("id", filter=Q(status_code__gte=400)),
+    "p": Sum("prompt_tokens"),
+    "c": Sum("completion_tokens"),
+    "total_cost": Sum("cost"),
+}
+_ROLLED_SUMS: dict[str, Any] = {
+    "n": Sum("requests"),
+    "n_errors": Sum("errors"),
+    "p": Sum("prompt_tokens"),
+    "c": Sum("completion_tokens"),
+    "total_cost": Sum("cost"),
+}
+
+
+def _numbers(row: dict[str, Any]) -> tuple[int, int, int, int]:
+    tokens = (row["p"] or 0) + (row["c"] or 0)
+    return row["n"] or 0, row["n_errors"] or 0, tokens, row["total_cost"] or 0
+
+
+def _usage_rows(
+    membership: Membership, span: UsageRange, zone: dt.tzinfo, dimension: str
+) -> list[tuple[dt.datetime, Any, tuple[int, int, int, int]]]:
+    """(bucket start, group, numbers) from the logs, and from the rollup for rolled-up days."""
+    logs = visible_logs(membership=membership).filter(
+        created_at__gte=span.since, created_at__lt=span.until
+    )
+    if span.step == "hour":
+        hourly = (
+            logs.annotate(bucket=TruncHour("created_at", tzinfo=zone))
+            .values("bucket", dimension)
+            .annotate(**_LOG_SUMS)
+            .order_by()
+        )
+        return [(r["bucket"], r[dimension], _numbers(r)) for r in hourly]
+    days = [start.date() for start in span.starts]
+    rolled_days = set(
+        RolledUpDay.objects.filter(day__gte=days[0], day__lte=days[-1]).values_list(
+            "day", flat=True
+        )
+    )
+    rolled = (
+        visible_daily_usage(membership=membership)
+        .filter(day__in=sorted(rolled_days))
+        .values("day", dimension)
+        .annotate(**_ROLLED_SUMS)
+        .order_by()
+    )
+    out = [(_utc_midnight(r["day"]), r[dimension], _numbers(r)) for r in rolled]
+    live_days = [day for day in days if day not in rolled_days]
+    if live_days:
+        live = (
+            logs.filter(created_at__gte=_utc_midnight(live_days[0]))
+            .annotate(bucket=TruncDate("created_at", tzinfo=dt.UTC))
+            .filter(bucket__in=live_days)
+            .values("bucket", dimension)
+            .annotate(**_LOG_SUMS)
+            .order_by()
+        )
+        out += [(_utc_midnight(r["bucket"]), r[dimension], _numbers(r)) for r in live]
+    return out
+
+
+def _key_labels(membership: Membership) -> dict[int, str]:
+    keys = ApiKey.objects.filter(organization_id=membership.organization_id)
+    return {pk: name or prefix for pk, name, prefix in keys.values_list("pk", "name", "prefix")}
+
+
+def usage_chart(
+    *, membership: Membership, span: UsageRange, split: str, zone: dt.tzinfo
+) -> UsageChart:
+    """Requests, errors, tokens and cost per bucket of SPAN, split by model or by key (the
+    largest TOP_GROUPS by cost, the rest summed as one), within the caller's scope: an
+    organization's members without the usage capability see only their own keys."""
+    if split not in USAGE_SPLITS:
+        raise FilterError(_("Usage can be split by model or by key."))
+    dimension = "model" if split == "model" else "api_key_id"
+    index = {start: i for i, start in enumerate(span.starts)}
+    size = len(span.starts)
+    by_group: dict[Any, UsageSeries] = defaultdict(lambda: UsageSeries.empty("", size))
+    for start, group, numbers in _usage_rows(membership, span, zone, dimension):
+        i = index.get(start.astimezone(dt.UTC))
+        if i is not None:  # a row just past the range's last hour
+            by_group[group or None].add(i, *numbers)
+
+    labels = _key_labels(membership) if split == "key" else {}
+    for group, series in by_group.items():
+        if split == "model":
+            series.name = group or _("(no model)")
+        else:
+            series.name = labels.get(group, f"#{group}") if group else _("(no key)")
+    ranked = sorted(by_group.values(), key=lambda s: (-sum(s.cost), -sum(s.requests), s.name))
+    groups = ranked[:TOP_GROUPS]
+    if len(ranked) > TOP_GROUPS:
+        name = _("Other models") if split == "model" else _("Other keys")
+        other = UsageSeries.empty(name, size)
+        other.other = True
+        for series in ranked[TOP_GROUPS:]:
+            other.merge(series)
+        groups.append(other)
+    total = UsageSeries.empty("total", size)
+    for series in groups:
+        total.merge(series)
+    return UsageChart(range=span, split=split, groups=groups, total=total)

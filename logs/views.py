@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHt
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from accounts.access import (
     Capability,
@@ -20,12 +21,22 @@ from accounts.access import (
     role_allows,
 )
 from accounts.models import ApiKey, Membership
-from accounts.selectors import user_can_create_keys
+from accounts.selectors import keys_visible_to, user_can_create_keys
 from billing.models import LowBalanceAlert, Wallet
 from logs.csv_export import csv_rows
 from logs.models import DailyUsage
-from logs.selectors import FilterError, filtered_logs, log_filter_from, log_page
-from logs.templatetags.usage_format import usd
+from logs.selectors import (
+    USAGE_RANGES,
+    FilterError,
+    UsageChart,
+    UsageSeries,
+    filtered_logs,
+    log_filter_from,
+    log_page,
+    usage_chart,
+    usage_exists,
+    usage_range_from,
+)
 from logs.usage import usage_overview
 from relay.models import Channel
 
@@ -67,6 +78,10 @@ def _page(request: HttpRequest, membership: Membership) -> HttpResponse:
     context: dict[str, Any] = {
         "section": "logs",
         "params": request.GET,
+        "filtered": any(
+            request.GET.get(name)
+            for name in ("since", "until", "model", "key", "status", "channel_type", "min_cost")
+        ),
         "keys": keys_listed,
         # From the rollup, not a scan of the logs: fast however many rows there are.
         "models": list(
@@ -98,17 +113,47 @@ def _page(request: HttpRequest, membership: Membership) -> HttpResponse:
     return render(request, "logs/explorer.html", context, status=status)
 
 
-def _bars(points: list[tuple[str, int, str]]) -> list[dict[str, Any]]:
-    """Bar heights in percent of the largest value, for the SVG charts."""
-    peak = max((value for _, value, _ in points), default=0) or 1
-    bars = []
-    for i, (label, value, title) in enumerate(points):
-        height = round(100 * value / peak, 1)
-        bars.append(
-            {"label": label, "value": value, "title": title, "x": i * 10 + 0.5,
-             "y": round(100 - height, 1), "height": height}
-        )  # fmt: skip
-    return bars
+def _chart_data(chart: UsageChart, zone: str) -> dict[str, Any]:
+    """What static/js/charts.js draws: bucket starts as epoch milliseconds, one series per
+    group, the totals and the error rate. Money stays in integer micro-USD."""
+    span = chart.range
+
+    def series(s: UsageSeries) -> dict[str, Any]:
+        return {"name": s.name, "other": s.other, "requests": s.requests, "errors": s.errors,
+                "tokens": s.tokens, "cost": s.cost}  # fmt: skip
+
+    return {
+        "range": span.name,
+        "step": span.step,
+        "zone": zone,
+        "split": chart.split,
+        "buckets": [int(start.timestamp() * 1000) for start in span.starts],
+        "until": int(span.until.timestamp() * 1000),
+        "groups": [series(s) for s in chart.groups],
+        "total": series(chart.total),
+        "error_rate": chart.total.error_rate,
+        # The charts' words, translated here so that the script holds none.
+        "labels": {
+            "cost": _("Cost"),
+            "tokens": _("Tokens"),
+            "requests": _("Requests"),
+            "errorRate": _("Error rate"),
+            "total": pgettext("sum of a column", "Total"),
+            "usd": _("US dollars"),
+            "percent": _("Failed requests (%)"),
+            "errorsOf": _("%(errors)s of %(requests)s failed"),
+        },
+    }
+
+
+def _bucket_rows(chart: UsageChart) -> list[dict[str, Any]]:
+    """The totals per bucket, for the table that stands in for the charts without JavaScript."""
+    t = chart.total
+    return [
+        {"start": start, "day": start.date(), "requests": t.requests[i], "errors": t.errors[i],
+         "tokens": t.tokens[i], "cost": t.cost[i]}
+        for i, start in enumerate(chart.range.starts)
+    ]  # fmt: skip
 
 
 def _banner_threshold(wallet: Wallet | None) -> int:
@@ -120,31 +165,40 @@ def _banner_threshold(wallet: Wallet | None) -> int:
 @capability_required(Capability.VIEW_ORG)
 def overview(request: HttpRequest) -> HttpResponse:
     membership: Membership = request.membership  # type: ignore[attr-defined]
-    usage = usage_overview(membership=membership)
     wallet = Wallet.objects.filter(organization_id=membership.organization_id).first()
     available = (wallet.balance - wallet.held) if wallet else 0
-    key_names = dict(
-        ApiKey.objects.filter(organization_id=membership.organization_id).values_list("pk", "name")
-    )
-    context = {
+    context: dict[str, Any] = {
         "section": "overview",
-        "usage": usage,
+        "params": request.GET,
         "balance": wallet.balance if wallet else 0,
         "available": available,
         "low_balance": available < _banner_threshold(wallet),
-        "cost_by_day": _bars(
-            [
-                (d.strftime("%m-%d"), t.cost, f"{d}: {usd(t.cost)}, {t.requests}")
-                for d, t in usage.days
-            ]
-        ),
-        "requests_by_hour": _bars(
-            [(h.strftime("%H"), t.requests, f"{h:%H:00}: {t.requests}") for h, t in usage.hours]
-        ),
-        "tokens_by_day": _bars(
-            [(d.strftime("%m-%d"), t.tokens, f"{d}: {t.tokens}") for d, t in usage.days]
-        ),
-        "by_key": [(key_names.get(k, "-") if k else "-", t) for k, t in usage.by_key],
         "can_create_keys": user_can_create_keys(user=request.user),  # type: ignore[arg-type]
+        "has_usage": usage_exists(membership=membership),
+        "has_key": keys_visible_to(membership=membership)
+        .filter(status=ApiKey.Status.ACTIVE)
+        .exists(),
+        "error": "",
     }
-    return render(request, "logs/overview.html", context)
+    if not context["has_usage"]:  # the first-run steps instead of empty charts
+        return render(request, "logs/overview.html", context)
+
+    zone = timezone.get_current_timezone()
+    params = request.GET.dict()
+    try:
+        span = usage_range_from(params, zone=zone)
+        chart = usage_chart(
+            membership=membership, span=span, split=params.get("split") or "model", zone=zone
+        )
+    except FilterError as exc:
+        context["error"] = str(exc)
+        span = usage_range_from({}, zone=zone)
+        chart = usage_chart(membership=membership, span=span, split="model", zone=zone)
+    context.update(
+        usage=usage_overview(membership=membership),
+        chart=chart,
+        chart_data=_chart_data(chart, timezone.get_current_timezone_name()),
+        ranges=list(USAGE_RANGES),
+        rows=_bucket_rows(chart),
+    )
+    return render(request, "logs/overview.html", context, status=400 if context["error"] else 200)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -16,21 +16,23 @@ from relay.models import Channel
 
 @dataclass(frozen=True)
 class ModelPrice:
+    """A model's prices in micro-USD (per 1M tokens, per request, image or video second),
+    after the group multiplier; None where the model has no such price."""
+
     model: str
-    input: str | None  # USD per 1M tokens, after the group multiplier
-    output: str | None
-    cache_read: str | None
-    cache_write: str | None
-    per_request: str | None
-    per_image: str | None
-    per_second: str | None
+    input: int | None
+    output: int | None
+    cache_read: int | None
+    cache_write: int | None
+    per_request: int | None
+    per_image: int | None
+    per_second: int | None
 
 
-def _usd(micros: int | None, multiplier: Decimal) -> str | None:
-    """ "10", "0.075": no trailing zeros and never exponent notation."""
+def _scaled(micros: int | None, multiplier: Decimal) -> int | None:
     if not micros:
         return None
-    return format((Decimal(micros) * multiplier / 1_000_000).normalize(), "f")
+    return int((Decimal(micros) * multiplier).to_integral_value(ROUND_HALF_UP))
 
 
 def models_priced(*, group: str, multiplier: Decimal) -> list[ModelPrice]:
@@ -46,14 +48,14 @@ def models_priced(*, group: str, multiplier: Decimal) -> list[ModelPrice]:
         rows.append(
             ModelPrice(
                 model=p.model,
-                input=_usd(p.input_per_1m, multiplier),
-                output=_usd(p.output_per_1m, multiplier),
+                input=_scaled(p.input_per_1m, multiplier),
+                output=_scaled(p.output_per_1m, multiplier),
                 # No own cache price means the input price (billing/pricing.py).
-                cache_read=_usd(p.cache_read_per_1m, multiplier),
-                cache_write=_usd(p.cache_write_per_1m, multiplier),
-                per_request=_usd(p.per_request, multiplier),
-                per_image=_usd(p.per_image, multiplier),
-                per_second=_usd(p.per_second, multiplier),
+                cache_read=_scaled(p.cache_read_per_1m, multiplier),
+                cache_write=_scaled(p.cache_write_per_1m, multiplier),
+                per_request=_scaled(p.per_request, multiplier),
+                per_image=_scaled(p.per_image, multiplier),
+                per_second=_scaled(p.per_second, multiplier),
             )
         )
     return rows

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Make sure the binaries behind the test suite's throwaway servers are installed:
-# PostgreSQL (initdb, pg_ctl, postgres), redis-server, gettext (xgettext, msgmerge, msgfmt:
-# tests/test_i18n.py runs makemessages) and, optionally, chromium + chromedriver + a CJK font
-# for the browser tests. Idempotent; returns at once when all is present.
-# As root on Debian it installs what is missing with apt-get; otherwise it says what to install.
+# Make sure the binaries behind the test suite's throwaway servers are installed.
+# Required: PostgreSQL (initdb, pg_ctl, postgres), redis-server, gettext (xgettext, msgmerge,
+# msgfmt: tests/test_i18n.py runs makemessages), chromium + chromedriver (the browser tests).
+# Optional: a CJK font for readable screenshots, wrk for `make bench`.
+# Idempotent; returns at once when all is present. As root on Debian it installs the missing
+# required packages with apt-get, saying which and why first; the optional ones only with
+# TEST_INSTALL_OPTIONAL=1. Otherwise it says what to install.
 set -euo pipefail
 
 have_postgres() {
@@ -25,35 +27,57 @@ missing_required() {
     have_postgres || echo postgresql
     command -v redis-server >/dev/null || echo redis-server
     command -v xgettext >/dev/null && command -v msgmerge >/dev/null || echo gettext
+    # The portal's browser tests (Playwright drives Debian's headless Chromium).
+    [[ -x /usr/bin/chromium ]] || echo chromium
+    [[ -x /usr/bin/chromedriver ]] || command -v chromedriver >/dev/null || echo chromium-driver
 }
 
 missing_optional() {
-    [[ -x /usr/bin/chromium ]] || echo chromium
-    [[ -x /usr/bin/chromedriver ]] || command -v chromedriver >/dev/null || echo chromium-driver
     command -v wrk >/dev/null || echo wrk  # load generator of benchmarks/relay_overhead.py
     # Chinese text in the browser tests' screenshots (tofu boxes without a CJK font).
     [[ -n $(fc-list :lang=zh 2>/dev/null) ]] || echo fonts-wqy-microhei
 }
 
+# What each package is for, printed before anything is installed.
+why() {
+    case $1 in
+    postgresql) echo "the PostgreSQL test run (initdb, pg_ctl, postgres)" ;;
+    redis-server) echo "the Redis-backed test run (cache, rate limits, Celery broker)" ;;
+    gettext) echo "tests/test_i18n.py (makemessages, msgfmt)" ;;
+    chromium | chromium-driver) echo "the Playwright browser tests of the portal" ;;
+    fonts-wqy-microhei) echo "readable Chinese text in the browser tests' screenshots" ;;
+    wrk) echo "make bench (benchmarks/relay_overhead.py)" ;;
+    *) echo "the test suite" ;;
+    esac
+}
+
 mapfile -t required < <(missing_required)
 mapfile -t optional < <(missing_optional)
+want_optional=${TEST_INSTALL_OPTIONAL:-0}
+
+if ((${#optional[@]} > 0)) && [[ $want_optional != 1 ]]; then
+    echo "ensure-test-servers: optional, not installed: ${optional[*]}" \
+        "(TEST_INSTALL_OPTIONAL=1 installs them)" >&2
+    optional=()
+fi
 
 if ((${#required[@]} + ${#optional[@]} == 0)); then
     exit 0
 fi
 
 if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    echo "ensure-test-servers: missing ${required[*]} ${optional[*]}:" \
+        "run this script as root on Debian, or install them with your package manager" >&2
     if ((${#required[@]} > 0)); then
-        echo "ensure-test-servers: missing ${required[*]}${optional:+ ${optional[*]}}:" \
-            "run this script as root on Debian, or install them with your package manager" >&2
         exit 1
     fi
-    echo "ensure-test-servers: warning: ${optional[*]} not installed;" \
-        "browser tests need chromium (and a CJK font for readable screenshots)," \
-        "make bench needs wrk" \
-        "(as root: apt-get install -y ${optional[*]})" >&2
     exit 0
 fi
+
+echo "ensure-test-servers: installing Debian packages with apt-get:" >&2
+for package in "${required[@]}" "${optional[@]}"; do
+    echo "  $package: for $(why "$package")" >&2
+done
 
 # apt output goes to a log that is shown only when something fails.
 log=$(mktemp)
@@ -70,7 +94,7 @@ apt_quiet() {
 apt_quiet update -qq
 apt_quiet install -y -qq -o Dpkg::Use-Pty=0 "${required[@]}" "${optional[@]}"
 
-mapfile -t still < <(missing_required; missing_optional)
+mapfile -t still < <(missing_required; [[ $want_optional == 1 ]] && missing_optional)
 if ((${#still[@]} > 0)); then
     echo "ensure-test-servers: still missing after apt-get install: ${still[*]}" >&2
     exit 1

@@ -189,12 +189,13 @@ def test_english_is_the_default_language(client: Client, member: User) -> None:
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
-        ("/dashboard/", ["<h1>概览</h1>", "今日消费", "每日费用"]),
+        ("/dashboard/", ["<h1>概览</h1>", "余额", "创建 API 密钥"]),
         ("/dashboard/billing/", ["<h1>账单</h1>", "账目明细", "使用兑换码", "余额不足提醒"]),
         ("/dashboard/keys/", ["<h1>API 密钥</h1>", "创建密钥", "每分钟请求数"]),
         ("/dashboard/logs/", ["<h1>请求日志</h1>", "仅记录元数据", "导出 CSV"]),
         ("/dashboard/org/", ["所有者", "新建团队组织"]),
         ("/dashboard/settings/", ["<h1>设置</h1>", "两步验证", "下载我的数据"]),
+        ("/dashboard/connect/", ["<h1>接入</h1>", "基础 URL", "Claude Code"]),
     ],
 )
 def test_portal_pages_render_in_chinese_after_switching(

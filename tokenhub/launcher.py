@@ -35,6 +35,9 @@ def main() -> int:
     print(
         f"TokenHub on http://{args.host}:{args.port}/ (admin: /admin/) — Ctrl-C stops", flush=True
     )
+    if not any(env.get(name) for name in ("DATABASE_URL", "EMAIL_BACKEND", "EMAIL_HOST")):
+        # The same rule as settings: embedded mode without a mail server keeps emails.
+        print("No email server configured: emails are kept at /admin/mailbox/", flush=True)
 
     stopping = False
 

@@ -9,8 +9,10 @@ from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponseBadRequest, QueryDict
 from django.http.response import HttpResponseBase
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.time_zones import TZ_COOKIE, zone_get
 from tokenhub.errors import API_PREFIX, api_refusal
 
 
@@ -73,3 +75,23 @@ _FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 def _has_nul(data: QueryDict) -> bool:
     return any("\x00" in k or any("\x00" in v for v in data.getlist(k)) for k in data)
+
+
+class TimeZoneMiddleware:
+    """Show (and read) the portal's times in the viewer's zone: the profile's choice, else
+    the browser's (the `tz` cookie base.html sets), else UTC. Unknown names are ignored.
+    The management API stays in UTC whoever calls it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
+        zone = None
+        if not request.path.startswith(API_PREFIX):
+            chosen = getattr(getattr(request, "user", None), "time_zone", "")
+            zone = zone_get(chosen) or zone_get(request.COOKIES.get(TZ_COOKIE))
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        return self.get_response(request)

@@ -78,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "tokenhub.middleware.TimeZoneMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -446,7 +447,8 @@ MIDDLEWARE.insert(
     MIDDLEWARE.index("django.middleware.common.CommonMiddleware"),
     "django.middleware.locale.LocaleMiddleware",
 )
-# Cookies are limited to session, CSRF, language and theme: flash messages live in the session.
+# Cookies are limited to session, CSRF, language, theme and the browser's time zone (`tz`,
+# read by TimeZoneMiddleware): flash messages live in the session.
 MESSAGE_STORAGE = "django.contrib.messages.storage.session.SessionStorage"
 
 # --- Media: images and asynchronous video tasks (relay/media) ------------------------------
@@ -472,3 +474,35 @@ LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 if not DEBUG and not TESTING and not EMBEDDED:
     LANGUAGE_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+# --- Embedded mode without side effects: operator's mailbox, demo payments, broker files ---
+# With no mail server configured (embedded mode, neither EMAIL_BACKEND nor EMAIL_HOST set),
+# emails are kept as files under var/mailbox/ for MAILBOX_RETENTION_HOURS and shown to
+# superusers in the admin (accounts/mailbox.py); production keeps the console check above.
+MAILBOX_DIR = Path(envstr("MAILBOX_DIR", str(VAR_DIR / "mailbox")))
+MAILBOX_RETENTION_HOURS = envint("MAILBOX_RETENTION_HOURS", 72)
+if EMBEDDED and not envstr("EMAIL_BACKEND") and not envstr("EMAIL_HOST"):
+    EMAIL_BACKEND = "accounts.mailbox.MailboxBackend"
+# The admin site with TokenHub's branding, the mailbox page and a link to /admin/status/.
+INSTALLED_APPS[INSTALLED_APPS.index("django.contrib.admin")] = (
+    "tokenhub.admin_site.TokenHubAdminConfig"
+)
+# A demo payment provider (billing/providers/demo.py) that credits without moving money:
+# on by default in embedded mode only; a production server refuses it unless told.
+PAYMENTS_DEMO = envbool("PAYMENTS_DEMO", EMBEDDED)
+if (
+    PAYMENTS_DEMO
+    and not DEBUG
+    and not TESTING
+    and not EMBEDDED
+    and not envbool("PAYMENTS_DEMO_IN_PRODUCTION", False)
+):
+    raise ImproperlyConfigured(
+        "PAYMENTS_DEMO credits wallets without payment. Turn it off in production, "
+        "or set PAYMENTS_DEMO_IN_PRODUCTION=1 to accept it (a staging server)."
+    )
+# kombu's filesystem broker keeps its exchange table in ./control unless told: under var/.
+if CELERY_BROKER_URL == "filesystem://":
+    _control_dir = VAR_DIR / "celery" / "control"
+    _control_dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS["control_folder"] = str(_control_dir)

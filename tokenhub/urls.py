@@ -1,15 +1,21 @@
 from django.contrib import admin
+from django.templatetags.static import static
 from django.urls import include, path
+from django.utils.functional import lazy
+from django.views.generic.base import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import account_settings_views, announcement_views, legal_views, preferences_views
 from logs.status_page import status_page
+from relay.connect import connect_page
 from relay.metrics import metrics_view
 from relay.pages import models_page
 from relay.playground import playground
 from tokenhub.health import healthz, readyz
 
 urlpatterns = [
+    # Browsers ask for /favicon.ico whatever the page links; base.html links the SVG.
+    path("favicon.ico", RedirectView.as_view(url=lazy(static, str)("favicon.svg"))),
     path("healthz", healthz),
     path("readyz", readyz),
     path("metrics", metrics_view),
@@ -21,6 +27,7 @@ urlpatterns = [
         name="announcement-dismiss",
     ),
     path("playground/", playground, name="playground"),
+    path("dashboard/connect/", connect_page, name="portal-connect"),
     path("admin/status/", status_page, name="admin-status"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("tokenhub.api_urls")),

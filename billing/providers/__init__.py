@@ -111,4 +111,10 @@ def _epay() -> PaymentProvider:
     return EpayProvider()
 
 
-_REGISTRY = {"stripe": _stripe, "epay": _epay}
+def _demo() -> PaymentProvider:
+    from billing.providers.demo import DemoProvider
+
+    return DemoProvider()
+
+
+_REGISTRY = {"stripe": _stripe, "epay": _epay, "demo": _demo}

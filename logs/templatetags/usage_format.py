@@ -1,23 +1,13 @@
-"""Template filters for usage pages: money in micro-USD, query strings that keep filters."""
+"""Template tags for the usage pages: query strings that keep the current filters.
+
+Money and times use accounts/templatetags/portal_format (`money`, `when`, ...)."""
 
 from __future__ import annotations
-
-from decimal import Decimal
 
 from django import template
 from django.http import QueryDict
 
 register = template.Library()
-
-
-@register.filter
-def usd(micros: int | None) -> str:
-    """Exact to the micro-dollar, at least cents: 10_000_000 -> "$10.00",
-    9_999_973 -> "$9.999973", 250_000 -> "$0.25", -1_500 -> "-$0.0015"."""
-    value = Decimal(micros or 0) / 1_000_000
-    text = f"{abs(value):,.6f}".rstrip("0")
-    whole, _, fraction = text.partition(".")
-    return f"{'-' if value < 0 else ''}${whole}.{fraction.ljust(2, '0')}"
 
 
 @register.simple_tag

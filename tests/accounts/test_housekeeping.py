@@ -29,7 +29,10 @@ def test_it_deletes_what_expired_and_keeps_what_is_live(org: Organization, owner
     _invitation(org, "joined@example.com", accepted_at=long_ago)
     pending = _invitation(org, "pending@example.com")
     old_key, _ = playground_key_issue(user=owner, organization=org)
-    ApiKey.objects.filter(pk=old_key.pk).update(expires_at=timezone.now() - dt.timedelta(days=2))
+    # Revoked: a live playground key would be refreshed in place instead of replaced.
+    ApiKey.objects.filter(pk=old_key.pk).update(
+        expires_at=timezone.now() - dt.timedelta(days=2), status=ApiKey.Status.REVOKED
+    )
     live_key, _ = playground_key_issue(user=owner, organization=org)
     expired_normal_key, _ = key_create(organization=org, created_by=owner)
     ApiKey.objects.filter(pk=expired_normal_key.pk).update(expires_at=long_ago)

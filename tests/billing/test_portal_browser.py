@@ -48,16 +48,16 @@ def test_a_customer_redeems_a_code_and_starts_a_topup(
             )
             page = context.new_page()
             page.goto(f"{live_server.url}/dashboard/billing/")
-            sync_api.expect(page.get_by_test_id("balance")).to_have_text("0.000000")
+            sync_api.expect(page.get_by_test_id("balance")).to_have_text("$0.00")
 
             page.fill("#id_code", code.lower())
             page.get_by_role("button", name="Redeem").click()
             sync_api.expect(page.locator(".messages")).to_contain_text("4.000000 USD added")
-            sync_api.expect(page.get_by_test_id("balance")).to_have_text("4.000000")
+            sync_api.expect(page.get_by_test_id("balance")).to_have_text("$4.00")
             sync_api.expect(page.locator("#ledger")).to_contain_text("Code redeemed")
             page.screenshot(path=str(SCREENSHOT), full_page=True)
 
-            page.get_by_label("25 USD").check()
+            page.get_by_label("$25").check()
             page.get_by_role("button", name="Continue to payment").click()
             sync_api.expect(page.locator("h1")).to_have_text("Stripe checkout")
             checkout_url = page.url

@@ -40,7 +40,7 @@ def catalog() -> None:
 def test_it_lists_served_priced_models_to_anyone(client: Client, catalog: None) -> None:
     text = client.get("/models/").content.decode()
 
-    assert _row(text, "gpt-4o-mini")[:4] == ["$0.15", "$0.6", "$0.075", "$0.15"]
+    assert _row(text, "gpt-4o-mini")[:4] == ["$0.15", "$0.60", "$0.075", "$0.15"]
     for hidden in ("o3", "retired", "unpriced"):  # other group, disabled, no price
         assert f'data-model="{hidden}"' not in text
 
@@ -54,6 +54,6 @@ def test_it_applies_the_signed_in_organizations_group(
 
     text = client.get("/models/").content.decode()
 
-    assert _row(text, "o3")[:2] == ["$10", "$40"]  # not "$1E+1"
-    assert _row(text, "gpt-4o-mini")[:2] == ["$0.075", "$0.3"]
+    assert _row(text, "o3")[:2] == ["$10.00", "$40.00"]  # not "$1E+1"
+    assert _row(text, "gpt-4o-mini")[:2] == ["$0.075", "$0.30"]
     assert "vip" in text

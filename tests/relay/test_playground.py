@@ -1,7 +1,9 @@
-"""/playground/: a short-lived key of its own, hidden from key lists, streaming in a browser."""
+"""/playground/: one short-lived key per person, reused across visits, hidden from key lists;
+streaming in a browser."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import httpx
@@ -9,6 +11,7 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.test import Client
+from django.utils import timezone
 
 from accounts.models import ApiKey
 from tests.fakes.upstream import DEFAULT_REPLY, FakeUpstream
@@ -39,21 +42,56 @@ def _chat(customer: Customer, secret: str) -> int:
     ).status_code
 
 
-def test_each_visit_issues_a_short_lived_key_and_revokes_the_last(ready: Customer) -> None:
+def test_visits_reuse_one_short_lived_key(ready: Customer) -> None:
     client = _verified(ready)
 
     first = _page_key(client.get("/playground/").content.decode())
-    assert _chat(ready, first) == 200
     response = client.get("/playground/")
     second = _page_key(response.content.decode())
 
     assert "no-store" in response["Cache-Control"]
-    assert _chat(ready, second) == 200
-    assert _chat(ready, first) == 401  # at most one playground key works at a time
-    key = ApiKey.objects.get(is_playground=True, status=ApiKey.Status.ACTIVE)
-    assert key.expires_at is not None and key.scopes == ["relay"]
+    assert second == first and _chat(ready, first) == 200
+    key = ApiKey.objects.get(is_playground=True)
+    assert key.status == ApiKey.Status.ACTIVE and key.scopes == ["relay"]
+    assert key.expires_at is not None and key.expires_at > timezone.now()
     listed = client.get("/api/v1/keys").json()["data"]
     assert key.pk not in [k["id"] for k in listed]
+    logs_page = client.get("/dashboard/logs/").content.decode()
+    assert logs_page.count(">Playground</option>") == 1
+
+
+def test_another_session_gets_a_new_secret_for_the_same_key(ready: Customer) -> None:
+    first = _page_key(_verified(ready).get("/playground/").content.decode())
+    second = _page_key(_verified(ready).get("/playground/").content.decode())
+
+    assert second != first
+    assert _chat(ready, second) == 200
+    assert _chat(ready, first) == 401  # at most one playground secret works at a time
+    assert ApiKey.objects.filter(is_playground=True).count() == 1
+
+
+def test_an_expired_key_is_refreshed_in_place(ready: Customer) -> None:
+    client = _verified(ready)
+    first = _page_key(client.get("/playground/").content.decode())
+    key = ApiKey.objects.get(is_playground=True)
+    ApiKey.objects.filter(pk=key.pk).update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+
+    second = _page_key(client.get("/playground/").content.decode())
+
+    assert second != first and _chat(ready, second) == 200
+    refreshed = ApiKey.objects.get(is_playground=True)
+    assert refreshed.pk == key.pk and refreshed.is_usable()
+
+
+def test_a_revoked_key_is_replaced(ready: Customer) -> None:
+    client = _verified(ready)
+    first = _page_key(client.get("/playground/").content.decode())
+    ApiKey.objects.filter(is_playground=True).update(status=ApiKey.Status.REVOKED)
+
+    second = _page_key(client.get("/playground/").content.decode())
+
+    assert second != first and _chat(ready, second) == 200
+    assert ApiKey.objects.filter(is_playground=True, status=ApiKey.Status.ACTIVE).count() == 1
 
 
 def test_an_unverified_person_gets_no_key(ready: Customer) -> None:

@@ -87,19 +87,21 @@ def _customer_flow(page: Any, base: str, email: str) -> None:
 
     _sign_in(page, base, email, PASSWORD)
     expect(page).to_have_url(base + "/dashboard/")
-    requests_per_hour = page.locator("figure.chart").filter(has_text="Requests per hour")
-    values = [int(v) for v in requests_per_hour.locator("rect").evaluate_all(
-        "rects => rects.map(r => r.dataset.value)")]  # fmt: skip
+    page.wait_for_function("() => window.Chart && Chart.getChart(document.querySelector('canvas'))")
+    values = page.evaluate(
+        "Chart.getChart(document.querySelector('canvas[data-chart=requests]')).data.datasets"
+        ".filter(d => d.yAxisID === 'y').flatMap(d => d.data)"
+    )
     assert sum(values) == 4
     expect(page.locator('[data-stat="errors"]')).to_have_text("25.0%")
     page.screenshot(path=str(SCREENSHOTS / "overview.png"), full_page=True)
 
     page.goto(base + "/dashboard/logs/")
-    expect(page.locator("table.logs tbody tr")).to_have_count(4)
+    expect(page.locator("table.logs tbody tr.log-row")).to_have_count(4)
     page.select_option("select[name=status]", "error")
     page.locator("form.filters button[type=submit]").click()
-    expect(page.locator("table.logs tbody tr")).to_have_count(1)
-    expect(page.locator("table.logs tbody tr td").nth(3)).to_have_text("500")
+    expect(page.locator("table.logs tbody tr.log-row")).to_have_count(1)
+    expect(page.locator("table.logs tbody tr.log-row td").nth(3)).to_have_text("500")
     page.screenshot(path=str(SCREENSHOTS / "logs.png"), full_page=True)
 
     with page.expect_download() as download_info:

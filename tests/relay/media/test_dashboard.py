@@ -45,8 +45,8 @@ def test_the_owner_sees_state_cost_and_a_playable_file(
     html = page.content.decode()
     assert page.status_code == 200
     assert done in html and waiting in html
-    assert "0.800000" in html  # 8 s at 0.10 USD
-    assert "0.400000 held" in html
+    assert "$0.80" in html  # 8 s at 0.10 USD
+    assert "$0.40 held" in html
     assert f"/dashboard/media/{done}/content" in html
     assert f"/dashboard/media/{waiting}/content" not in html
     video = client.get(f"/dashboard/media/{done}/content")

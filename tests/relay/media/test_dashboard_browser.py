@@ -55,10 +55,10 @@ def test_a_customer_downloads_a_finished_video_from_the_media_page(
             )
             finished = page.locator(f"tr[data-video='{done}']")
             sync_api.expect(finished.locator(".status")).to_contain_text("Completed")
-            sync_api.expect(finished).to_contain_text("0.800000")
+            sync_api.expect(finished).to_contain_text("$0.80")
             pending = page.locator(f"tr[data-video='{waiting}']")
             sync_api.expect(pending.locator(".status")).to_contain_text("Queued")
-            sync_api.expect(pending).to_contain_text("0.400000 held")
+            sync_api.expect(pending).to_contain_text("$0.40 held")
             sync_api.expect(pending.get_by_role("link", name="Download")).to_have_count(0)
             page.screenshot(path=str(SCREENSHOT), full_page=True)
             with page.expect_download() as download:
