@@ -1,5 +1,6 @@
-"""Usage totals for the dashboard overview: rolled-up days from `DailyUsage`, the rest
-(days not rolled up yet, and hours) from `RequestLog`. Scoped like the logs explorer."""
+"""Usage totals for the dashboard overview's figures (today, this month, the last 30 days):
+rolled-up days from `DailyUsage`, days not rolled up yet from `RequestLog`, never both for
+one day. Scoped like the logs explorer. The charts are `logs/selectors.usage_chart`'s."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate, TruncHour
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from accounts.access import Capability, role_allows
@@ -37,10 +38,6 @@ class Totals:
 
 @dataclass
 class Overview:
-    days: list[tuple[dt.date, Totals]]
-    hours: list[tuple[dt.datetime, Totals]]
-    by_model: list[tuple[str, Totals]]
-    by_key: list[tuple[int, Totals]]
     today: Totals = field(default_factory=Totals)
     month: Totals = field(default_factory=Totals)
     period: Totals = field(default_factory=Totals)
@@ -83,7 +80,7 @@ def _scoped(membership: Membership) -> tuple[QuerySet[RequestLog], QuerySet[Dail
 def usage_overview(
     *, membership: Membership, days: int = 30, now: dt.datetime | None = None
 ) -> Overview:
-    """Per-day (DAYS), per-hour (24) and per-model / per-key totals for the caller's scope."""
+    """Today's, this month's and the last DAYS days' totals for the caller's scope."""
     now = now or timezone.now()
     today = now.astimezone(dt.UTC).date()
     first = today - dt.timedelta(days=days - 1)
@@ -112,51 +109,7 @@ def usage_overview(
         if row["d"] in unrolled_set:
             per_day[row["d"]].add(*_values(row))
 
-    hours_start = (now - dt.timedelta(hours=23)).replace(minute=0, second=0, microsecond=0)
-    per_hour: dict[dt.datetime, Totals] = defaultdict(Totals)
-    for row in (
-        logs.filter(created_at__gte=hours_start)
-        .annotate(h=TruncHour("created_at", tzinfo=dt.UTC))
-        .values("h")
-        .annotate(**_SUMS)
-        .order_by()
-    ):
-        per_hour[row["h"]].add(*_values(row))
-
-    def grouped(dimension: str, rolled_dimension: str) -> dict[Any, Totals]:
-        out: dict[Any, Totals] = defaultdict(Totals)
-        rolled_rows = (
-            rolled.filter(day__gte=first).values(rolled_dimension).annotate(**_ROLLED_SUMS)
-        )
-        for row in rolled_rows.order_by():
-            out[row[rolled_dimension] or None].add(*_values(row))
-        first_live = max(live_since, dt.datetime.combine(first, dt.time.min, tzinfo=dt.UTC))
-        live_rows = (
-            live.filter(created_at__gte=first_live)
-            .annotate(d=TruncDate("created_at", tzinfo=dt.UTC))
-            .filter(d__in=unrolled)
-            .values(dimension)
-            .annotate(**_SUMS)
-        )
-        for row in live_rows.order_by():
-            out[row[dimension] or None].add(*_values(row))
-        return out
-
-    def top(totals: dict[Any, Totals], n: int = 8) -> list[tuple[Any, Totals]]:
-        return sorted(totals.items(), key=lambda item: (-item[1].cost, -item[1].requests))[:n]
-
-    overview = Overview(
-        days=[
-            (first + dt.timedelta(days=i), per_day[first + dt.timedelta(days=i)])
-            for i in range(days)
-        ],
-        hours=[
-            (hours_start + dt.timedelta(hours=i), per_hour[hours_start + dt.timedelta(hours=i)])
-            for i in range(24)
-        ],
-        by_model=top(grouped("model", "model")),
-        by_key=top(grouped("api_key_id", "api_key_id")),
-    )
+    overview = Overview()
     overview.today = per_day[today]
     for day, totals in per_day.items():
         if day >= month_start:
