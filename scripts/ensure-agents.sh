@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Install the real coding agents that tests/relay/agents/ runs through TokenHub: Claude Code,
-# Codex CLI and Gemini CLI at the exact versions of tests/agents/package-lock.json, into
-# tests/agents/node_modules (`npm ci` from the npm registry). Node and npm come from Debian:
+# Install the npm packages the tests run, at the exact versions of tests/agents/package-lock.json,
+# into tests/agents/node_modules (`npm ci` from the npm registry): the real coding agents that
+# tests/relay/agents/ runs through TokenHub (Claude Code, Codex CLI and Gemini CLI) and axe-core,
+# the accessibility checker the browser tests inject into each page. Node and npm come from Debian:
 # as root on Debian it installs `nodejs npm` with apt-get when they are missing.
 # Idempotent; returns at once when what is installed matches the lock file.
 set -euo pipefail
@@ -19,6 +20,7 @@ installed() {
     for bin in "${bins[@]}"; do
         [[ -x $dir/node_modules/.bin/$bin ]] || return 1
     done
+    [[ -f $dir/node_modules/axe-core/axe.min.js ]]
 }
 
 if installed; then
@@ -52,7 +54,7 @@ if ((node_major < 20)); then
     exit 1
 fi
 
-echo "ensure-agents: installing the coding agents of tests/agents/package-lock.json" >&2
+echo "ensure-agents: installing the coding agents and axe-core of tests/agents/package-lock.json" >&2
 cd "$dir"
 # npm ci removes node_modules first: a half-finished earlier install cannot linger. Its
 # output goes to stderr so that callers see progress and failures alike.

@@ -16,20 +16,10 @@ from pytest_django.live_server_helper import LiveServer
 from accounts.models import Organization, User
 from billing.models import LedgerEntry, Wallet
 from billing.services import wallet_credit
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path("/tmp/admin.png")  # noqa: S108 - a fixed place for a person to look at
 
 

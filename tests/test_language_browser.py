@@ -16,7 +16,7 @@ from django.conf import settings
 from pytest_django.live_server_helper import LiveServer
 
 from accounts.services import user_create
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 

@@ -13,7 +13,7 @@ from django.test import Client
 from accounts.models import User
 from accounts.selectors import organization_personal
 from accounts.services import user_create
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.django_db
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"

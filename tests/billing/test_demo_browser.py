@@ -18,7 +18,7 @@ from pytest_django.live_server_helper import LiveServer
 from accounts.models import Organization, User
 from billing.models import LedgerEntry, TopUp
 from tests.billing.conftest import balance
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 

@@ -16,8 +16,8 @@ from pytest_django.live_server_helper import LiveServer
 from accounts.models import Organization, User
 from billing.codes import redemption_batch_create
 from billing.models import TopUp
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fakes.stripe_api import FakeStripe
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 

@@ -20,7 +20,7 @@ from accounts.selectors import organization_personal
 from accounts.services import key_create, user_create
 from billing.services import wallet_credit
 from logs.models import RequestLog
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = Path(settings.BASE_DIR) / "artifacts" / "screenshots"

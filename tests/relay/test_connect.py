@@ -20,8 +20,8 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 from accounts.models import ApiKey, Organization, User
 from accounts.services import key_create, key_set_status, playground_key_issue
 from relay.connect import connect_snippets
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.relay.conftest import Customer
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.django_db
 PUBLIC = "https://api.example.com"

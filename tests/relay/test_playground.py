@@ -14,9 +14,9 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import ApiKey
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fakes.upstream import DEFAULT_REPLY, FakeUpstream
 from tests.relay.conftest import Customer
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"

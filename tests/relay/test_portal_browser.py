@@ -18,9 +18,9 @@ import pytest
 from accounts.models import User
 from logs.models import RequestLog
 from relay.models import Channel
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fakes.upstream import DEFAULT_REPLY, FakeUpstream
 from tests.relay.conftest import Customer, RelayServer, wait_for
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"

@@ -20,7 +20,7 @@ from accounts.keysecrets import hash_secret
 from accounts.models import ApiKey, LegalAcceptance, User
 from accounts.selectors import organization_personal, user_can_create_keys
 from tests.accounts.auth.test_legal import publish
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 

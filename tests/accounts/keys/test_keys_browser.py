@@ -16,7 +16,7 @@ from pytest_django.live_server_helper import LiveServer
 
 from accounts.keysecrets import hash_secret
 from accounts.models import ApiKey, User
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db(transaction=True)]
 

@@ -15,9 +15,9 @@ from pytest_django.live_server_helper import LiveServer
 
 from relay.models import MediaTask
 from relay.tasks import poll_media_tasks
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.fakes.media import FakeMedia, video_bytes
 from tests.relay.conftest import Customer
-from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 SCREENSHOT = Path("/tmp/media.png")  # noqa: S108 - a fixed place for a person to look at
