@@ -97,15 +97,22 @@ def log_filter_from(params: dict[str, str]) -> LogFilter:
     return f
 
 
+def _own_keys(membership: Membership) -> list[int] | None:
+    """None for roles that see all the organization's usage; else the caller's keys."""
+    if role_allows(membership.role, Capability.VIEW_USAGE):
+        return None
+    return list(
+        ApiKey.objects.filter(
+            organization_id=membership.organization_id, created_by_id=membership.user_id
+        ).values_list("pk", flat=True)
+    )
+
+
 def visible_logs(*, membership: Membership) -> QuerySet[RequestLog]:
     """The organization's logs for roles that see all usage; else only the caller's keys'."""
     logs = RequestLog.objects.filter(organization_id=membership.organization_id)
-    if role_allows(membership.role, Capability.VIEW_USAGE):
-        return logs
-    own = ApiKey.objects.filter(
-        organization_id=membership.organization_id, created_by_id=membership.user_id
-    ).values_list("pk", flat=True)
-    return logs.filter(api_key_id__in=list(own))
+    own = _own_keys(membership)
+    return logs if own is None else logs.filter(api_key_id__in=own)
 
 
 def filtered_logs(*, membership: Membership, f: LogFilter) -> QuerySet[RequestLog]:
@@ -357,12 +364,8 @@ class UsageChart:
 def visible_daily_usage(*, membership: Membership) -> QuerySet[DailyUsage]:
     """Rolled-up usage scoped like `visible_logs`: all of it, or only the caller's keys'."""
     rolled = DailyUsage.objects.filter(organization_id=membership.organization_id)
-    if role_allows(membership.role, Capability.VIEW_USAGE):
-        return rolled
-    own = ApiKey.objects.filter(
-        organization_id=membership.organization_id, created_by_id=membership.user_id
-    ).values_list("pk", flat=True)
-    return rolled.filter(api_key_id__in=list(own))
+    own = _own_keys(membership)
+    return rolled if own is None else rolled.filter(api_key_id__in=own)
 
 
 def usage_exists(*, membership: Membership) -> bool:

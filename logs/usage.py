@@ -9,13 +9,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models import Count, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from accounts.access import Capability, role_allows
-from accounts.models import ApiKey, Membership
-from logs.models import DailyUsage, RequestLog, RolledUpDay
+from accounts.models import Membership
+from logs.models import RolledUpDay
+from logs.selectors import visible_daily_usage, visible_logs
 
 
 @dataclass
@@ -64,19 +64,6 @@ def _values(row: dict[str, Any]) -> tuple[int, int, int, int]:
             row["cost_sum"] or 0)  # fmt: skip
 
 
-def _scoped(membership: Membership) -> tuple[QuerySet[RequestLog], QuerySet[DailyUsage]]:
-    logs = RequestLog.objects.filter(organization_id=membership.organization_id)
-    rolled = DailyUsage.objects.filter(organization_id=membership.organization_id)
-    if not role_allows(membership.role, Capability.VIEW_USAGE):
-        own = list(
-            ApiKey.objects.filter(
-                organization_id=membership.organization_id, created_by_id=membership.user_id
-            ).values_list("pk", flat=True)
-        )
-        logs, rolled = logs.filter(api_key_id__in=own), rolled.filter(api_key_id__in=own)
-    return logs, rolled
-
-
 def usage_overview(
     *, membership: Membership, days: int = 30, now: dt.datetime | None = None
 ) -> Overview:
@@ -86,7 +73,8 @@ def usage_overview(
     first = today - dt.timedelta(days=days - 1)
     month_start = today.replace(day=1)
     start_day = min(first, month_start)
-    logs, rolled = _scoped(membership)
+    logs = visible_logs(membership=membership)
+    rolled = visible_daily_usage(membership=membership)
     rolled_days = set(RolledUpDay.objects.filter(day__gte=start_day).values_list("day", flat=True))
     unrolled = [
         start_day + dt.timedelta(days=i)
