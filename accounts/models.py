@@ -56,6 +56,15 @@ class Organization(models.Model):
     )
     rpm_limit = models.PositiveIntegerField(null=True, blank=True)
     tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Caps across all the organization's keys (empty: none); see ApiKey.
+    requests_per_day = models.PositiveIntegerField(null=True, blank=True)
+    max_concurrent = models.PositiveIntegerField(null=True, blank=True)
+    spend_cap_day = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
+    spend_cap_week = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
+    spend_cap_month = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
+    # With a plan: what the plan does not cover, or a full window, is paid from the
+    # balance; off, it is refused (429 until the window frees up).
+    plan_fallback = models.BooleanField(default=True)
     # Members without a second factor are sent to set one up before using the dashboard.
     require_mfa = models.BooleanField(default=False)
     # Opt-in exception to "no content is stored": Responses answers are kept for
@@ -133,6 +142,16 @@ class ApiKey(models.Model):
     held = models.BigIntegerField(default=0)
     rpm_limit = models.PositiveIntegerField(null=True, blank=True)
     tpm_limit = models.PositiveIntegerField(null=True, blank=True)
+    # Caps (empty: none): requests per calendar day (UTC), requests in flight at once,
+    # spend per calendar day, week and month. Enforced with the hold, exactly, in every
+    # process (billing/caps.py).
+    requests_per_day = models.PositiveIntegerField(null=True, blank=True)
+    max_concurrent = models.PositiveIntegerField(null=True, blank=True)
+    spend_cap_day = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
+    spend_cap_week = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
+    spend_cap_month = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
+    # Answers carry what the call cost (X-TokenHub-Cost, usage.cost).
+    show_cost = models.BooleanField(default=True)
     pricing_group = models.ForeignKey(
         "billing.PricingGroup", null=True, blank=True, on_delete=models.PROTECT
     )

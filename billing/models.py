@@ -123,6 +123,11 @@ class Hold(models.Model):
     # log row so far}. Metadata only, never content. A stream's progress is journaled
     # here, or in Redis when there is one (billing/journal.py).
     progress = models.JSONField(default=dict, blank=True)
+    # Funded by this subscription's plan windows instead of the wallet (billing/plans.py).
+    subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
+    # The usage meters (UsageBucket.meter) the settlement adds to: the plan's, and the
+    # key's and organization's when they have caps.
+    meters = models.JSONField(default=list, blank=True)
 
     def __str__(self) -> str:
         return f"hold {self.reference} {self.amount}"
@@ -301,3 +306,128 @@ class LowBalanceAlert(models.Model):
 
     def __str__(self) -> str:
         return f"alert below {self.threshold} for wallet {self.wallet_id}"
+
+
+class Plan(models.Model):
+    """A subscription an operator sells: a price per period and usage quotas.
+
+    Each quota is in USD-equivalent usage (micro-USD, priced with the normal price sheet)
+    or in requests, over a rolling 5-hour window, a rolling week or the calendar month
+    (UTC). Empty means unlimited."""
+
+    class Interval(models.TextChoices):
+        MONTH = "month", _("Monthly")
+        YEAR = "year", _("Yearly")
+
+    class Unit(models.TextChoices):
+        USD = "usd", _("USD of usage")
+        REQUESTS = "requests", _("Requests")
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=64, unique=True)
+    description = models.CharField(max_length=300, blank=True)
+    price = models.BigIntegerField(help_text="per interval, in minor units of the currency")
+    currency = models.CharField(max_length=3, default="usd")
+    interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTH)
+    pricing_group = models.ForeignKey(
+        PricingGroup,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        help_text="Granted to the subscriber's requests while subscribed (a key's own "
+        "group still wins).",
+    )
+    covered_models = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Models the plan covers (shell-style patterns); empty: all models.",
+    )
+    window_5h_limit = models.BigIntegerField(null=True, blank=True)
+    window_5h_unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.USD)
+    week_limit = models.BigIntegerField(null=True, blank=True)
+    week_unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.USD)
+    month_limit = models.BigIntegerField(null=True, blank=True)
+    month_unit = models.CharField(max_length=8, choices=Unit.choices, default=Unit.USD)
+    active = models.BooleanField(default=True, help_text="Offered on the billing page.")
+    sort = models.IntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("sort", "price")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Subscription(models.Model):
+    """An organization's plan. At most one is current (active or past due) per
+    organization; renewals move its period, upgrades change its plan."""
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        PAST_DUE = "past_due", _("Past due")
+        CANCELED = "canceled", _("Canceled")
+        EXPIRED = "expired", _("Expired")
+
+    class Provider(models.TextChoices):
+        STRIPE = "stripe", _("Stripe")
+        CODE = "code", _("Redemption code")
+        ADMIN = "admin", _("Granted by staff")
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="subscriptions"
+    )
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
+    provider = models.CharField(max_length=16, choices=Provider.choices)
+    # Stripe's subscription id; empty for codes and grants.
+    provider_ref = models.CharField(max_length=128, blank=True)
+    current_period_start = models.DateTimeField()
+    current_period_end = models.DateTimeField()
+    cancel_at_period_end = models.BooleanField(default=False)
+    # A failed renewal keeps the plan until then.
+    grace_until = models.DateTimeField(null=True, blank=True)
+    # The month ("2026-12") and level (80, 100) of the last monthly-quota email.
+    quota_alert = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=models.Q(status__in=["active", "past_due"]),
+                name="uniq_current_subscription",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "provider_ref"],
+                condition=~models.Q(provider_ref=""),
+                name="uniq_subscription_provider_ref",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan} for org {self.organization_id} ({self.status})"
+
+
+class UsageBucket(models.Model):
+    """Usage counted for a plan window or a spend/request cap, per time bucket.
+
+    `meter` is `s<subscription id>`, `k<key id>` or `o<organization id>`; `span` the
+    bucket length: `m` 10 minutes and `h` one hour (rolling 5-hour and weekly plan
+    windows), `d`, `w`, `M` the calendar day, week and month (UTC). Written with the
+    settlement in the same transaction, so windows and caps survive any restart."""
+
+    meter = models.CharField(max_length=24)
+    span = models.CharField(max_length=1)
+    start = models.DateTimeField()
+    cost = models.BigIntegerField(default=0, help_text="micro-USD")
+    requests = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["meter", "span", "start"], name="uniq_usage_bucket")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.meter} {self.span} {self.start:%Y-%m-%d %H:%M}"

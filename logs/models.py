@@ -33,7 +33,10 @@ class RequestLog(models.Model):
     cache_write_1h_tokens = models.PositiveIntegerField(default=0)  # part of cache writes
     reasoning_tokens = models.PositiveIntegerField(default=0)
     usage_estimated = models.BooleanField(default=False)
-    cost = models.BigIntegerField(default=0, help_text="micro-USD")
+    cost = models.BigIntegerField(default=0, help_text="micro-USD charged to the balance")
+    # Usage drawn from a plan's windows instead (priced the same way), and that plan.
+    plan_cost = models.BigIntegerField(default=0, help_text="micro-USD")
+    subscription_id = models.BigIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     ttfb_ms = models.PositiveIntegerField(null=True)
     attempts = models.PositiveSmallIntegerField(default=1)
