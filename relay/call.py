@@ -43,6 +43,9 @@ class Call:
     journal: StreamJournal | None = None  # a stream's progress, for the sweep after a crash
     client_gone: bool = False
     dropped_params: str = ""  # advisory field names dropped in translation
+    hold: int = 0  # micro-USD held: the most this request can be charged
+    funding: str = ""  # "plan" or "balance" once held (relay/pipeline/reserve.py)
+    available: int | None = None  # the wallet's available credit right after the hold
 
     @classmethod
     def start(cls, request: Request, endpoint: str) -> Call:

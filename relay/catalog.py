@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 
 from accounts.network import IPNetwork
+from billing.caps import Cap, key_caps
+from billing.plans import PlanInfo, plan_info, subscription_current
 from billing.pricing import PriceSheet
 from relay.db import in_db_thread
 
@@ -46,6 +48,10 @@ class KeyInfo:
     group: str
     multiplier: Decimal
     store_responses: bool = False  # the organization keeps Responses conversations
+    show_cost: bool = True  # answers carry the call's cost
+    caps: tuple[Cap, ...] = ()  # the key's and its organization's (billing/caps.py)
+    plan: PlanInfo | None = None  # the organization's current subscription
+    plan_fallback: bool = True  # beyond the plan, pay from the balance (else 429)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +87,10 @@ def _load_key(key_hash: str) -> KeyInfo | None:
     if key is None:
         return None
     org = key.organization
-    group = key.pricing_group or org.pricing_group
+    subscription = subscription_current(organization_id=org.pk)
+    plan_group = subscription.plan.pricing_group if subscription else None
+    # A key's own group wins, then the plan's, then the organization's.
+    group = key.pricing_group or plan_group or org.pricing_group
     return KeyInfo(
         id=key.pk,
         organization_id=org.pk,
@@ -98,7 +107,25 @@ def _load_key(key_hash: str) -> KeyInfo | None:
         group=group.name if group else DEFAULT_GROUP,
         multiplier=group.multiplier if group else Decimal(1),
         store_responses=org.store_responses,
+        show_cost=key.show_cost,
+        caps=key_caps(
+            key_id=key.pk,
+            organization_id=org.pk,
+            key={name: getattr(key, name) for name in _CAP_FIELDS},
+            org={name: getattr(org, name) for name in _CAP_FIELDS},
+        ),
+        plan=plan_info(subscription) if subscription else None,
+        plan_fallback=org.plan_fallback,
     )
+
+
+_CAP_FIELDS = (
+    "requests_per_day",
+    "max_concurrent",
+    "spend_cap_day",
+    "spend_cap_week",
+    "spend_cap_month",
+)
 
 
 def channel_info(c: Channel) -> ChannelInfo:

@@ -274,13 +274,7 @@ async def _serve(
     amount = worst_case_micros(
         prompt_tokens=hold_tokens, max_output_tokens=max_out, price=price, multiplier=key.multiplier
     )
-    await reserve(
-        reference=call.request_id,
-        wallet_id=key.wallet_id,
-        api_key_id=key.id,
-        amount=amount,
-        progress=opening_progress(call, key),
-    )
+    await reserve(call, key=key, model=model, amount=amount, progress=opening_progress(call, key))
 
     def prepare(channel: ChannelInfo) -> _Prepared:
         upstream_model = channel.upstream_model(model)

@@ -6,82 +6,199 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0011_caps_show_cost'),
-        ('billing', '0007_hold_leases'),
+        ("accounts", "0011_caps_show_cost"),
+        ("billing", "0007_hold_leases"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='hold',
-            name='meters',
+            model_name="hold",
+            name="meters",
             field=models.JSONField(blank=True, default=list),
         ),
         migrations.AddField(
-            model_name='hold',
-            name='subscription_id',
+            model_name="hold",
+            name="subscription_id",
             field=models.BigIntegerField(blank=True, db_index=True, null=True),
         ),
         migrations.CreateModel(
-            name='Plan',
+            name="Plan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('slug', models.SlugField(max_length=64, unique=True)),
-                ('description', models.CharField(blank=True, max_length=300)),
-                ('price', models.BigIntegerField(help_text='per interval, in minor units of the currency')),
-                ('currency', models.CharField(default='usd', max_length=3)),
-                ('interval', models.CharField(choices=[('month', 'Monthly'), ('year', 'Yearly')], default='month', max_length=8)),
-                ('covered_models', models.JSONField(blank=True, default=list, help_text='Models the plan covers (shell-style patterns); empty: all models.')),
-                ('window_5h_limit', models.BigIntegerField(blank=True, null=True)),
-                ('window_5h_unit', models.CharField(choices=[('usd', 'USD of usage'), ('requests', 'Requests')], default='usd', max_length=8)),
-                ('week_limit', models.BigIntegerField(blank=True, null=True)),
-                ('week_unit', models.CharField(choices=[('usd', 'USD of usage'), ('requests', 'Requests')], default='usd', max_length=8)),
-                ('month_limit', models.BigIntegerField(blank=True, null=True)),
-                ('month_unit', models.CharField(choices=[('usd', 'USD of usage'), ('requests', 'Requests')], default='usd', max_length=8)),
-                ('active', models.BooleanField(default=True, help_text='Offered on the billing page.')),
-                ('sort', models.IntegerField(default=0)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('pricing_group', models.ForeignKey(blank=True, help_text="Granted to the subscriber's requests while subscribed (a key's own group still wins).", null=True, on_delete=django.db.models.deletion.PROTECT, to='billing.pricinggroup')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                ("slug", models.SlugField(max_length=64, unique=True)),
+                ("description", models.CharField(blank=True, max_length=300)),
+                (
+                    "price",
+                    models.BigIntegerField(
+                        help_text="per interval, in minor units of the currency"
+                    ),
+                ),
+                ("currency", models.CharField(default="usd", max_length=3)),
+                (
+                    "interval",
+                    models.CharField(
+                        choices=[("month", "Monthly"), ("year", "Yearly")],
+                        default="month",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "covered_models",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text="Models the plan covers (shell-style patterns); empty: all models.",
+                    ),
+                ),
+                ("window_5h_limit", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "window_5h_unit",
+                    models.CharField(
+                        choices=[("usd", "USD of usage"), ("requests", "Requests")],
+                        default="usd",
+                        max_length=8,
+                    ),
+                ),
+                ("week_limit", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "week_unit",
+                    models.CharField(
+                        choices=[("usd", "USD of usage"), ("requests", "Requests")],
+                        default="usd",
+                        max_length=8,
+                    ),
+                ),
+                ("month_limit", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "month_unit",
+                    models.CharField(
+                        choices=[("usd", "USD of usage"), ("requests", "Requests")],
+                        default="usd",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "active",
+                    models.BooleanField(default=True, help_text="Offered on the billing page."),
+                ),
+                ("sort", models.IntegerField(default=0)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "pricing_group",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="Granted to the subscriber's requests while subscribed (a key's own group still wins).",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        to="billing.pricinggroup",
+                    ),
+                ),
             ],
             options={
-                'ordering': ('sort', 'price'),
+                "ordering": ("sort", "price"),
             },
         ),
         migrations.CreateModel(
-            name='UsageBucket',
+            name="UsageBucket",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('meter', models.CharField(max_length=24)),
-                ('span', models.CharField(max_length=1)),
-                ('start', models.DateTimeField()),
-                ('cost', models.BigIntegerField(default=0, help_text='micro-USD')),
-                ('requests', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("meter", models.CharField(max_length=24)),
+                ("span", models.CharField(max_length=1)),
+                ("start", models.DateTimeField()),
+                ("cost", models.BigIntegerField(default=0, help_text="micro-USD")),
+                ("requests", models.BigIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('meter', 'span', 'start'), name='uniq_usage_bucket')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("meter", "span", "start"), name="uniq_usage_bucket"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Subscription',
+            name="Subscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('active', 'Active'), ('past_due', 'Past due'), ('canceled', 'Canceled'), ('expired', 'Expired')], default='active', max_length=16)),
-                ('provider', models.CharField(choices=[('stripe', 'Stripe'), ('code', 'Redemption code'), ('admin', 'Granted by staff')], max_length=16)),
-                ('provider_ref', models.CharField(blank=True, max_length=128)),
-                ('current_period_start', models.DateTimeField()),
-                ('current_period_end', models.DateTimeField()),
-                ('cancel_at_period_end', models.BooleanField(default=False)),
-                ('grace_until', models.DateTimeField(blank=True, null=True)),
-                ('quota_alert', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='accounts.organization')),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='billing.plan')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("active", "Active"),
+                            ("past_due", "Past due"),
+                            ("canceled", "Canceled"),
+                            ("expired", "Expired"),
+                        ],
+                        default="active",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "provider",
+                    models.CharField(
+                        choices=[
+                            ("stripe", "Stripe"),
+                            ("code", "Redemption code"),
+                            ("admin", "Granted by staff"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("provider_ref", models.CharField(blank=True, max_length=128)),
+                ("current_period_start", models.DateTimeField()),
+                ("current_period_end", models.DateTimeField()),
+                ("cancel_at_period_end", models.BooleanField(default=False)),
+                ("grace_until", models.DateTimeField(blank=True, null=True)),
+                ("quota_alert", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="subscriptions",
+                        to="accounts.organization",
+                    ),
+                ),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="subscriptions",
+                        to="billing.plan",
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status__in', ['active', 'past_due'])), fields=('organization',), name='uniq_current_subscription'), models.UniqueConstraint(condition=models.Q(('provider_ref', ''), _negated=True), fields=('provider', 'provider_ref'), name='uniq_subscription_provider_ref')],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status__in", ["active", "past_due"])),
+                        fields=("organization",),
+                        name="uniq_current_subscription",
+                    ),
+                    models.UniqueConstraint(
+                        condition=models.Q(("provider_ref", ""), _negated=True),
+                        fields=("provider", "provider_ref"),
+                        name="uniq_subscription_provider_ref",
+                    ),
+                ],
             },
         ),
     ]

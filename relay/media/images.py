@@ -304,11 +304,7 @@ async def generate(
         price, key.multiplier, n=req.n, prompt_tokens=prompt_tokens, input_images=len(req.images)
     )
     await reserve(
-        reference=call.request_id,
-        wallet_id=key.wallet_id,
-        api_key_id=key.id,
-        amount=amount,
-        progress=opening_progress(call, key),
+        call, key=key, model=req.model, amount=amount, progress=opening_progress(call, key)
     )
 
     async def exchange(channel: ChannelInfo) -> ImageResult:

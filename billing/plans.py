@@ -1,0 +1,81 @@
+"""Plans on the request path: which subscription covers a request, and its windows as caps.
+
+Reads only; subscriptions are written by billing/subscriptions.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fnmatch
+from dataclasses import dataclass
+
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.caps import FIVE_HOURS, WEEK, Cap
+from billing.models import Plan, Subscription
+
+# Each window of a plan: (label, span, window seconds, limit field, unit field).
+WINDOWS = (
+    ("5-hour window", "m", FIVE_HOURS, "window_5h_limit", "window_5h_unit"),
+    ("weekly window", "h", WEEK, "week_limit", "week_unit"),
+    ("monthly quota", "M", 0, "month_limit", "month_unit"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlanInfo:
+    subscription_id: int
+    plan_name: str
+    covered_models: tuple[str, ...]  # shell-style patterns; empty: every model
+    caps: tuple[Cap, ...]  # the plan's windows
+
+    def covers(self, model: str) -> bool:
+        return not self.covered_models or any(
+            fnmatch.fnmatchcase(model, pattern) for pattern in self.covered_models
+        )
+
+
+def plan_caps(*, subscription_id: int, plan: Plan) -> tuple[Cap, ...]:
+    caps = []
+    for label, span, window, limit_field, unit_field in WINDOWS:
+        limit = getattr(plan, limit_field)
+        if limit is not None:
+            caps.append(
+                Cap(
+                    f"s{subscription_id}",
+                    span,
+                    window,
+                    limit,
+                    getattr(plan, unit_field),
+                    f"your plan's {label}",
+                )
+            )
+    return tuple(caps)
+
+
+def subscription_current(
+    *, organization_id: int, now: dt.datetime | None = None
+) -> Subscription | None:
+    """The organization's subscription that covers requests now: active within its
+    period, or past due within its grace."""
+    now = now or timezone.now()
+    return (
+        Subscription.objects.select_related("plan", "plan__pricing_group")
+        .filter(organization_id=organization_id)
+        .filter(
+            Q(status=Subscription.Status.ACTIVE, current_period_end__gt=now)
+            | Q(status=Subscription.Status.PAST_DUE, grace_until__gt=now)
+        )
+        .first()
+    )
+
+
+def plan_info(subscription: Subscription) -> PlanInfo:
+    plan = subscription.plan
+    return PlanInfo(
+        subscription_id=subscription.pk,
+        plan_name=plan.name,
+        covered_models=tuple(plan.covered_models),
+        caps=plan_caps(subscription_id=subscription.pk, plan=plan),
+    )
