@@ -127,7 +127,9 @@ class Hold(models.Model):
     subscription_id = models.BigIntegerField(null=True, blank=True, db_index=True)
     # The usage meters (UsageBucket.meter) the settlement adds to: the plan's, and the
     # key's and organization's when they have caps.
-    meters = models.JSONField(default=list, blank=True)
+    meters = models.JSONField(
+        default=list, blank=True, db_default=models.Value([], models.JSONField())
+    )
 
     def __str__(self) -> str:
         return f"hold {self.reference} {self.amount}"

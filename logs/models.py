@@ -35,7 +35,7 @@ class RequestLog(models.Model):
     usage_estimated = models.BooleanField(default=False)
     cost = models.BigIntegerField(default=0, help_text="micro-USD charged to the balance")
     # Usage drawn from a plan's windows instead (priced the same way), and that plan.
-    plan_cost = models.BigIntegerField(default=0, help_text="micro-USD")
+    plan_cost = models.BigIntegerField(default=0, db_default=0, help_text="micro-USD")
     subscription_id = models.BigIntegerField(null=True, blank=True)
     latency_ms = models.PositiveIntegerField(default=0)
     ttfb_ms = models.PositiveIntegerField(null=True)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from django.utils import timezone
 
 from relay.asgi_io import Receive, Request, Scope, Send, read_body, send_json
 from relay.call import Call
 from relay.catalog import KeyInfo, catalog
-from relay.db import in_db_thread
+from relay.dashboard_billing import billing_answer
 from relay.errors import RelayError, bad_request, model_not_found
 from relay.formats import openai
 from relay.media import endpoints as media
@@ -65,44 +63,6 @@ async def _authorized(request: Request) -> KeyInfo:
     key = await authenticate(request)
     authorize(key, client_ip(request), timezone.now())
     return key
-
-
-def _billing_figures(key_id: int) -> tuple[int, int, int | None]:
-    """(available credit, key spend, key limit) in micro-USD."""
-    from accounts.models import ApiKey
-
-    key = ApiKey.objects.select_related("organization__wallet").get(pk=key_id)
-    wallet = key.organization.wallet
-    return wallet.balance - wallet.held, key.spent, key.spend_limit
-
-
-def _usd(micros: int) -> float:
-    # OpenAI's billing endpoints answer in JSON numbers; converted only at this edge.
-    return float(Decimal(micros) / 1_000_000)
-
-
-async def _billing(request: Request, send: Send, kind: str, headers: dict[str, str]) -> None:
-    key = await _authorized(request)
-    available, spent, limit = await in_db_thread(_billing_figures)(key.id)
-    if kind == "usage":
-        await send_json(send, 200, {"object": "list", "total_usage": _usd(spent) * 100}, headers)
-        return
-    # Clients show hard_limit_usd - total_usage as what is left.
-    hard = _usd(limit) if limit is not None else _usd(max(0, available) + spent)
-    expires = int(key.expires_at.timestamp()) if key.expires_at else 0
-    await send_json(
-        send,
-        200,
-        {
-            "object": "billing_subscription",
-            "has_payment_method": True,
-            "soft_limit_usd": hard,
-            "hard_limit_usd": hard,
-            "system_hard_limit_usd": hard,
-            "access_until": expires,
-        },
-        headers,
-    )
 
 
 def _gemini_call(path: str) -> tuple[str, str] | None:
@@ -225,9 +185,9 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
                 raise model_not_found(model)
             await send_json(send, 200, _model_object(model, models[model]), headers)
         elif method == "GET" and path.endswith("/dashboard/billing/subscription"):
-            await _billing(request, send, "subscription", headers)
+            await billing_answer(await _authorized(request), send, "subscription", headers)
         elif method == "GET" and path.endswith("/dashboard/billing/usage"):
-            await _billing(request, send, "usage", headers)
+            await billing_answer(await _authorized(request), send, "usage", headers)
         else:
             raise RelayError(
                 404, f"Unknown request URL: {method} {path[:200]}.", code="unknown_url"
