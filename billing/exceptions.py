@@ -33,3 +33,13 @@ class RedemptionError(BillingError):
 
 class RedemptionRateLimited(RedemptionError):
     status = 429
+
+
+class CapReached(InsufficientBalance):
+    """A cap or a plan window cannot take the request; `index` is its place in the caps
+    the hold was checked against, `window` whether it is one of the plan's windows."""
+
+    def __init__(self, index: int, *, window: bool) -> None:
+        super().__init__("cap reached")
+        self.index = index
+        self.window = window

@@ -22,8 +22,10 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from billing.exceptions import InsufficientBalance
-from billing.holds import KeyLimitExceeded, Settlement
+from billing import caps
+from billing.caps import Cap
+from billing.exceptions import CapReached, InsufficientBalance
+from billing.holds import NO_ADMISSION, Admission, KeyLimitExceeded, Placed, Settlement
 from billing.pg_functions import SETTLE_BATCH
 
 log = logging.getLogger(__name__)
@@ -91,20 +93,30 @@ class FastLedger:
         ttl: float,
         lease: str = "",
         progress: dict[str, Any] | None = None,
-    ) -> None:
+        admission: Admission = NO_ADMISSION,
+    ) -> Placed:
+        """holds.hold_place in one round trip; the same outcomes and exceptions."""
         await self._open()
+        plan = admission.subscription_id is not None
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT th_hold_place(%s, %s, %s, %s, %s, %s, %s)",
+                "SELECT outcome, available FROM th_hold_place("
+                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (reference, wallet_id, api_key_id, amount, ttl, lease,
-                 Jsonb(progress or {}, dumps=_dumps)),
+                 Jsonb(progress or {}, dumps=_dumps), caps.clock(), admission.subscription_id,
+                 admission.fallback, _caps_json(admission.plan_caps), _caps_json(admission.caps),
+                 Jsonb(admission.meters(plan=plan), dumps=_dumps)),
             )  # fmt: skip
             row = await cur.fetchone()
-        outcome = row[0] if row else 1
-        if outcome == 1:
-            raise InsufficientBalance("insufficient balance")
-        if outcome == 2:
+        outcome, available = row if row else ("low", 0)
+        if outcome in ("plan", "balance"):
+            return Placed(funding=outcome, available=available)
+        if outcome == "key":
             raise KeyLimitExceeded("this API key has reached its spend limit")
+        kind, _, index = outcome.partition(":")
+        if kind in ("window", "cap"):
+            raise CapReached(int(index), window=kind == "window")
+        raise InsufficientBalance("insufficient balance")
 
     async def settle(self, settlement: Settlement) -> bool:
         """Queue SETTLEMENT and wait for its commit. Queued before the first await, so a
@@ -178,6 +190,10 @@ def _dumps(obj: Any) -> str:
     return orjson.dumps(obj).decode()
 
 
+def _caps_json(found: tuple[Cap, ...]) -> Jsonb:
+    return Jsonb([cap.json() for cap in found], dumps=_dumps)
+
+
 async def _settle_many(conn: AsyncConnection[Any], items: list[Settlement]) -> list[bool]:
     """Settle ITEMS with one statement (one round trip); True for each newly settled.
 
@@ -199,7 +215,12 @@ async def _settle_many(conn: AsyncConnection[Any], items: list[Settlement]) -> l
     ]
     logs = [{**s.record.columns(), "request_id": s.reference, "cost": s.cost} for s in unique]
     cur = await conn.execute(
-        SETTLE_BATCH, {"items": Jsonb(rows, dumps=_dumps), "logs": Jsonb(logs, dumps=_dumps)}
+        SETTLE_BATCH,
+        {
+            "items": Jsonb(rows, dumps=_dumps),
+            "logs": Jsonb(logs, dumps=_dumps),
+            "now": caps.clock(),
+        },
     )
     settled = {row[0] for row in await cur.fetchall()}
     return [s.reference in settled and first[s.reference] == n for n, s in enumerate(items)]

@@ -26,9 +26,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from accounts.models import ApiKey
-from billing.exceptions import InsufficientBalance
+from billing import caps as caps_clock
+from billing.caps import CONCURRENT, USD, Cap, bucket_start, counted_since
+from billing.exceptions import CapReached, InsufficientBalance
 from billing.journal import journal_read
-from billing.models import Hold, Lease, LedgerEntry, UncollectedUsage, Wallet
+from billing.models import Hold, Lease, LedgerEntry, UncollectedUsage, UsageBucket, Wallet
 from logs.models import RequestLog
 from logs.records import RequestRecord
 
@@ -53,8 +55,67 @@ class Settlement:
     record: RequestRecord  # the log row, but for the request id and the charge
 
 
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a hold is checked against besides the balance and the key's spend limit: the
+    plan that may fund it (its windows) and the key's and organization's caps."""
+
+    subscription_id: int | None = None
+    plan_caps: tuple[Cap, ...] = ()
+    fallback: bool = True  # when a window is full, fund from the balance instead
+    caps: tuple[Cap, ...] = ()
+
+    def meters(self, *, plan: bool) -> list[str]:
+        """The usage buckets the settlement adds to ("s12:m"...); the plan's only when
+        the plan funds the request."""
+        caps = (*self.plan_caps, *self.caps) if plan else self.caps
+        return sorted({f"{c.meter}:{c.span}" for c in caps if c.unit != CONCURRENT})
+
+
+NO_ADMISSION = Admission()
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    funding: str  # "plan" or "balance"
+    available: int  # the wallet's available credit after the hold
+
+
 def _month_start(today: dt.date) -> dt.date:
     return today.replace(day=1)
+
+
+def _caps_refused(
+    caps: tuple[Cap, ...], *, wallet_id: int, amount: int, now: dt.datetime, plan: bool
+) -> int:
+    """th_caps_refused on the ORM: the index of the first cap that cannot take the
+    request, or -1. Run under the wallet's lock."""
+    for index, cap in enumerate(caps):
+        kind, ident = cap.meter[0], int(cap.meter[1:])
+        if cap.unit == USD and kind != "s" and plan:
+            continue  # a request the plan pays for spends no money
+        holds = Hold.objects.filter(
+            **{"s": {"subscription_id": ident}, "k": {"api_key_id": ident}}.get(
+                kind, {"wallet_id": wallet_id}
+            )
+        )
+        if cap.unit == USD:
+            if kind != "s":
+                holds = holds.filter(subscription_id__isnull=True)
+            in_flight = sum(holds.values_list("amount", flat=True))
+        else:
+            in_flight = holds.count()
+        used = 0
+        if cap.unit != CONCURRENT:
+            since = counted_since(cap, now)
+            used = sum(
+                UsageBucket.objects.filter(
+                    meter=cap.meter, span=cap.span, start__gte=since
+                ).values_list("cost" if cap.unit == USD else "requests", flat=True)
+            )
+        if used + in_flight + (amount if cap.unit == USD else 1) > cap.limit:
+            return index
+    return -1
 
 
 def hold_place(
@@ -66,30 +127,56 @@ def hold_place(
     ttl_seconds: int,
     lease: str = "",
     progress: dict[str, Any] | None = None,
-) -> None:
-    """Reserve AMOUNT for a request; atomic; raises InsufficientBalance or KeyLimitExceeded.
+    admission: Admission = NO_ADMISSION,
+    now: dt.datetime | None = None,
+) -> Placed:
+    """Reserve AMOUNT for a request; atomic. Funded by the plan when ADMISSION names one
+    whose windows have room, else by the wallet (if the plan allows falling back).
+    Raises InsufficientBalance, KeyLimitExceeded or CapReached, changing nothing.
 
     LEASE ties the hold to the placing process; PROGRESS is its first snapshot."""
+    clock = now or caps_clock.clock()  # windows and caps count at this time
     now = timezone.now()
     with transaction.atomic():
         # Lock order everywhere: wallet, then key. (The reverse deadlocks with settle.)
-        available = Wallet.objects.filter(pk=wallet_id, balance__gte=F("held") + amount)
-        if available.update(held=F("held") + amount) != 1:
-            raise InsufficientBalance("insufficient balance")
-        if api_key_id is not None:
-            month = _month_start(now.date())
-            # A monthly limit starts afresh with the month.
-            ApiKey.objects.filter(
-                pk=api_key_id, spend_limit_period=ApiKey.LimitPeriod.MONTH
-            ).filter(Q(period_start__lt=month) | Q(period_start__isnull=True)).update(
-                period_spent=0, period_start=month
+        # The wallet's lock serialises the organization's admissions: caps are exact.
+        wallet = Wallet.objects.select_for_update().filter(pk=wallet_id).first()
+        if wallet is None:
+            raise InsufficientBalance("no wallet")
+        available = wallet.balance - wallet.held
+        plan = False
+        if admission.subscription_id is not None:
+            failed = _caps_refused(
+                admission.plan_caps, wallet_id=wallet_id, amount=amount, now=clock, plan=True
             )
-            covered = ApiKey.objects.filter(pk=api_key_id).filter(
-                Q(spend_limit__isnull=True)
-                | Q(spend_limit__gte=F("period_spent") + F("held") + amount)
-            )
-            if covered.update(held=F("held") + amount) != 1:
-                raise KeyLimitExceeded("this API key has reached its spend limit")
+            if failed < 0:
+                plan = True
+            elif not admission.fallback:
+                raise CapReached(failed, window=True)
+        failed = _caps_refused(
+            admission.caps, wallet_id=wallet_id, amount=amount, now=clock, plan=plan
+        )
+        if failed >= 0:
+            raise CapReached(failed, window=False)
+        if not plan:
+            if available < amount:
+                raise InsufficientBalance("insufficient balance")
+            if api_key_id is not None:
+                month = _month_start(now.date())
+                # A monthly limit starts afresh with the month.
+                ApiKey.objects.filter(
+                    pk=api_key_id, spend_limit_period=ApiKey.LimitPeriod.MONTH
+                ).filter(Q(period_start__lt=month) | Q(period_start__isnull=True)).update(
+                    period_spent=0, period_start=month
+                )
+                covered = ApiKey.objects.filter(pk=api_key_id).filter(
+                    Q(spend_limit__isnull=True)
+                    | Q(spend_limit__gte=F("period_spent") + F("held") + amount)
+                )
+                if covered.update(held=F("held") + amount) != 1:
+                    raise KeyLimitExceeded("this API key has reached its spend limit")
+            Wallet.objects.filter(pk=wallet_id).update(held=F("held") + amount)
+            available -= amount
         Hold.objects.create(
             reference=reference,
             wallet_id=wallet_id,
@@ -98,7 +185,10 @@ def hold_place(
             expires_at=now + dt.timedelta(seconds=ttl_seconds),
             lease=lease,
             progress=progress or {},
+            subscription_id=admission.subscription_id if plan else None,
+            meters=admission.meters(plan=plan),
         )
+    return Placed(funding="plan" if plan else "balance", available=available)
 
 
 def hold_progress_set(*, reference: str, progress: dict[str, Any]) -> None:
@@ -107,22 +197,34 @@ def hold_progress_set(*, reference: str, progress: dict[str, Any]) -> None:
     Hold.objects.filter(reference=reference).update(progress=progress)
 
 
-def hold_settle(settlement: Settlement) -> bool:
+def hold_settle(settlement: Settlement, *, now: dt.datetime | None = None) -> bool:
     """Charge the actual cost, at most the hold, release the hold and write the request
-    log. Atomic. Cost beyond the hold is recorded as uncollected, never charged.
+    log. Atomic. Cost beyond the hold is recorded as uncollected, never charged. A hold
+    a plan funded charges nothing: its cost is drawn from the plan's windows. The usage
+    goes to the buckets of the hold's meters (at NOW: windows and caps count from there).
 
     Returns False (and changes nothing) when this reference was already settled.
     """
     ref = settlement.reference
     try:
         with transaction.atomic():
+            # Wallet first, like hold_place: an admission counting this request sees its
+            # hold or its usage, never neither.
+            wallet = (
+                Wallet.objects.select_for_update()
+                .only("balance")
+                .filter(pk=settlement.wallet_id)
+                .first()
+            )
             hold = Hold.objects.select_for_update().filter(reference=ref).first()
             held = 0
             if hold is not None:
                 held = hold.amount
                 hold.delete()
-            cost = min(settlement.cost, held)
-            if settlement.cost > cost:
+            capped = min(settlement.cost, held)
+            plan = hold is not None and hold.subscription_id is not None
+            cost = 0 if plan else capped
+            if settlement.cost > capped:
                 UncollectedUsage.objects.create(
                     reference=ref,
                     wallet_id=settlement.wallet_id,
@@ -130,14 +232,12 @@ def hold_settle(settlement: Settlement) -> bool:
                     channel_id=settlement.record.channel_id,
                     model=settlement.record.model[:200],
                     cost=settlement.cost,
-                    amount=settlement.cost - cost,
+                    amount=settlement.cost - capped,
                 )
-            if cost or held:
-                wallet = (
-                    Wallet.objects.select_for_update().only("balance").get(pk=settlement.wallet_id)
-                )
+            wallet_held = 0 if plan else held
+            if wallet is not None and (cost or wallet_held):
                 Wallet.objects.filter(pk=wallet.pk).update(
-                    balance=F("balance") - cost, held=F("held") - held
+                    balance=F("balance") - cost, held=F("held") - wallet_held
                 )
                 if cost:
                     LedgerEntry.objects.create(
@@ -149,17 +249,52 @@ def hold_settle(settlement: Settlement) -> bool:
                         source_id=ref,
                     )
             if settlement.api_key_id is not None:
+                key_held = held if hold is not None and hold.api_key_id and not plan else 0
                 ApiKey.objects.filter(pk=settlement.api_key_id).update(
                     spent=F("spent") + cost,
                     period_spent=F("period_spent") + cost,
-                    held=F("held") - (held if hold is not None and hold.api_key_id else 0),
+                    held=F("held") - key_held,
                     last_used_at=timezone.now(),
                 )
-            RequestLog.objects.create(request_id=ref, cost=cost, **settlement.record.columns())
+            RequestLog.objects.create(
+                request_id=ref,
+                cost=cost,
+                plan_cost=capped if plan else 0,
+                subscription_id=hold.subscription_id if hold is not None else None,
+                **settlement.record.columns(),
+            )
+            if hold is not None and hold.meters:
+                counted = settlement.record.status_code < 400 or capped > 0
+                _buckets_add(
+                    hold.meters,
+                    plan_cost=capped if plan else 0,
+                    cost=cost,
+                    counted=counted,
+                    at=now or caps_clock.clock(),
+                )
     except IntegrityError:
         # The charge row or the log row already exists: settled before. Nothing changed.
         return False
     return True
+
+
+def _buckets_add(
+    meters: list[str], *, plan_cost: int, cost: int, counted: bool, at: dt.datetime
+) -> None:
+    for name in sorted(meters):
+        meter, _, span = name.partition(":")
+        start = bucket_start(span, at)
+        amount = plan_cost if meter.startswith("s") else cost
+        bucket, created = UsageBucket.objects.get_or_create(
+            meter=meter,
+            span=span,
+            start=start,
+            defaults={"cost": amount, "requests": int(counted)},
+        )
+        if not created:
+            UsageBucket.objects.filter(pk=bucket.pk).update(
+                cost=F("cost") + amount, requests=F("requests") + int(counted)
+            )
 
 
 def hold_release(*, reference: str) -> bool:
@@ -168,9 +303,10 @@ def hold_release(*, reference: str) -> bool:
         hold = Hold.objects.select_for_update().filter(reference=reference).first()
         if hold is None:
             return False
-        Wallet.objects.filter(pk=hold.wallet_id).update(held=F("held") - hold.amount)
-        if hold.api_key_id is not None:
-            ApiKey.objects.filter(pk=hold.api_key_id).update(held=F("held") - hold.amount)
+        if hold.subscription_id is None:  # a plan's hold took nothing from either
+            Wallet.objects.filter(pk=hold.wallet_id).update(held=F("held") - hold.amount)
+            if hold.api_key_id is not None:
+                ApiKey.objects.filter(pk=hold.api_key_id).update(held=F("held") - hold.amount)
         hold.delete()
     return True
 

@@ -7,51 +7,147 @@ Lock order is wallet, then key, everywhere.
 
 from logs.records import FIELDS
 
-# The request log's columns: the record's, the request id and the charge.
-LOG_COLUMNS = ("request_id", "cost", *FIELDS)
+# The request log's columns: the record's, then those the settlement fills in: the
+# request id, the charge to the balance, the usage drawn from a plan, and that plan.
+DERIVED_COLUMNS = ("request_id", "cost", "plan_cost", "subscription_id")
+LOG_COLUMNS = (*DERIVED_COLUMNS, *FIELDS)
 
-HOLD_PLACE = """
-CREATE OR REPLACE FUNCTION th_hold_place(
-    p_ref text, p_wallet bigint, p_key bigint, p_amount bigint, p_ttl double precision,
-    p_lease text, p_progress jsonb
+# The start of the bucket of SPAN at P_NOW (billing/caps.bucket_start), and the first
+# bucket counted by a cap (billing/caps.counted_since).
+BUCKETS = """
+CREATE OR REPLACE FUNCTION th_bucket_start(p_span text, p_at timestamptz)
+RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT CASE p_span
+        WHEN 'm' THEN to_timestamp(floor(extract(epoch FROM p_at) / 600) * 600)
+        WHEN 'h' THEN to_timestamp(floor(extract(epoch FROM p_at) / 3600) * 3600)
+        ELSE date_trunc(CASE p_span WHEN 'd' THEN 'day' WHEN 'w' THEN 'week' ELSE 'month' END,
+                        p_at AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+    END
+$$;
+
+-- The index of the first cap in P_CAPS that cannot take this request, or -1. A cap
+-- counts the usage settled in its window plus the holds in flight plus this request:
+-- P_AMOUNT for USD caps, 1 for request counts. Spend caps of keys and organizations
+-- count money only: a request a plan pays for (P_PLAN) spends none.
+CREATE OR REPLACE FUNCTION th_caps_refused(
+    p_caps jsonb, p_wallet bigint, p_amount bigint, p_now timestamptz, p_plan boolean
 ) RETURNS integer LANGUAGE plpgsql AS $$
 DECLARE
-    v_month date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+    c jsonb;
+    v_meter text; v_kind text; v_id bigint; v_unit text; v_span text;
+    v_flight bigint; v_used bigint; v_need bigint; v_since timestamptz;
 BEGIN
-    -- 0 placed, 1 balance too low, 2 key spend limit reached. Nothing changes unless 0.
-    UPDATE billing_wallet SET held = held + p_amount
-     WHERE id = p_wallet AND balance >= held + p_amount;
-    IF NOT FOUND THEN
-        RETURN 1;
-    END IF;
-    IF p_key IS NOT NULL THEN
-        UPDATE accounts_apikey SET
-            period_spent = CASE WHEN spend_limit_period = 'month'
-                AND (period_start IS NULL OR period_start < v_month) THEN 0 ELSE period_spent END,
-            period_start = CASE WHEN spend_limit_period = 'month'
-                AND (period_start IS NULL OR period_start < v_month)
-                THEN v_month ELSE period_start END,
-            held = held + p_amount
-         WHERE id = p_key AND (spend_limit IS NULL OR spend_limit >= held + p_amount + (
-            CASE WHEN spend_limit_period = 'month'
-                AND (period_start IS NULL OR period_start < v_month) THEN 0 ELSE period_spent END));
-        IF NOT FOUND THEN
-            -- Same transaction, wallet row still locked: take the hold back.
-            UPDATE billing_wallet SET held = held - p_amount WHERE id = p_wallet;
-            RETURN 2;
+    FOR i IN 0 .. coalesce(jsonb_array_length(p_caps), 0) - 1 LOOP
+        c := p_caps -> i;
+        v_meter := c->>'meter'; v_kind := left(v_meter, 1);
+        v_id := substr(v_meter, 2)::bigint; v_unit := c->>'unit'; v_span := c->>'span';
+        IF v_unit = 'usd' AND v_kind <> 's' AND p_plan THEN
+            CONTINUE;
         END IF;
-    END IF;
-    INSERT INTO billing_hold
-        (reference, wallet_id, api_key_id, amount, created_at, expires_at, lease, progress)
-    VALUES (p_ref, p_wallet, p_key, p_amount, now(), now() + make_interval(secs => p_ttl),
-            p_lease, p_progress);
-    RETURN 0;
+        SELECT CASE WHEN v_unit = 'usd' THEN coalesce(sum(h.amount), 0) ELSE count(*) END
+          INTO v_flight FROM billing_hold h
+         WHERE CASE v_kind WHEN 's' THEN h.subscription_id = v_id
+                           WHEN 'k' THEN h.api_key_id = v_id
+                           ELSE h.wallet_id = p_wallet END
+           AND (v_unit <> 'usd' OR v_kind = 's' OR h.subscription_id IS NULL);
+        v_need := CASE WHEN v_unit = 'usd' THEN p_amount ELSE 1 END;
+        v_used := 0;
+        IF v_unit <> 'concurrent' THEN
+            v_since := th_bucket_start(v_span, CASE WHEN v_span IN ('m', 'h')
+                THEN p_now - make_interval(secs => (c->>'window')::double precision)
+                ELSE p_now END);
+            SELECT coalesce(sum(CASE WHEN v_unit = 'usd' THEN b.cost ELSE b.requests END), 0)
+              INTO v_used FROM billing_usagebucket b
+             WHERE b.meter = v_meter AND b.span = v_span AND b.start >= v_since;
+        END IF;
+        IF v_used + v_flight + v_need > (c->>'limit')::bigint THEN
+            RETURN i;
+        END IF;
+    END LOOP;
+    RETURN -1;
 END $$;
 """
 
+_HOLD_PLACE = """
+CREATE OR REPLACE FUNCTION th_hold_place(
+    p_ref text, p_wallet bigint, p_key bigint, p_amount bigint, p_ttl double precision,
+    p_lease text, p_progress jsonb, p_now timestamptz, p_sub bigint, p_fallback boolean,
+    p_plan_caps jsonb, p_caps jsonb, p_meters jsonb,
+    OUT outcome text, OUT available bigint
+) LANGUAGE plpgsql AS $$
+DECLARE
+    v_month date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+    v_balance bigint; v_held bigint; v_fail integer; v_sub bigint;
+BEGIN
+    -- outcome: 'plan' or 'balance' (placed, funded by it); 'low' (balance too low),
+    -- 'key' (key spend limit), 'window:<i>' (plan window i full, no fallback), 'cap:<i>'
+    -- (cap i of P_CAPS). Nothing changes unless placed. AVAILABLE: the wallet's credit
+    -- after the hold. The wallet row is locked first (then the key): it serialises every
+    -- admission of the organization, so caps and windows are counted exactly.
+    SELECT w.balance, w.held INTO v_balance, v_held
+      FROM billing_wallet w WHERE w.id = p_wallet FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'low'; available := 0; RETURN;
+    END IF;
+    available := v_balance - v_held;
+    IF p_sub IS NOT NULL THEN
+        v_fail := th_caps_refused(p_plan_caps, p_wallet, p_amount, p_now, true);
+        IF v_fail < 0 THEN
+            v_sub := p_sub;
+        ELSIF NOT p_fallback THEN
+            outcome := 'window:' || v_fail; RETURN;
+        END IF;
+    END IF;
+    v_fail := th_caps_refused(p_caps, p_wallet, p_amount, p_now, v_sub IS NOT NULL);
+    IF v_fail >= 0 THEN
+        outcome := 'cap:' || v_fail; RETURN;
+    END IF;
+    IF v_sub IS NULL THEN
+        IF v_balance < v_held + p_amount THEN
+            outcome := 'low'; RETURN;
+        END IF;
+        IF p_key IS NOT NULL THEN
+            UPDATE accounts_apikey SET
+                period_spent = CASE WHEN spend_limit_period = 'month'
+                    AND (period_start IS NULL OR period_start < v_month)
+                    THEN 0 ELSE period_spent END,
+                period_start = CASE WHEN spend_limit_period = 'month'
+                    AND (period_start IS NULL OR period_start < v_month)
+                    THEN v_month ELSE period_start END,
+                held = held + p_amount
+             WHERE id = p_key AND (spend_limit IS NULL OR spend_limit >= held + p_amount + (
+                CASE WHEN spend_limit_period = 'month'
+                    AND (period_start IS NULL OR period_start < v_month)
+                    THEN 0 ELSE period_spent END));
+            IF NOT FOUND THEN
+                outcome := 'key'; RETURN;
+            END IF;
+        END IF;
+        UPDATE billing_wallet SET held = held + p_amount WHERE id = p_wallet;
+        available := available - p_amount;
+    END IF;
+    INSERT INTO billing_hold (reference, wallet_id, api_key_id, amount, created_at,
+                              expires_at, lease, progress, subscription_id, meters)
+    VALUES (p_ref, p_wallet, p_key, p_amount, now(), now() + make_interval(secs => p_ttl),
+            p_lease, p_progress, v_sub,
+            -- the plan's meters only when the plan pays
+            CASE WHEN v_sub IS NOT NULL THEN p_meters ELSE (
+                SELECT coalesce(jsonb_agg(m), '[]'::jsonb)
+                  FROM jsonb_array_elements_text(p_meters) AS m WHERE left(m, 1) <> 's') END);
+    outcome := CASE WHEN v_sub IS NULL THEN 'balance' ELSE 'plan' END;
+END $$;
+"""
+HOLD_PLACE = BUCKETS + _HOLD_PLACE
+
 _COLS = ", ".join(LOG_COLUMNS)
 # The log row's cost is what was charged: the reported cost capped by the hold.
-_SELECT_COLS = ", ".join("c.charge" if col == "cost" else f"r.{col}" for col in LOG_COLUMNS)
+_DERIVED = {
+    "request_id": "r.request_id",
+    "cost": "c.charge",
+    "plan_cost": "c.plan_charge",
+    "subscription_id": "c.subscription_id",
+}
+_SELECT_COLS = ", ".join(_DERIVED.get(col, f"r.{col}") for col in LOG_COLUMNS)
 
 # Settles a whole batch in one statement: each wallet and key row is updated once per
 # batch (not once per request), so its row lock is held for microseconds. Parameters: a
@@ -73,11 +169,19 @@ WITH items AS (
     DELETE FROM billing_hold h USING items i
      WHERE h.reference = i.reference
        AND NOT EXISTS (SELECT 1 FROM logs_requestlog l WHERE l.request_id = i.reference)
-    RETURNING h.reference, h.amount, h.api_key_id
-), capped AS (
-    SELECT i.*, coalesce(r.amount, 0) AS held, r.api_key_id IS NOT NULL AS key_held,
-           least(i.cost, coalesce(r.amount, 0)) AS charge
+    RETURNING h.reference, h.amount, h.api_key_id, h.subscription_id, h.meters
+), funded AS (
+    SELECT i.*, least(i.cost, coalesce(r.amount, 0)) AS capped_cost,
+           r.subscription_id, coalesce(r.meters, '[]'::jsonb) AS meters,
+           -- a plan's hold took nothing from the wallet or the key
+           CASE WHEN r.subscription_id IS NULL THEN coalesce(r.amount, 0) ELSE 0 END AS held,
+           r.api_key_id IS NOT NULL AND r.subscription_id IS NULL AS key_held
     FROM items i LEFT JOIN released r ON r.reference = i.reference
+), capped AS (
+    SELECT f.*,
+           CASE WHEN f.subscription_id IS NULL THEN f.capped_cost ELSE 0 END AS charge,
+           CASE WHEN f.subscription_id IS NULL THEN 0 ELSE f.capped_cost END AS plan_charge
+    FROM funded f
 ), logged AS (
     INSERT INTO logs_requestlog ({_COLS})
     SELECT {_SELECT_COLS} FROM rows r JOIN capped c ON c.reference = r.request_id
@@ -89,9 +193,9 @@ WITH items AS (
     INSERT INTO billing_uncollectedusage
         (reference, wallet_id, api_key_id, channel_id, model, cost, amount, created_at)
     SELECT s.reference, s.wallet_id, s.api_key_id, r.channel_id, r.model, s.cost,
-           s.cost - s.charge, now()
+           s.cost - s.capped_cost, now()
       FROM settled s JOIN rows r ON r.request_id = s.reference
-     WHERE s.cost > s.charge
+     WHERE s.cost > s.capped_cost
     ON CONFLICT (reference) DO NOTHING
     RETURNING 1
 ), locked AS (
@@ -125,6 +229,24 @@ WITH items AS (
        -- after the wallets: wallet-then-key lock order
        AND (SELECT count(*) FROM wallets) >= 0
     RETURNING 1
+), buckets AS (
+    -- Usage for the plan windows and caps the hold named ("s12:m", "k5:d"...): a plan
+    -- meter counts what the plan paid, the others what the balance paid; a request
+    -- counts unless it failed without cost. Rows in key order, after the wallets are
+    -- locked: concurrent batches cannot deadlock on them.
+    INSERT INTO billing_usagebucket AS b (meter, span, start, cost, requests)
+    SELECT split_part(m.name, ':', 1), split_part(m.name, ':', 2),
+           th_bucket_start(split_part(m.name, ':', 2), %(now)s::timestamptz),
+           sum(CASE WHEN left(m.name, 1) = 's' THEN s.plan_charge ELSE s.charge END),
+           sum(CASE WHEN r.status_code < 400 OR s.capped_cost > 0 THEN 1 ELSE 0 END)
+      FROM settled s JOIN rows r ON r.request_id = s.reference
+           CROSS JOIN LATERAL jsonb_array_elements_text(s.meters) AS m(name)
+     WHERE (SELECT count(*) FROM locked) >= 0
+     GROUP BY 1, 2, 3
+     ORDER BY 1, 2, 3
+    ON CONFLICT (meter, span, start) DO UPDATE
+       SET cost = b.cost + EXCLUDED.cost, requests = b.requests + EXCLUDED.requests
+    RETURNING 1
 )
 SELECT reference FROM settled
 """  # noqa: S608
@@ -134,10 +256,20 @@ DROP_V1 = """
 DROP FUNCTION IF EXISTS th_hold_place(text, bigint, bigint, bigint, double precision);
 """
 
-DROP = (
-    DROP_V1
-    + """
+# The function before plans and caps (migration billing/0008 replaces it).
+DROP_V2 = """
 DROP FUNCTION IF EXISTS th_hold_place(
     text, bigint, bigint, bigint, double precision, text, jsonb);
+"""
+
+DROP = (
+    DROP_V1
+    + DROP_V2
+    + """
+DROP FUNCTION IF EXISTS th_hold_place(
+    text, bigint, bigint, bigint, double precision, text, jsonb, timestamptz, bigint,
+    boolean, jsonb, jsonb, jsonb);
+DROP FUNCTION IF EXISTS th_caps_refused(jsonb, bigint, bigint, timestamptz, boolean);
+DROP FUNCTION IF EXISTS th_bucket_start(text, timestamptz);
 """
 )

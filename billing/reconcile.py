@@ -57,7 +57,10 @@ def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
     # requests settle (PostgreSQL's read committed snapshots per statement).
     wallets = Wallet.objects.annotate(
         ledger_sum=_sum_of(LedgerEntry.objects.filter(wallet=OuterRef("pk"))),
-        hold_sum=_sum_of(Hold.objects.filter(wallet=OuterRef("pk"))),
+        # A plan's holds reserve its windows, not the wallet.
+        hold_sum=_sum_of(
+            Hold.objects.filter(wallet=OuterRef("pk"), subscription_id__isnull=True)
+        ),
     ).order_by("pk")
     for wallet in wallets:
         name = _wallet_name(wallet)

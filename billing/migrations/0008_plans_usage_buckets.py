@@ -4,6 +4,15 @@ import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
 
+from billing import pg_functions
+
+
+def replace_hold_place(apps, schema_editor):  # type: ignore[no-untyped-def]
+    # th_hold_place gains plans, caps and usage meters, and returns where it funded from.
+    if schema_editor.connection.vendor == "postgresql":
+        schema_editor.execute(pg_functions.DROP_V2)
+        schema_editor.execute(pg_functions.HOLD_PLACE)
+
 
 class Migration(migrations.Migration):
     dependencies = [
@@ -203,4 +212,5 @@ class Migration(migrations.Migration):
                 ],
             },
         ),
+        migrations.RunPython(replace_hold_place, migrations.RunPython.noop),
     ]

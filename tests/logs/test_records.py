@@ -6,16 +6,17 @@ import datetime as dt
 
 import pytest
 
-from billing.pg_functions import LOG_COLUMNS
+from billing.pg_functions import DERIVED_COLUMNS, LOG_COLUMNS
 from logs.models import RequestLog
 from logs.records import FIELDS, RequestRecord
 
 pytestmark = pytest.mark.embedded
 
 
-def test_the_record_has_every_column_of_the_request_log_but_id_and_charge() -> None:
+def test_the_record_has_every_column_of_the_request_log_but_those_settlement_fills() -> None:
     columns = {f.name for f in RequestLog._meta.concrete_fields} - {"id"}
-    assert set(FIELDS) == columns - {"request_id", "cost"}
+    assert set(DERIVED_COLUMNS) == {"request_id", "cost", "plan_cost", "subscription_id"}
+    assert set(FIELDS) == columns - set(DERIVED_COLUMNS)
     assert set(LOG_COLUMNS) == columns  # what the batch statement writes
 
 
