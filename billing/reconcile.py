@@ -1,7 +1,7 @@
 """Reconciliation: prove the books. Read-only; every discrepancy is reported, none fixed.
 
 Checks, for every wallet: balance equals the sum of its ledger entries and held equals
-the sum of its open holds; no hold outlived its expiry, or the server that placed it, by
+the sum of its open holds (those it funds: a plan's holds reserve the plan's windows); no hold outlived its expiry, or the server that placed it, by
 more than the sweep's grace;
 every paid top-up has its credit row and every top-up credit row belongs to a paid
 top-up; no provider event stayed unprocessed (its task gave up) for a day; no key spent past

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
 from accounts.models import Organization, User
-from billing.models import LedgerEntry, Price, PricingGroup, Wallet
+from billing.models import LedgerEntry, Price, PricingGroup, UsageBucket, Wallet
 from logs.services import audit_record
 
 DEFAULT_GROUP = "default"
@@ -120,3 +121,14 @@ def price_set(*, model: str, **fields: int | None) -> Price:
         setattr(price, name, value)
     price.save()
     return price
+
+
+# The longest window counts a calendar month: older buckets count for nothing.
+USAGE_BUCKET_DAYS = 40
+
+
+def usage_buckets_purge(*, now: dt.datetime) -> int:
+    """Delete usage buckets no window or cap counts any more; returns how many."""
+    cutoff = now - dt.timedelta(days=USAGE_BUCKET_DAYS)
+    deleted, _ = UsageBucket.objects.filter(start__lt=cutoff).delete()
+    return deleted

@@ -448,3 +448,13 @@ def test_retry_at_is_the_first_moment_the_window_takes_the_request(
     candidates = [now] + [now + dt.timedelta(minutes=m) for m in range(1, 6 * 60 + 11)]
     expected = next(at for at in candidates if fits(at))
     assert found == expected
+
+
+def test_buckets_no_window_counts_are_purged(org: Organization) -> None:
+    from billing.services import usage_buckets_purge
+
+    old = START - dt.timedelta(days=41)
+    UsageBucket.objects.create(meter="s1", span="M", start=old, cost=5, requests=1)
+    kept = UsageBucket.objects.create(meter="s1", span="M", start=START, cost=5, requests=1)
+    assert usage_buckets_purge(now=START) == 1
+    assert list(UsageBucket.objects.all()) == [kept]
