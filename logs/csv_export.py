@@ -17,9 +17,11 @@ COLUMNS = (
     "created_at", "request_id", "api_key_id", "model", "upstream_model", "channel_id",
     "endpoint", "stream", "status_code", "error_code", "prompt_tokens", "completion_tokens",
     "cache_read_tokens", "cache_write_tokens", "reasoning_tokens", "usage_estimated", "cost",
-    "latency_ms", "ttfb_ms", "attempts", "client_ip", "user_agent",
+    "plan_cost", "latency_ms", "ttfb_ms", "attempts", "client_ip", "user_agent",
 )  # fmt: skip
-HEADER = [c if c != "cost" else "cost_usd" for c in COLUMNS]
+# Money in USD: what the balance paid, and what a plan paid instead.
+MONEY = ("cost", "plan_cost")
+HEADER = [f"{c}_usd" if c in MONEY else c for c in COLUMNS]
 # A spreadsheet runs a cell that starts with one of these as a formula.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -42,14 +44,16 @@ async def csv_rows(logs: QuerySet[RequestLog]) -> AsyncIterator[bytes]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(HEADER)
-    cost_at = COLUMNS.index("cost")
+    money_at = [COLUMNS.index(c) for c in MONEY]
     after: tuple[Any, int] | None = None
     while True:
         rows = await sync_to_async(_batch)(logs, after)
         for row in rows:
             values = [_cell(v) for v in row[:-1]]
             values[0] = row[0].isoformat()
-            values[cost_at] = f"{row[cost_at] / 1_000_000:.6f}"
+            for at in money_at:
+                whole, micros = divmod(row[at], 1_000_000)
+                values[at] = f"{whole}.{micros:06d}"
             writer.writerow(values)
         yield buffer.getvalue().encode()
         buffer.seek(0)

@@ -8,6 +8,7 @@ import io
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.db import connection
 from django.test import AsyncClient, Client
 
@@ -166,8 +167,6 @@ def test_it_sorts_by_cost_within_the_default_day(
 async def test_it_exports_the_filtered_range_as_csv(
     async_client: AsyncClient, org: Organization, owner: User, keys: tuple[ApiKey, ApiKey]
 ) -> None:
-    from asgiref.sync import sync_to_async
-
     @sync_to_async
     def seed() -> None:
         for n in range(2500):  # more than one export batch
@@ -189,4 +188,27 @@ async def test_it_exports_the_filtered_range_as_csv(
     assert rows[0]["request_id"] == f"req_{org.pk}_0" and rows[0]["cost_usd"] == "0.000000"
     evil = next(r for r in rows if r["request_id"].endswith("_9000"))
     assert evil["user_agent"].startswith("'=")  # not a formula in a spreadsheet
+    await sync_to_async(lambda: connection.close())()  # the view thread's connection
+
+
+async def test_a_request_the_plan_paid_shows_what_the_plan_paid_on_the_page_and_in_the_csv(
+    async_client: AsyncClient, org: Organization, owner: User
+) -> None:
+    @sync_to_async
+    def seed() -> None:
+        _log(org, 1, cost=0, plan_cost=12_345, subscription_id=7)
+        _log(org, 2, cost=2_500_000)
+
+    await seed()
+    await async_client.aforce_login(owner)
+    page = (await async_client.get(URL)).content.decode()
+    assert "Paid by your plan: $0.012345" in page
+    assert page.count('class="badge"') == 1
+    response = await async_client.get(URL, {"format": "csv"})
+    chunks = response.streaming_content  # type: ignore[attr-defined]
+    body = b"".join([chunk async for chunk in chunks]).decode()
+    rows = {r["request_id"]: r for r in csv.DictReader(io.StringIO(body))}
+    plan, paid = rows[f"req_{org.pk}_1"], rows[f"req_{org.pk}_2"]
+    assert (plan["cost_usd"], plan["plan_cost_usd"]) == ("0.000000", "0.012345")
+    assert (paid["cost_usd"], paid["plan_cost_usd"]) == ("2.500000", "0.000000")
     await sync_to_async(lambda: connection.close())()  # the view thread's connection
