@@ -1,4 +1,5 @@
-"""Management API for top-ups and redemption codes (thin: services do the work).
+"""Management API for top-ups, redemption codes and the current plan (thin: services do
+the work).
 
 Top-ups need the BILLING capability. Any member (VIEW_ORG) may redeem a code into the
 active organization: a code only ever adds credit, so it needs no billing rights.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from typing import cast
 
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -22,10 +24,12 @@ from accounts.network import client_ip
 from billing.codes import code_redeem
 from billing.exceptions import InvalidTopUp, RedemptionError
 from billing.money import micros_to_usd
+from billing.plans import subscription_current
 from billing.providers import ProviderError, ProviderUnavailable
 from billing.selectors import topups_for_organization
 from billing.serializers import RedemptionSerializer, TopUpCreateSerializer, TopUpSerializer
 from billing.topups import topup_create
+from billing.windows import plan_windows
 
 _REDEEMED = inline_serializer(
     name="Redeemed",
@@ -116,3 +120,68 @@ class RedemptionView(APIView):
                 "balance_usd": micros_to_usd(entry.balance_after),
             }
         )
+
+
+class WindowSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    name = serializers.CharField(help_text="5-hour window, weekly window or monthly quota")
+    unit = serializers.ChoiceField(choices=["usd", "requests"])
+    limit = serializers.CharField(help_text="USD (decimal string) or a request count")
+    used = serializers.CharField()
+    in_flight = serializers.CharField(help_text="held by requests in flight")
+    frees_at = serializers.DateTimeField(
+        allow_null=True, help_text="when some counted usage next leaves the window"
+    )
+
+
+class SubscriptionSerializer(serializers.Serializer):  # type: ignore[type-arg]
+    plan = serializers.CharField()
+    status = serializers.ChoiceField(choices=["active", "past_due"])
+    current_period_end = serializers.DateTimeField()
+    cancel_at_period_end = serializers.BooleanField()
+    grace_until = serializers.DateTimeField(allow_null=True)
+    covered_models = serializers.ListField(child=serializers.CharField())
+    windows = WindowSerializer(many=True)
+
+
+def _amount(unit: str, value: int) -> str:
+    return micros_to_usd(value) if unit == "usd" else str(value)
+
+
+class SubscriptionView(APIView):
+    permission_classes = (OrgCapability,)
+    required_capability = Capability.VIEW_ORG
+
+    @extend_schema(
+        summary="The organization's current plan and how much of each window is used",
+        responses=inline_serializer(
+            name="CurrentSubscription",
+            fields={"subscription": SubscriptionSerializer(allow_null=True)},
+        ),
+        tags=["billing"],
+    )
+    def get(self, request: Request) -> Response:
+        now = timezone.now()
+        found = subscription_current(organization_id=_org(request).pk, now=now)
+        if found is None:
+            return Response({"subscription": None})
+        windows = [
+            {
+                "name": use.cap.label.removeprefix("your plan's "),
+                "unit": use.cap.unit,
+                "limit": _amount(use.cap.unit, use.cap.limit),
+                "used": _amount(use.cap.unit, use.used),
+                "in_flight": _amount(use.cap.unit, use.in_flight),
+                "frees_at": use.frees_at,
+            }
+            for use in plan_windows(subscription=found, now=now)
+        ]
+        body = {
+            "plan": found.plan.name,
+            "status": found.status,
+            "current_period_end": found.current_period_end,
+            "cancel_at_period_end": found.cancel_at_period_end,
+            "grace_until": found.grace_until,
+            "covered_models": found.plan.covered_models,
+            "windows": windows,
+        }
+        return Response({"subscription": SubscriptionSerializer(body).data})

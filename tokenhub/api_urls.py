@@ -13,7 +13,7 @@ from accounts.api import (
     OrganizationDetailView,
     OrganizationListView,
 )
-from billing.api import RedemptionView, TopUpListView
+from billing.api import RedemptionView, SubscriptionView, TopUpListView
 
 urlpatterns = [
     path("", ApiRootView.as_view(), name="api-root"),
@@ -36,6 +36,7 @@ urlpatterns = [
     # billing
     path("topups", TopUpListView.as_view(), name="api-topups"),
     path("redemptions", RedemptionView.as_view(), name="api-redemptions"),
+    path("subscription", SubscriptionView.as_view(), name="api-subscription"),
 ]
 
 # Accounts: privacy rights.
