@@ -10,6 +10,7 @@ from relay.catalog import KeyInfo, catalog
 from relay.dashboard_billing import billing_answer
 from relay.errors import RelayError, bad_request, model_not_found
 from relay.formats import openai
+from relay.generations import generation_answer
 from relay.media import endpoints as media
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import authorize, authorize_model, client_ip, model_allowed
@@ -188,6 +189,12 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
             await billing_answer(await _authorized(request), send, "subscription", headers)
         elif method == "GET" and path.endswith("/dashboard/billing/usage"):
             await billing_answer(await _authorized(request), send, "usage", headers)
+        elif method == "GET" and path.startswith("/v1/generations/"):
+            generation = path[len("/v1/generations/") :]
+            await generation_answer(await _authorized(request), generation, send, headers)
+        elif method == "GET" and path == "/v1/generation":  # OpenRouter's own path
+            asked = request.query.get("id")
+            await generation_answer(await _authorized(request), asked, send, headers)
         else:
             raise RelayError(
                 404, f"Unknown request URL: {method} {path[:200]}.", code="unknown_url"

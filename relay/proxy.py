@@ -20,9 +20,8 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
-from billing.holds import Settlement
 from billing.journal import progress_snapshot
-from billing.pricing import PriceSheet, Usage, cost_micros, worst_case_micros
+from billing.pricing import Usage, worst_case_micros
 from relay import response_store, tokens
 from relay.asgi_io import (
     ClientDisconnected,
@@ -47,7 +46,7 @@ from relay.channel_types import (
     protocol_of,
 )
 from relay.errors import RelayError, bad_request, model_not_found, no_channel, stack_of
-from relay.formats import fields, gemini, ir, openai, responses
+from relay.formats import anthropic, cost, fields, gemini, ir, openai, responses
 from relay.pipeline import failover
 from relay.pipeline.affinity import affinity_key
 from relay.pipeline.authenticate import authenticate, extract_secret
@@ -64,18 +63,42 @@ from relay.pipeline.forward import (
     send,
 )
 from relay.pipeline.journal import StreamJournal
-from relay.pipeline.meter import metered_usage
 from relay.pipeline.reserve import reserve
 from relay.pipeline.route import candidates
-from relay.pipeline.settle import in_flight, log_row, opening_progress, settle
+from relay.pipeline.settle import (
+    Bill,
+    call_bill,
+    in_flight,
+    log_row,
+    opening_progress,
+    settle_call,
+)
 from relay.protocols import GEMINI, OPENAI, RESPONSES, WireProtocol
 from relay.ratelimit import limiter
-from relay.stream_adapters import OpenAIPassThrough, PassThrough, StreamAdapter, Translating
+from relay.stream_adapters import (
+    OpenAIPassThrough,
+    PassThrough,
+    Stamping,
+    StreamAdapter,
+    Translating,
+)
 
 log = logging.getLogger(__name__)
 DROPPED_HEADER = "x-tokenhub-dropped-params"
 _JSON_KINDS: dict[type, str] = {list: "array", str: "string", dict: "object"}
 MAX_CHOICES = 128  # OpenAI's own limit on n
+# Where each protocol's answer body keeps its usage. The OpenAI formats show the call's
+# cost there (`usage.cost`); from the others an upstream's own cost is only removed.
+_BODY_USAGE = {
+    "openai": ("usage",),
+    "responses": ("usage",),
+    "anthropic": ("usage",),
+    "gemini": ("usageMetadata",),
+}
+_BODY_COST = frozenset({"openai", "responses"})
+# Same-protocol streams whose last usage event carries the cost, re-written on the way
+# (Gemini's SDK drops the field, so Gemini streams carry none: docs/protocols.md).
+_STREAM_COST = {"anthropic": anthropic.COST_CARRIER, "responses": responses.COST_CARRIER}
 SHUTDOWN = RelayError(
     503,
     "The server is restarting and could not finish this request. Retry it.",
@@ -321,8 +344,10 @@ async def _serve(
             secret=extract_secret(request) or "",
         )
     if stream:
-        adapter = _adapter(prepared, inbound, payload, model)
-        call.journal = StreamJournal(call.request_id, lambda: _snapshot(call, key, price, adapter))
+        adapter = _adapter(prepared, inbound, payload, model, _quote(call, key))
+        call.journal = StreamJournal(call.request_id, lambda: _snapshot(call, key, adapter))
+        if key.show_cost and call.funding:
+            headers[cost.BILLED_TO_HEADER] = call.funding  # the cost is in the stream's end
         await _pump_stream(call, response, adapter, receive, send_, headers, keeper)
     else:
         await _relay_body(call, response, prepared, inbound, model, payload, send_, headers, keeper)
@@ -405,14 +430,36 @@ def _same_body(protocol: WireProtocol, payload: dict[str, Any], raw: bytes, mode
     return orjson.dumps(changed) if changed != payload else raw
 
 
+def _quote(call: Call, key: KeyInfo) -> cost.Quote | None:
+    """What a stream's last usage event says the call costs (None: the key hides costs):
+    the bill settlement will charge, from the same state of the same stream."""
+    if not key.show_cost:
+        return None
+
+    def quote(reported: Usage | None, output_bytes: int, complete: bool) -> int:
+        return call_bill(
+            call, reported=reported, output_bytes=output_bytes, complete=complete
+        ).charge
+
+    return quote
+
+
 def _adapter(
-    prepared: _Prepared, inbound: Inbound, payload: dict[str, Any], model: str
+    prepared: _Prepared,
+    inbound: Inbound,
+    payload: dict[str, Any],
+    model: str,
+    quote: cost.Quote | None,
 ) -> StreamAdapter:
     if prepared.mode == "openai":
-        return OpenAIPassThrough(prepared.strip_usage)
+        return OpenAIPassThrough(prepared.strip_usage, quote)
     if prepared.mode == "same":
-        return PassThrough(prepared.protocol)
-    return Translating(prepared.protocol.parser(), inbound.protocol.writer(model, payload))
+        carrier = _STREAM_COST.get(prepared.protocol.name)
+        if carrier is None:
+            return PassThrough(prepared.protocol)
+        return Stamping(prepared.protocol, carrier, quote)
+    writer = inbound.protocol.writer(model, payload)
+    return Translating(prepared.protocol.parser(), writer, quote)
 
 
 async def _attempt(
@@ -495,8 +542,11 @@ async def _relay_body(
         response.release()
     call.served = True
     content_type = response.headers.get("content-type", "application/json")
+    # The answer as a JSON object, when TokenHub read or wrote it: where its cost goes.
+    parsed: dict[str, Any] | None = None
+    rewrite = False  # PARSED must be serialised: the body sent is not the upstream's
     if prepared.mode == "openai":
-        call.reported_usage, call.output_bytes = openai.meter_body(body)
+        call.reported_usage, call.output_bytes, parsed = openai.read_answer(body)
     elif prepared.mode == "gemini-embed":
         call.reported_usage = None  # Gemini reports no usage for embeddings: estimated
     elif prepared.mode == "embed-translate":
@@ -509,8 +559,8 @@ async def _relay_body(
         content_type = "application/json"
     else:
         try:
-            parsed = orjson.loads(body)
-            result = prepared.protocol.response_to_ir(parsed)
+            upstream = orjson.loads(body)
+            result = prepared.protocol.response_to_ir(upstream)
         except (orjson.JSONDecodeError, ir.TranslationError, AttributeError, TypeError):
             raise RelayError(
                 502,
@@ -521,8 +571,13 @@ async def _relay_body(
         call.reported_usage = result.usage
         call.output_bytes = _parts_bytes(result.parts)
         if prepared.mode == "translate":
-            body = orjson.dumps(inbound.protocol.response_from_ir(result, model, payload))
+            parsed, rewrite = inbound.protocol.response_from_ir(result, model, payload), True
             content_type = "application/json"
+        elif isinstance(upstream, dict):
+            parsed = upstream
+    # PARSED, if any, is in the client's protocol (passed through, or translated into it).
+    if _show_cost(call, inbound.protocol, parsed, headers) or rewrite:
+        body = orjson.dumps(parsed)
     call.response_started = True
     if keeper is not None and response.status == 200:
         await keeper.body(body)
@@ -648,20 +703,37 @@ async def _pump_stream(
         call.answer_complete = adapter.complete
 
 
-def _metered(call: Call, reported: Usage | None, output_bytes: int, complete: bool) -> Usage:
-    return metered_usage(
-        reported, prompt_estimate=call.prompt_estimate, output_bytes=output_bytes,
-        complete=complete,
-    )  # fmt: skip
+def _show_cost(
+    call: Call, protocol: WireProtocol, parsed: dict[str, Any] | None, headers: dict[str, str]
+) -> bool:
+    """Add the cost headers of a whole answer, and write its cost into PARSED, the body
+    in PROTOCOL, where that protocol shows it; a key that hides costs gets neither, and no
+    upstream's own cost either. Whether PARSED changed."""
+    key = call.key
+    shown: int | None = None
+    if key is not None and key.show_cost:
+        bill = call_bill(
+            call, reported=call.reported_usage, output_bytes=call.output_bytes,
+            complete=call.answer_complete,
+        )  # fmt: skip
+        headers.update(_cost_headers(bill))
+        if protocol.name in _BODY_COST:
+            shown = bill.charge
+    if parsed is None:
+        return False
+    return cost.stamp(parsed, _BODY_USAGE[protocol.name], shown)
 
 
-def _snapshot(
-    call: Call, key: KeyInfo, price: PriceSheet, adapter: StreamAdapter
-) -> dict[str, Any]:
+def _cost_headers(bill: Bill) -> dict[str, str]:
+    return cost.headers(charge=bill.charge, billed_to=bill.billed_to, balance=bill.balance)
+
+
+def _snapshot(call: Call, key: KeyInfo, adapter: StreamAdapter) -> dict[str, Any]:
     """What the sweep charges if this process dies now: the stream so far, as if cut."""
-    usage = _metered(call, adapter.usage, adapter.output_bytes, complete=False)
-    cost = cost_micros(usage, price, key.multiplier)
-    return progress_snapshot(cost=cost, record=log_row(call, key, usage))
+    bill = call_bill(
+        call, reported=adapter.usage, output_bytes=adapter.output_bytes, complete=False
+    )
+    return progress_snapshot(cost=bill.cost, record=log_row(call, key, bill.usage))
 
 
 async def _finish(call: Call) -> None:
@@ -669,22 +741,13 @@ async def _finish(call: Call) -> None:
     key = call.key
     if key is None:
         return
-    usage = Usage()
-    cost = 0
-    if call.served and call.price is not None:
-        usage = _metered(call, call.reported_usage, call.output_bytes, call.answer_complete)
-        cost = cost_micros(usage, call.price, key.multiplier)
+    bill = call_bill(
+        call, reported=call.reported_usage, output_bytes=call.output_bytes,
+        complete=call.answer_complete,
+    )  # fmt: skip
     if call.tpm_estimate:
         for slot in tpm_keys(key):
-            await limiter.adjust(slot, usage.total_tokens - call.tpm_estimate)
-    await settle(
-        Settlement(
-            reference=call.request_id,
-            wallet_id=key.wallet_id,
-            api_key_id=key.id,
-            cost=cost,
-            record=log_row(call, key, usage),
-        )
-    )
+            await limiter.adjust(slot, bill.usage.total_tokens - call.tpm_estimate)
+    await settle_call(call, key, bill)
     if call.journal is not None:
         await call.journal.close()

@@ -13,7 +13,7 @@ from typing import Any, TypeGuard
 import orjson
 
 from billing.pricing import Usage
-from relay.formats import fields, ir, limits
+from relay.formats import cost, fields, ir, limits
 
 # Anthropic requires max_tokens; used when the client did not say.
 DEFAULT_MAX_TOKENS = 4096
@@ -975,14 +975,16 @@ class StreamWriter:
             out += self._tool_delta(event)
         elif isinstance(event, ir.StreamFinish):
             out += self._close_block()
-            usage = event.usage or self._usage
+            usage = _usage_to_wire(event.usage or self._usage)
+            if event.cost is not None:
+                usage[cost.FIELD] = cost.usd(event.cost)  # what the SDK's event keeps
             payload = {
                 "type": "message_delta",
                 "delta": {
                     "stop_reason": finish_reason_from_ir(event.reason),
                     "stop_sequence": None,
                 },
-                "usage": _usage_to_wire(usage),
+                "usage": usage,
             }
             out += _sse("message_delta", payload)
             out += _sse("message_stop", {"type": "message_stop"})
@@ -1060,3 +1062,8 @@ class StreamWriter:
         return out + self._delta(
             {"type": "input_json_delta", "partial_json": event.arguments}, block
         )
+
+
+# Streams carry the call's cost in the usage of `message_delta`, which the SDK's event
+# keeps (its accumulated final message does not; docs/protocols.md).
+COST_CARRIER = cost.StreamCarrier(kinds=("message_delta",), path=("usage",))

@@ -177,6 +177,9 @@ class ToolCallDelta:
 class StreamFinish:
     reason: FinishReason
     usage: Usage | None = None
+    # Micro-USD the call is billed, set by the relay (never by a parser) when the key
+    # shows costs; writers put it where their protocol's SDK reads it.
+    cost: int | None = None
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ import orjson
 
 from billing.pricing import Usage
 from relay.errors import RelayError, bad_request
-from relay.formats import limits
+from relay.formats import cost, limits
 
 _SEP = b"\n\n"
 
@@ -113,13 +113,20 @@ def usage_from(obj: Any) -> Usage | None:
 
 def meter_body(raw: bytes) -> tuple[Usage | None, int]:
     """(reported usage, output text bytes) of a non-streamed response body."""
+    usage, output_bytes, _ = read_answer(raw)
+    return usage, output_bytes
+
+
+def read_answer(raw: bytes) -> tuple[Usage | None, int, dict[str, Any] | None]:
+    """`meter_body`, and the body as parsed (None if it is not a JSON object), for an
+    answer that gets its cost written in."""
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return None, len(raw)
+        return None, len(raw), None
     if not isinstance(payload, dict):
-        return None, len(raw)
-    return usage_from(payload.get("usage")), _output_bytes(payload)
+        return None, len(raw), None
+    return usage_from(payload.get("usage")), _output_bytes(payload), payload
 
 
 def error_body(err: RelayError) -> dict[str, Any]:
@@ -170,14 +177,19 @@ class StreamMeter:
     """Reads an OpenAI SSE stream as it passes: usage, output size, and the end marker.
 
     `feed` returns the bytes to forward: complete events only, minus the usage-only chunk
-    when TokenHub (not the client) asked for it.
+    when TokenHub (not the client) asked for it. With a QUOTE, the usage-only chunk is
+    held back until `[DONE]` (or the stream's end) and then re-serialised with the call's
+    cost in `usage.cost`; it is the only chunk re-serialised. Without one, an upstream's
+    own `usage.cost` is removed (it is the operator's cost, not the caller's).
     """
 
-    __slots__ = ("_buf", "done", "output_bytes", "strip_usage_chunk", "usage")
+    __slots__ = ("_buf", "_held", "done", "output_bytes", "quote", "strip_usage_chunk", "usage")
 
-    def __init__(self, strip_usage_chunk: bool) -> None:
+    def __init__(self, strip_usage_chunk: bool, quote: cost.Quote | None = None) -> None:
         self.strip_usage_chunk = strip_usage_chunk
+        self.quote = quote
         self._buf = b""
+        self._held: dict[str, Any] | None = None  # the usage-only chunk, awaiting its cost
         self.usage: Usage | None = None
         self.output_bytes = 0
         self.done = False
@@ -191,23 +203,44 @@ class StreamMeter:
             self._buf = data
             return b""
         complete, self._buf = data[: end + 2], data[end + 2 :]
-        dropped = False
+        changed = False
         kept: list[bytes] = []
         for event in complete.split(_SEP)[:-1]:
-            if self._inspect(event):
-                kept.append(event)
-            else:
-                dropped = True
-        if not dropped:
+            held = self._held
+            out = self._inspect(event)
+            if out is not event:
+                changed = True
+            # A held chunk goes out, with its cost, before whatever follows it: [DONE] as
+            # a rule (then the meter has seen the end), or another usage chunk.
+            if held is not None and (out is not None or self._held is not held):
+                if self._held is held:
+                    self._held = None
+                kept.append(self._stamped(held))
+                changed = True
+            if out is not None:
+                kept.append(out)
+        if not changed:
             return complete
         return b"".join(e + _SEP for e in kept)
 
     def flush(self) -> bytes:
         rest, self._buf = self._buf, b""
-        return rest
+        return self.release() + rest
 
-    def _inspect(self, event: bytes) -> bool:
-        """Meter one event; False when it must not be forwarded."""
+    def release(self) -> bytes:
+        """The usage chunk held back for its cost, if any (the stream ends here)."""
+        held, self._held = self._held, None
+        return self._stamped(held) + _SEP if held is not None else b""
+
+    def _stamped(self, chunk: dict[str, Any]) -> bytes:
+        if self.quote is not None:
+            micros = self.quote(self.usage, self.output_bytes, self.done)
+            cost.stamp(chunk, ("usage",), micros)
+        return b"data: " + orjson.dumps(chunk)
+
+    def _inspect(self, event: bytes) -> bytes | None:
+        """Meter one event; the bytes to forward (EVENT itself when unchanged), or None
+        when it must not be forwarded (or not yet)."""
         for line in event.split(b"\n"):
             if not line.startswith(b"data:"):
                 continue
@@ -224,7 +257,14 @@ class StreamMeter:
             usage = obj.get("usage")
             if usage:
                 self.usage = usage_from(usage)
-                if self.strip_usage_chunk and not obj.get("choices"):
-                    return False
+                last = not obj.get("choices")
+                if self.strip_usage_chunk and last:
+                    return None
+                if self.quote is not None and last and isinstance(usage, dict):
+                    self._held = obj
+                    return None
+                if cost.stamp(obj, ("usage",), None):
+                    self.output_bytes += _output_bytes(obj)
+                    return b"data: " + orjson.dumps(obj)
             self.output_bytes += _output_bytes(obj)
-        return True
+        return event

@@ -13,7 +13,7 @@ from typing import Any, Literal
 import orjson
 
 from billing.pricing import Usage
-from relay.formats import fields, ir
+from relay.formats import cost, fields, ir
 from relay.formats.openai import usage_from
 
 _SEP = b"\n\n"
@@ -815,6 +815,8 @@ class StreamWriter:
             usage = self._base()
             usage["choices"] = []
             usage["usage"] = usage_to_openai(event.usage)
+            if event.cost is not None:
+                usage["usage"][cost.FIELD] = cost.usd(event.cost)
             out += _sse(usage)
         return out + b"data: [DONE]" + _SEP
 

@@ -17,7 +17,7 @@ import orjson
 
 from billing.pricing import Usage
 from relay.errors import RelayError
-from relay.formats import fields, ir, limits
+from relay.formats import cost, fields, ir, limits
 from relay.formats import openai as openai_format
 
 _SEP = b"\n\n"
@@ -1029,7 +1029,7 @@ class StreamWriter:
                     delta=event.arguments,
                 )
         elif isinstance(event, ir.StreamFinish):
-            self._finish(event.reason, event.usage or self._usage, None, out)
+            self._finish(event.reason, event.usage or self._usage, None, out, event.cost)
         elif isinstance(event, ir.StreamError):
             self._emit(out, "error", code=event.type, message=event.message, param=None)
             self._finish("error", self._usage, event.message, out)
@@ -1163,6 +1163,7 @@ class StreamWriter:
         usage: Usage | None,
         error: str | None,
         out: list[bytes],
+        micros: int | None = None,
     ) -> None:
         self._ended = True
         status = "incomplete" if reason in ("length", "content_filter") else "completed"
@@ -1188,4 +1189,13 @@ class StreamWriter:
             "content_filter": "response.incomplete",
             "error": "response.failed",
         }[reason]
-        self._emit(out, terminal, response=self._snapshot(reason, usage, error))
+        snapshot = self._snapshot(reason, usage, error)
+        if micros is not None:
+            cost.stamp(snapshot, ("usage",), micros)
+        self._emit(out, terminal, response=snapshot)
+
+
+# Streams carry the call's cost in the final response's usage (`response.usage.cost`).
+COST_CARRIER = cost.StreamCarrier(
+    kinds=("response.completed", "response.incomplete"), path=("response", "usage")
+)

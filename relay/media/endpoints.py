@@ -1,7 +1,8 @@
 """The relay's media surface: authenticate, dispatch, render errors, settle image calls.
 
 Images settle like any relayed call (a request hold, charged the images and tokens the
-upstream reported). Videos settle later, through their MediaTask (relay/media/services).
+upstream reported), and their answers carry the cost headers. Videos settle later,
+through their MediaTask (relay/media/services).
 """
 
 from __future__ import annotations
@@ -10,15 +11,16 @@ import logging
 
 from django.utils import timezone
 
-from billing.holds import Settlement
-from relay.asgi_io import ClientDisconnected, Receive, Request, Send, send_json
+from billing.pricing import Usage
+from relay.asgi_io import ClientDisconnected, Message, Receive, Request, Send, send_json
 from relay.call import Call
+from relay.catalog import KeyInfo
 from relay.errors import RelayError
-from relay.formats import openai
+from relay.formats import cost, openai
 from relay.media import charges, images, videos
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import authorize, client_ip
-from relay.pipeline.settle import in_flight, log_row, settle
+from relay.pipeline.settle import Bill, bill_for, in_flight, settle_call
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +46,9 @@ async def application(request: Request, receive: Receive, send: Send, path: str)
                 await videos.handle(call, key, request, receive, send, path, headers)
             elif request.method == "POST" and path in _IMAGE_PATHS:
                 call.key = key  # every authenticated image call is settled and logged
+                answer = _with_cost_headers(send, call, key) if key.show_cost else send
                 await images.generate(
-                    call, key, request, receive, send, headers, edit=_IMAGE_PATHS[path]
+                    call, key, request, receive, answer, headers, edit=_IMAGE_PATHS[path]
                 )
             else:
                 raise RelayError(
@@ -72,21 +75,35 @@ async def application(request: Request, receive: Receive, send: Send, path: str)
                 await _settle_image_call(call)
 
 
+def _image_bill(call: Call, key: KeyInfo) -> Bill:
+    """What an image call is billed: the images and tokens the upstream returned."""
+    usage = call.reported_usage if call.served and call.reported_usage else None
+    if usage is None:
+        return bill_for(call, Usage(), 0)
+    price = call.price
+    return bill_for(call, usage, charges.image_cost(price, key.multiplier, usage) if price else 0)
+
+
+def _with_cost_headers(send: Send, call: Call, key: KeyInfo) -> Send:
+    """SEND, adding the cost headers to a served answer's start (images.py writes the
+    answer; by then the call holds what the upstream returned)."""
+
+    async def send_with_cost(message: Message) -> None:
+        if message["type"] == "http.response.start" and call.served:
+            bill = _image_bill(call, key)
+            found = cost.headers(charge=bill.charge, billed_to=bill.billed_to, balance=bill.balance)
+            message["headers"] = [
+                *message["headers"],
+                *((k.encode("latin-1"), v.encode("latin-1")) for k, v in found.items()),
+            ]
+        await send(message)
+
+    return send_with_cost
+
+
 async def _settle_image_call(call: Call) -> None:
     """Charge what the upstream returned and release the rest of the hold (images only)."""
     key = call.key
     if key is None:
         return
-    usage = call.reported_usage if call.served and call.reported_usage else None
-    cost = 0
-    if usage is not None and call.price is not None:
-        cost = charges.image_cost(call.price, key.multiplier, usage)
-    await settle(
-        Settlement(
-            reference=call.request_id,
-            wallet_id=key.wallet_id,
-            api_key_id=key.id,
-            cost=cost,
-            record=log_row(call, key, usage),
-        )
-    )
+    await settle_call(call, key, _image_bill(call, key))

@@ -1,7 +1,9 @@
 """Step 7: charge, release the hold and log — exactly once, even if the client vanished.
 
-Settlement runs in its own task: cancelling the request (client disconnect, server
-shutdown) never cancels the settlement. Shutdown waits for pending settlements.
+What a request is billed is computed once, by `call_bill`, for its settlement and for
+the cost its answer shows (headers, `usage.cost`). Settlement runs in its own task:
+cancelling the request (client disconnect, server shutdown) never cancels the
+settlement. Shutdown waits for pending settlements.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
@@ -17,10 +20,11 @@ from django.utils import timezone
 from billing import fastledger
 from billing.holds import Settlement, hold_settle
 from billing.journal import progress_snapshot
-from billing.pricing import Usage
+from billing.pricing import Usage, cost_micros
 from logs.records import RequestRecord
 from relay.db import in_db_thread
 from relay.metrics import collector
+from relay.pipeline.meter import metered_usage
 
 if TYPE_CHECKING:
     from relay.call import Call
@@ -93,10 +97,60 @@ def log_row(call: Call, key: KeyInfo, usage: Usage | None) -> RequestRecord:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class Bill:
+    """What one request is billed: the same figures for its answer and its settlement."""
+
+    usage: Usage
+    cost: int  # micro-USD the usage is worth at the price sheet
+    charge: int  # micro-USD billed: the cost capped by the hold (the rest is uncollected)
+    billed_to: str  # "plan" or "balance"; "" when nothing was held
+    balance: int | None  # the wallet's available credit after the charge, when known
+
+
+def bill_for(call: Call, usage: Usage, cost: int) -> Bill:
+    """The bill of CALL for USAGE worth COST: never more than its hold, as settlement
+    charges (billing.holds.hold_settle), whoever funds it."""
+    charge = max(0, min(cost, call.hold))
+    balance = call.available
+    if balance is not None and call.funding == "balance":
+        balance += call.hold - charge  # the hold is released, the charge taken
+    return Bill(usage, cost, charge, call.funding, balance)
+
+
+def call_bill(call: Call, *, reported: Usage | None, output_bytes: int, complete: bool) -> Bill:
+    """A relayed call's bill from the upstream's usage report, or an estimate from the
+    output it relayed (relay/pipeline/meter.py). Nothing for a call no upstream served.
+    A pure function of its arguments and the call's price and hold: the cost an answer
+    shows and the charge settled are the same number."""
+    key = call.key
+    if key is None or not call.served or call.price is None:
+        return bill_for(call, _NO_USAGE, 0)
+    usage = metered_usage(
+        reported, prompt_estimate=call.prompt_estimate, output_bytes=output_bytes,
+        complete=complete,
+    )  # fmt: skip
+    return bill_for(call, usage, cost_micros(usage, call.price, key.multiplier))
+
+
 def opening_progress(call: Call, key: KeyInfo) -> dict[str, Any]:
     """The hold's first snapshot: if the process dies before the request settles, the
     sweep writes this log row (nothing charged; a stream journals better ones)."""
     return progress_snapshot(cost=0, record=log_row(call, key, None))
+
+
+async def settle_call(call: Call, key: KeyInfo, bill: Bill) -> None:
+    """Settle CALL for BILL: its log row, and the charge (settlement caps it by the hold
+    and records any excess as uncollected, which is why it gets the full cost)."""
+    await settle(
+        Settlement(
+            reference=call.request_id,
+            wallet_id=key.wallet_id,
+            api_key_id=key.id,
+            cost=bill.cost,
+            record=log_row(call, key, bill.usage),
+        )
+    )
 
 
 async def settle(settlement: Settlement) -> None:
