@@ -84,6 +84,44 @@ BEGIN
     -- (cap i of P_CAPS). Nothing changes unless placed. AVAILABLE: the wallet's credit
     -- after the hold. The wallet row is locked first (then the key): it serialises every
     -- admission of the organization, so caps and windows are counted exactly.
+    IF p_sub IS NULL AND jsonb_array_length(p_caps) = 0 THEN
+        -- No plan, no caps (most requests): one conditional update, as before plans.
+        UPDATE billing_wallet SET held = held + p_amount
+         WHERE id = p_wallet AND balance >= held + p_amount
+        RETURNING balance - held INTO available;
+        IF NOT FOUND THEN
+            outcome := 'low';
+            SELECT w.balance - w.held INTO available FROM billing_wallet w WHERE w.id = p_wallet;
+            RETURN;
+        END IF;
+        IF p_key IS NOT NULL THEN
+            UPDATE accounts_apikey SET
+                period_spent = CASE WHEN spend_limit_period = 'month'
+                    AND (period_start IS NULL OR period_start < v_month)
+                    THEN 0 ELSE period_spent END,
+                period_start = CASE WHEN spend_limit_period = 'month'
+                    AND (period_start IS NULL OR period_start < v_month)
+                    THEN v_month ELSE period_start END,
+                held = held + p_amount
+             WHERE id = p_key AND (spend_limit IS NULL OR spend_limit >= held + p_amount + (
+                CASE WHEN spend_limit_period = 'month'
+                    AND (period_start IS NULL OR period_start < v_month)
+                    THEN 0 ELSE period_spent END));
+            IF NOT FOUND THEN
+                -- Same transaction, wallet row still locked: take the hold back.
+                UPDATE billing_wallet SET held = held - p_amount WHERE id = p_wallet;
+                outcome := 'key'; available := available + p_amount;
+                RETURN;
+            END IF;
+        END IF;
+        INSERT INTO billing_hold (reference, wallet_id, api_key_id, amount, created_at,
+                                  expires_at, lease, progress, subscription_id, meters)
+        VALUES (p_ref, p_wallet, p_key, p_amount, now(),
+                now() + make_interval(secs => p_ttl), p_lease, p_progress, NULL, p_meters);
+        outcome := 'balance';
+        RETURN;
+    END IF;
+    -- A plan or caps: lock the wallet first, then count.
     SELECT w.balance, w.held INTO v_balance, v_held
       FROM billing_wallet w WHERE w.id = p_wallet FOR UPDATE;
     IF NOT FOUND THEN
