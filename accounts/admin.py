@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 from django.http import HttpRequest
 
+from accounts.forms import UsdAmountField
 from accounts.models import (
     Announcement,
     ApiKey,
@@ -17,7 +19,13 @@ from accounts.models import (
     User,
 )
 from accounts.revocations import key_change_publish
-from accounts.services import organization_create_personal
+from accounts.services import (
+    CAP_FIELDS,
+    MAX_REQUEST_CAP,
+    key_update,
+    organization_create_personal,
+    organization_update,
+)
 
 
 @admin.register(User)
@@ -48,12 +56,69 @@ class MembershipInline(admin.TabularInline[Membership, Organization]):
     autocomplete_fields = ("user",)
 
 
+# --- Caps: typed in USD and whole requests; saved through the services -----------------
+
+
+def _count_field(help_text: str) -> forms.IntegerField:
+    return forms.IntegerField(
+        required=False, min_value=1, max_value=MAX_REQUEST_CAP, help_text=help_text
+    )
+
+
+class CapsAdminForm(forms.ModelForm[Any]):
+    """The caps of a key or an organization: spend in USD (like the wallet's adjustments),
+    requests as whole numbers; empty is no cap. No Meta: the admin names the model and the
+    fields (its `exclude` and read-only fields)."""
+
+    requests_per_day = _count_field("Requests per calendar day (UTC). Empty: no cap.")
+    max_concurrent = _count_field("Requests in flight at once. Empty: no cap.")
+    spend_cap_day = UsdAmountField(
+        label="Spend cap per day (USD)", help_text="Per calendar day (UTC), e.g. 5 or 2.50."
+    )
+    spend_cap_week = UsdAmountField(
+        label="Spend cap per week (USD)", help_text="Per ISO week (Monday to Sunday, UTC)."
+    )
+    spend_cap_month = UsdAmountField(
+        label="Spend cap per month (USD)", help_text="Per calendar month (UTC)."
+    )
+
+
+def _through_service(
+    form: forms.ModelForm[Any], obj: Any, names: tuple[str, ...]
+) -> dict[str, Any]:
+    """The changed fields among NAMES, put back to their stored values on OBJ so that the
+    admin's own save leaves them to the service, which validates, audits and broadcasts."""
+    changes = {name: form.cleaned_data[name] for name in names if name in form.changed_data}
+    for name in changes:
+        setattr(obj, name, form.initial.get(name))
+    return changes
+
+
+# Organization fields the relay's key snapshot carries besides the caps.
+_ORG_SNAPSHOT_FIELDS = {"rpm_limit", "tpm_limit", "pricing_group", "store_responses"}
+
+
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin[Organization]):
+    form = CapsAdminForm
     list_display = ("name", "is_personal", "pricing_group", "balance", "created_at")
     search_fields = ("name", "membership__user__email")
     inlines: ClassVar = [MembershipInline]
     list_select_related = ("wallet", "pricing_group")
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        changes = _through_service(form, obj, (*CAP_FIELDS, "plan_fallback"))
+        super().save_model(request, obj, form, change)
+        if changes:
+            # Audited; broadcasts the key change itself.
+            organization_update(
+                organization=obj, actor=cast(User, request.user), request=request, **changes
+            )
+        elif _ORG_SNAPSHOT_FIELDS & set(form.changed_data):
+            key_change_publish()
 
     @admin.display(description="balance (USD)")
     def balance(self, obj: Organization) -> str:
@@ -68,8 +133,18 @@ ApiKey._meta.verbose_name = "API key"
 ApiKey._meta.verbose_name_plural = "API keys"
 
 
+class ApiKeyAdminForm(CapsAdminForm):
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        changing = set(self.changed_data) & {*CAP_FIELDS, "show_cost"}
+        if changing and data.get("status") == ApiKey.Status.REVOKED:
+            raise forms.ValidationError("A revoked key's caps and cost switch cannot be changed.")
+        return data
+
+
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
+    form = ApiKeyAdminForm
     # The secret is never stored; the hash is not shown either (it is a lookup handle).
     list_display = (
         "prefix",
@@ -101,8 +176,14 @@ class ApiKeyAdmin(admin.ModelAdmin[ApiKey]):
         return False
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        changes = _through_service(form, obj, (*CAP_FIELDS, "show_cost"))
         super().save_model(request, obj, form, change)
-        key_change_publish()  # the relay honours an operator's edit from the next request on
+        if changes:
+            # Audited; broadcasts the key change itself.
+            key_update(key=obj, actor=cast(User, request.user), **changes)
+        else:
+            # The relay honours an operator's edit from the next request on.
+            key_change_publish()
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         super().delete_model(request, obj)

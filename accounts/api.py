@@ -39,6 +39,7 @@ from accounts.serializers import (
     InviteSerializer,
     MemberSerializer,
     OrganizationSerializer,
+    OrganizationUpdateSerializer,
     OrganizationWriteSerializer,
     RoleSerializer,
 )
@@ -52,7 +53,7 @@ from accounts.services import (
     membership_remove,
     membership_set_role,
     organization_create,
-    organization_rename,
+    organization_update,
 )
 
 
@@ -149,7 +150,8 @@ class KeyDetailView(_KeyView):
     @extend_schema(
         summary="Change a key's settings",
         description="Only the fields sent change. `status` disables or enables the key; "
-        "the relay honours every change from the next request on.",
+        "the relay honours every change from the next request on. A change is recorded in "
+        "the organization's security events.",
         request=ApiKeyWriteSerializer,
         responses=ApiKeySerializer,
         tags=["keys"],
@@ -164,7 +166,7 @@ class KeyDetailView(_KeyView):
                 {"scopes": _("scopes are fixed when a key is created")}
             )
         try:
-            key = key_update(key=key, **changes)
+            key = key_update(key=key, actor=cast(User, request.user), **changes)
         except AccountsError as exc:
             _refuse(exc)
         return Response(ApiKeySerializer(key).data)
@@ -261,18 +263,23 @@ class OrganizationDetailView(APIView):
         return Response(self._body(request))
 
     @extend_schema(
-        summary="Rename an organization (owners)",
-        request=OrganizationWriteSerializer,
+        summary="Change an organization's name, caps or plan fallback (owners)",
+        description="Only the fields sent change. Caps count the requests and spend of "
+        "all the organization's keys together (each key's own caps apply too); the relay "
+        "honours a change from the next request on. A change of caps or fallback is "
+        "recorded in the organization's security events.",
+        request=OrganizationUpdateSerializer,
         responses=OrganizationSerializer,
         tags=["organizations"],
     )
     def patch(self, request: Request, org_id: int) -> Response:
-        form = OrganizationWriteSerializer(data=request.data)
+        form = OrganizationUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
         try:
-            organization_rename(
+            organization_update(
                 organization=request.organization,  # type: ignore[attr-defined]
-                name=form.validated_data["name"],
+                actor=cast(User, request.user),
+                **form.validated_data,
             )
         except AccountsError as exc:
             _refuse(exc)

@@ -36,3 +36,7 @@ class AccountDeletionBlocked(AccountsError):
             % {"name": organization_name}
         )
         self.organization_name = organization_name
+
+
+class InvalidOrganizationSettings(AccountsError):
+    """An organization setting out of range (a cap that is not positive, too large...)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -10,6 +11,7 @@ from django.utils.translation import gettext as _
 from rest_framework import serializers
 
 from accounts.models import ApiKey, Invitation, Membership, Organization
+from accounts.services import MAX_REQUEST_CAP, MAX_SPEND_CAP
 from billing.models import PricingGroup
 
 
@@ -41,6 +43,68 @@ class StrictInput(serializers.Serializer[Any]):
         return super().to_internal_value(data)
 
 
+# The caps of a key and of an organization, as the API reads and writes them.
+_CAPS = ["requests_per_day", "max_concurrent", "spend_cap_day", "spend_cap_week", "spend_cap_month"]
+
+
+class WholeNumberField(serializers.IntegerField):
+    """An integer written as one: 5 or "5", never 5.0, "5.00" or true, which REST
+    framework's IntegerField takes. "5.00" sent for a spend cap in micro-USD is a mistake
+    (five dollars would be 5000000), refused rather than read as five micro-dollars."""
+
+    default_error_messages = {
+        "invalid": _("A whole number is required (no decimals)."),
+    }
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool | float) or (
+            isinstance(data, str) and not re.fullmatch(r"\s*-?\d+\s*", data)
+        ):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class CapsInput(StrictInput):
+    """Caps for a key or an organization: whole numbers, null for no cap; spend in
+    micro-USD like every amount of this API's key resource (1 USD = 1000000)."""
+
+    requests_per_day = WholeNumberField(
+        min_value=1,
+        max_value=MAX_REQUEST_CAP,
+        required=False,
+        allow_null=True,
+        help_text="Requests per calendar day (UTC); null for no cap.",
+    )
+    max_concurrent = WholeNumberField(
+        min_value=1,
+        max_value=MAX_REQUEST_CAP,
+        required=False,
+        allow_null=True,
+        help_text="Requests in flight at once; null for no cap.",
+    )
+    spend_cap_day = WholeNumberField(
+        min_value=1,
+        max_value=MAX_SPEND_CAP,
+        required=False,
+        allow_null=True,
+        help_text="micro-USD per calendar day (UTC); null for no cap.",
+    )
+    spend_cap_week = WholeNumberField(
+        min_value=1,
+        max_value=MAX_SPEND_CAP,
+        required=False,
+        allow_null=True,
+        help_text="micro-USD per ISO week (Monday to Sunday, UTC); null for no cap.",
+    )
+    spend_cap_month = WholeNumberField(
+        min_value=1,
+        max_value=MAX_SPEND_CAP,
+        required=False,
+        allow_null=True,
+        help_text="micro-USD per calendar month (UTC); null for no cap.",
+    )
+
+
 class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
     # Both may be null: most keys have no pricing group, and a key outlives its creator.
     pricing_group: serializers.SlugRelatedField[PricingGroup] = serializers.SlugRelatedField(
@@ -66,6 +130,8 @@ class ApiKeySerializer(serializers.ModelSerializer[ApiKey]):
             "spent",
             "rpm_limit",
             "tpm_limit",
+            *_CAPS,
+            "show_cost",
             "pricing_group",
             "created_by",
             "last_used_at",
@@ -105,7 +171,7 @@ def _ip_network(value: str) -> None:
         ) from None
 
 
-class ApiKeyWriteSerializer(StrictInput):
+class ApiKeyWriteSerializer(CapsInput):
     """Settings for POST (create) and PATCH (partial update) of a key; limits in micro-USD."""
 
     name = serializers.CharField(max_length=100, required=False, allow_blank=True)
@@ -147,6 +213,10 @@ class ApiKeyWriteSerializer(StrictInput):
     tpm_limit = serializers.IntegerField(
         min_value=1, max_value=2**31 - 1, required=False, allow_null=True
     )
+    show_cost = serializers.BooleanField(
+        required=False,
+        help_text="Answers carry what the call cost (X-TokenHub-Cost header, usage.cost).",
+    )
     pricing_group = serializers.SlugRelatedField(
         slug_field="name",
         queryset=PricingGroup.objects.all(),
@@ -173,7 +243,15 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
 
     class Meta:
         model = Organization
-        fields: ClassVar = ["id", "name", "is_personal", "role", "created_at"]
+        fields: ClassVar = [
+            "id",
+            "name",
+            "is_personal",
+            "role",
+            *_CAPS,
+            "plan_fallback",
+            "created_at",
+        ]
         read_only_fields = fields
 
     def get_role(self, organization: Organization) -> str:
@@ -183,6 +261,18 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
 
 class OrganizationWriteSerializer(StrictInput):
     name = serializers.CharField(max_length=150)
+
+
+class OrganizationUpdateSerializer(CapsInput):
+    """PATCH of an organization: only the fields sent change. Caps count every key of the
+    organization together; a key's own caps apply as well."""
+
+    name = serializers.CharField(max_length=150, required=False)
+    plan_fallback = serializers.BooleanField(
+        required=False,
+        help_text="With a plan: what the plan does not cover, or beyond a full window, is "
+        "paid from the balance. Off: refused (429) until the window frees up.",
+    )
 
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import secrets
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
 
 from allauth.account.models import EmailAddress
 from django.conf import settings
@@ -24,8 +24,10 @@ from django.utils.translation import gettext_lazy
 
 from accounts.access import Capability, role_allows
 from accounts.exceptions import (
+    AccountsError,
     EmailTaken,
     InvalidKeySettings,
+    InvalidOrganizationSettings,
     InvitationInvalid,
     MembershipRuleBroken,
     RoleNotAllowed,
@@ -34,6 +36,7 @@ from accounts.keysecrets import display_prefix, generate_secret, hash_secret
 from accounts.models import ApiKey, Invitation, Membership, Organization, User
 from accounts.revocations import key_change_publish
 from billing.models import PricingGroup
+from billing.money import MAX_USD, MICROS_PER_USD
 from billing.services import wallet_create
 from logs.services import audit_record
 
@@ -106,6 +109,57 @@ def _validate_models(patterns: Sequence[str]) -> list[str]:
     return out
 
 
+# The caps a key and an organization both carry, enforced with the hold on the request path
+# (billing/caps.py): requests per UTC day, requests in flight at once, and spend per UTC
+# day, ISO week and calendar month. None is no cap.
+CAP_FIELDS = (
+    "requests_per_day",
+    "max_concurrent",
+    "spend_cap_day",
+    "spend_cap_week",
+    "spend_cap_month",
+)
+SPEND_CAP_FIELDS = ("spend_cap_day", "spend_cap_week", "spend_cap_month")
+
+
+class Caps(TypedDict):
+    """Every cap of a key or an organization: requests, or micro-USD; None for no cap."""
+
+    requests_per_day: int | None
+    max_concurrent: int | None
+    spend_cap_day: int | None
+    spend_cap_week: int | None
+    spend_cap_month: int | None
+
+
+# Request counts fit a PositiveIntegerField on every database; spend caps (micro-USD) stop
+# at the largest amount anyone may type anywhere (billing.money.MAX_USD).
+MAX_REQUEST_CAP = 2**31 - 1
+MAX_SPEND_CAP = MAX_USD * MICROS_PER_USD
+
+
+def _validate_caps(caps: Mapping[str, Any], error: type[AccountsError]) -> None:
+    for name, value in caps.items():
+        if value is None:
+            continue
+        spend = name in SPEND_CAP_FIELDS
+        top = MAX_SPEND_CAP if spend else MAX_REQUEST_CAP
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
+            if spend:
+                raise error(
+                    _("%(name)s must be between 1 and %(max)s micro-USD (null for no cap)")
+                    % {"name": name, "max": top}
+                )
+            raise error(
+                _("%(name)s must be between 1 and %(max)s (null for no cap)")
+                % {"name": name, "max": top}
+            )
+
+
+def _audit_value(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, dt.datetime) else value
+
+
 def key_create(
     *,
     organization: Organization,
@@ -120,8 +174,22 @@ def key_create(
     rpm_limit: int | None = None,
     tpm_limit: int | None = None,
     pricing_group: PricingGroup | None = None,
+    requests_per_day: int | None = None,
+    max_concurrent: int | None = None,
+    spend_cap_day: int | None = None,
+    spend_cap_week: int | None = None,
+    spend_cap_month: int | None = None,
+    show_cost: bool = True,
 ) -> tuple[ApiKey, str]:
     """Create a key and return it with its secret, which is never retrievable again."""
+    caps = {
+        "requests_per_day": requests_per_day,
+        "max_concurrent": max_concurrent,
+        "spend_cap_day": spend_cap_day,
+        "spend_cap_week": spend_cap_week,
+        "spend_cap_month": spend_cap_month,
+    }
+    _validate_caps(caps, InvalidKeySettings)
     bad_scopes = set(scopes) - set(ApiKey.Scope.values)
     if bad_scopes or not scopes:
         raise InvalidKeySettings(
@@ -150,6 +218,8 @@ def key_create(
         rpm_limit=rpm_limit,
         tpm_limit=tpm_limit,
         pricing_group=pricing_group,
+        show_cost=show_cost,
+        **caps,
     )
     audit_record(
         kind="key_created", user=created_by, organization=organization, key_id=key.pk,
@@ -182,6 +252,7 @@ _UNSET: Any = object()
 def key_update(
     *,
     key: ApiKey,
+    actor: User | None = None,
     name: str = _UNSET,
     status: str = _UNSET,
     expires_at: dt.datetime | None = _UNSET,
@@ -192,12 +263,33 @@ def key_update(
     rpm_limit: int | None = _UNSET,
     tpm_limit: int | None = _UNSET,
     pricing_group: PricingGroup | None = _UNSET,
+    requests_per_day: int | None = _UNSET,
+    max_concurrent: int | None = _UNSET,
+    spend_cap_day: int | None = _UNSET,
+    spend_cap_week: int | None = _UNSET,
+    spend_cap_month: int | None = _UNSET,
+    show_cost: bool = _UNSET,
 ) -> ApiKey:
     """Change the given settings of a key (others untouched); the relay honours the change
     from the next request on. A revoked key cannot be changed. Never touches spend counters
-    except to re-base the period when the spend-limit period changes."""
+    except to re-base the period when the spend-limit period changes. Atomic; a change
+    that changes something is audited (`key_changed`: each changed setting, before and
+    after; ACTOR is who made it when not the key's creator)."""
     if key.status == ApiKey.Status.REVOKED:
         raise InvalidKeySettings(_("a revoked key cannot be changed"))
+    caps = {
+        field: value
+        for field, value in (
+            ("requests_per_day", requests_per_day),
+            ("max_concurrent", max_concurrent),
+            ("spend_cap_day", spend_cap_day),
+            ("spend_cap_week", spend_cap_week),
+            ("spend_cap_month", spend_cap_month),
+        )
+        if value is not _UNSET
+    }
+    _validate_caps(caps, InvalidKeySettings)
+    before = {field: _audit_value(getattr(key, field)) for field in _KEY_AUDITED}
     fields: list[str] = []
     if name is not _UNSET:
         key.name = name.strip()[:100]
@@ -232,6 +324,12 @@ def key_update(
     if pricing_group is not _UNSET:
         key.pricing_group = pricing_group
         fields.append("pricing_group")
+    for field_name, value in caps.items():
+        setattr(key, field_name, value)
+        fields.append(field_name)
+    if show_cost is not _UNSET:
+        key.show_cost = bool(show_cost)
+        fields.append("show_cost")
     with transaction.atomic():
         if fields:
             key.save(update_fields=fields)
@@ -249,8 +347,42 @@ def key_update(
             )
             ApiKey.objects.filter(pk=key.pk).update(spend_limit_period=spend_limit_period, **rebase)
             key.refresh_from_db()
+        changes = _changes(key, before)
+        if changes:
+            audit_record(
+                kind="key_changed", user=key.created_by, actor=actor,
+                organization=key.organization, key_id=key.pk, prefix=key.prefix,
+                changes=changes,
+            )  # fmt: skip
         key_change_publish()
     return key
+
+
+# What key_update's audit event reports when it changes (the pricing group by id).
+_KEY_AUDITED = (
+    "name",
+    "status",
+    "expires_at",
+    "allowed_models",
+    "allowed_ips",
+    "spend_limit",
+    "spend_limit_period",
+    "rpm_limit",
+    "tpm_limit",
+    "pricing_group_id",
+    *CAP_FIELDS,
+    "show_cost",
+)
+
+
+def _changes(row: ApiKey | Organization, before: Mapping[str, Any]) -> dict[str, list[Any]]:
+    """{field: [before, after]} of the fields of ROW that changed since BEFORE."""
+    changes = {}
+    for field, old in before.items():
+        new = _audit_value(getattr(row, field))
+        if new != old:
+            changes[field] = [old, new]
+    return changes
 
 
 def key_rotate(*, key: ApiKey, actor: User | None = None) -> tuple[ApiKey, str]:
@@ -309,6 +441,62 @@ def organization_rename(*, organization: Organization, name: str) -> Organizatio
         raise MembershipRuleBroken(_("an organization needs a name"))
     organization.name = name[:150]
     organization.save(update_fields=["name"])
+    return organization
+
+
+# The organization settings organization_update changes and audits.
+_ORG_AUDITED = (*CAP_FIELDS, "plan_fallback")
+
+
+def organization_update(
+    *,
+    organization: Organization,
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+    name: str = _UNSET,
+    requests_per_day: int | None = _UNSET,
+    max_concurrent: int | None = _UNSET,
+    spend_cap_day: int | None = _UNSET,
+    spend_cap_week: int | None = _UNSET,
+    spend_cap_month: int | None = _UNSET,
+    plan_fallback: bool = _UNSET,
+) -> Organization:
+    """Change the given settings of an organization (others untouched): its name, its caps
+    across all its keys, and whether what a plan does not cover is paid from the balance.
+    Atomic. A change of caps or fallback is audited (`org_settings_changed`: each changed
+    setting, before and after) and reaches the relay from the next request on (the
+    key-change broadcast: the relay's key snapshot carries the organization's caps)."""
+    caps = {
+        field: value
+        for field, value in (
+            ("requests_per_day", requests_per_day),
+            ("max_concurrent", max_concurrent),
+            ("spend_cap_day", spend_cap_day),
+            ("spend_cap_week", spend_cap_week),
+            ("spend_cap_month", spend_cap_month),
+        )
+        if value is not _UNSET
+    }
+    _validate_caps(caps, InvalidOrganizationSettings)
+    before = {field: getattr(organization, field) for field in _ORG_AUDITED}
+    with transaction.atomic():
+        if name is not _UNSET:
+            organization_rename(organization=organization, name=name)
+        fields = list(caps)
+        for field, value in caps.items():
+            setattr(organization, field, value)
+        if plan_fallback is not _UNSET:
+            organization.plan_fallback = bool(plan_fallback)
+            fields.append("plan_fallback")
+        if fields:
+            organization.save(update_fields=fields)
+        changes = _changes(organization, before)
+        if changes:
+            audit_record(
+                kind="org_settings_changed", user=actor, organization=organization,
+                request=request, changes=changes,
+            )  # fmt: skip
+            key_change_publish()
     return organization
 
 

@@ -22,6 +22,7 @@ urlpatterns = [
     path("dashboard/org/switch", views_orgs.org_switch, name="portal-org-switch"),
     path("dashboard/org/create", views_orgs.org_create, name="portal-org-create"),
     path("dashboard/org/rename", views_orgs.org_rename, name="portal-org-rename"),
+    path("dashboard/org/caps", views_orgs.org_caps, name="portal-org-caps"),
     path("dashboard/org/invite", views_orgs.org_invite, name="portal-org-invite"),
     path(
         "dashboard/org/invitations/<int:invitation_id>/revoke",

@@ -1,7 +1,8 @@
 """Portal pages for API keys: list, create (secret shown once), edit, rotate, disable, delete.
 
 Input is validated by the same serializer as `/api/v1/keys`, so both accept and refuse the
-same settings.
+same settings; caps are typed in USD here (KeyCapsForm) and handed over in micro-USD. The
+list and the edit page show each cap with its use now.
 """
 
 from __future__ import annotations
@@ -16,11 +17,18 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, capability_required
+from accounts.cap_display import cap_rows
 from accounts.exceptions import AccountsError
+from accounts.forms import KeyCapsForm
 from accounts.models import ApiKey, Membership, User
-from accounts.selectors import keys_visible_to, user_can_create_keys
+from accounts.selectors import (
+    key_cap_uses,
+    keys_visible_to,
+    organization_cap_uses,
+    user_can_create_keys,
+)
 from accounts.serializers import ApiKeyWriteSerializer
-from accounts.services import key_create, key_delete, key_rotate, key_update
+from accounts.services import CAP_FIELDS, key_create, key_delete, key_rotate, key_update
 from billing.models import PricingGroup
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 
@@ -36,6 +44,7 @@ _FIELD_LABELS = {
     "rpm_limit": gettext_lazy("Requests per minute"),
     "tpm_limit": gettext_lazy("Tokens per minute"),
     "pricing_group": gettext_lazy("Pricing group"),
+    **{name: KeyCapsForm.base_fields[name].label for name in (*CAP_FIELDS, "show_cost")},
 }
 
 
@@ -43,7 +52,7 @@ def _lines(raw: str) -> list[str]:
     return [part.strip() for part in raw.replace(",", "\n").splitlines() if part.strip()]
 
 
-def _form_data(post: QueryDict, *, creating: bool) -> tuple[dict[str, Any], list[str]]:
+def _form_data(post: QueryDict, *, creating: bool) -> tuple[dict[str, Any], list[str], KeyCapsForm]:
     """The portal form as the API serializer's input; errors the serializer cannot see."""
     data: dict[str, Any] = {
         "name": post.get("name", ""),
@@ -60,21 +69,33 @@ def _form_data(post: QueryDict, *, creating: bool) -> tuple[dict[str, Any], list
         data["spend_limit"] = usd_to_micros(spend) if spend else None
     except InvalidAmount:
         errors.append(_("The spend limit must be an amount in USD, like 25 or 2.50."))
+    caps = KeyCapsForm(post)
+    if caps.is_valid():
+        data |= caps.caps()
+        data["show_cost"] = caps.cleaned_data["show_cost"]
+    else:
+        errors += [
+            f"{caps.fields[name].label}: {problem}"
+            for name, problems in caps.errors.items()
+            for problem in problems
+        ]
     if creating:
         data["scopes"] = post.getlist("scopes") or [ApiKey.Scope.RELAY]
     if "pricing_group" in post:  # the field is only rendered for staff
         data["pricing_group"] = post.get("pricing_group") or None
-    return data, errors
+    return data, errors, caps
 
 
-def _validated(request: HttpRequest, *, creating: bool) -> tuple[dict[str, Any] | None, list[str]]:
-    data, errors = _form_data(request.POST, creating=creating)
+def _validated(
+    request: HttpRequest, *, creating: bool
+) -> tuple[dict[str, Any] | None, list[str], KeyCapsForm]:
+    data, errors, caps = _form_data(request.POST, creating=creating)
     form = ApiKeyWriteSerializer(data=data, partial=not creating, context={"request": request})
     if not form.is_valid():
         for field, problems in form.errors.items():
             for problem in problems if isinstance(problems, list) else [problems]:
                 errors.append(f"{_FIELD_LABELS.get(field, field)}: {problem}")
-    return (dict(form.validated_data) if not errors else None), errors
+    return (dict(form.validated_data) if not errors else None), errors, caps
 
 
 def _page(request: HttpRequest, status: int = 200, **context: Any) -> HttpResponse:
@@ -82,6 +103,8 @@ def _page(request: HttpRequest, status: int = 200, **context: Any) -> HttpRespon
     keys = list(keys_visible_to(membership=membership))
     for key in keys:
         key.spent_usd = micros_to_usd(key.spent)  # type: ignore[attr-defined]
+        key.cap_rows = cap_rows(key_cap_uses(key=key))  # type: ignore[attr-defined]
+    context.setdefault("caps_form", KeyCapsForm(initial={"show_cost": True}))
     return render(
         request,
         "accounts/keys.html",
@@ -107,9 +130,9 @@ def keys_page(request: HttpRequest) -> HttpResponse:
     if not user_can_create_keys(user=cast(User, request.user)):
         messages.error(request, _("Verify your email address before creating keys."))
         return _page(request, status=403)
-    settings, errors = _validated(request, creating=True)
+    settings, errors, caps = _validated(request, creating=True)
     if settings is None:
-        return render_errors(request, errors)
+        return render_errors(request, errors, caps)
     try:
         key, secret = key_create(
             organization=request.organization,  # type: ignore[attr-defined]
@@ -117,15 +140,15 @@ def keys_page(request: HttpRequest) -> HttpResponse:
             **settings,
         )
     except AccountsError as exc:
-        return render_errors(request, [str(exc)])
+        return render_errors(request, [str(exc)], caps)
     # The secret is rendered into this response only; it is never stored or shown again.
     response = _page(request, new_key=key, secret=secret)
     response["Cache-Control"] = "no-store"
     return response
 
 
-def render_errors(request: HttpRequest, errors: list[str]) -> HttpResponse:
-    return _page(request, status=400, errors=errors, form=request.POST)
+def render_errors(request: HttpRequest, errors: list[str], caps: KeyCapsForm) -> HttpResponse:
+    return _page(request, status=400, errors=errors, form=request.POST, caps_form=caps)
 
 
 def _key(request: HttpRequest, key_id: int) -> ApiKey:
@@ -138,20 +161,28 @@ def _key(request: HttpRequest, key_id: int) -> ApiKey:
 def key_edit(request: HttpRequest, key_id: int) -> HttpResponse:
     key = _key(request, key_id)
     errors: list[str] = []
+    caps = KeyCapsForm(
+        initial={**{name: getattr(key, name) for name in CAP_FIELDS}, "show_cost": key.show_cost}
+    )
     if request.method == "POST":
-        settings, errors = _validated(request, creating=False)
+        settings, errors, caps = _validated(request, creating=False)
         if settings is not None:
             try:
-                key_update(key=key, **settings)
+                key_update(key=key, actor=cast(User, request.user), **settings)
             except AccountsError as exc:
                 errors = [str(exc)]
             else:
                 messages.success(request, _("Key settings saved."))
                 return redirect("portal-keys")
+            key.refresh_from_db()  # the page shows the stored settings beside the form
+    organization = request.organization  # type: ignore[attr-defined]
     context = {
         "section": "keys",
         "key": key,
         "errors": errors,
+        "caps_form": caps,
+        "key_caps": cap_rows(key_cap_uses(key=key)),
+        "organization_caps": cap_rows(organization_cap_uses(organization=organization)),
         "spend_limit_usd": micros_to_usd(key.spend_limit) if key.spend_limit is not None else "",
         "periods": ApiKey.LimitPeriod.choices,
         "pricing_groups": PricingGroup.objects.order_by("name") if request.user.is_staff else None,
@@ -165,7 +196,7 @@ def key_status(request: HttpRequest, key_id: int) -> HttpResponse:
     key = _key(request, key_id)
     wanted = request.POST.get("status", "")
     try:
-        key_update(key=key, status=wanted)
+        key_update(key=key, actor=cast(User, request.user), status=wanted)
     except AccountsError as exc:
         messages.error(request, str(exc))
     else:

@@ -1,5 +1,5 @@
-"""Portal pages for organizations: the active one's members and invitations, creating a
-team, switching the active organization, and accepting an invitation."""
+"""Portal pages for organizations: the active one's members, invitations and caps, creating
+a team, switching the active organization, and accepting an invitation."""
 
 from __future__ import annotations
 
@@ -19,15 +19,19 @@ from accounts.access import (
     organization_activate,
     role_allows,
 )
+from accounts.cap_display import cap_rows
 from accounts.exceptions import AccountsError
-from accounts.models import Membership, User
+from accounts.forms import OrganizationCapsForm
+from accounts.models import Membership, Organization, User
 from accounts.selectors import (
     invitation_by_token,
     invitations_pending,
     members_of,
     memberships_of,
+    organization_cap_uses,
 )
 from accounts.services import (
+    CAP_FIELDS,
     invitation_accept,
     invitation_create,
     invitation_revoke,
@@ -35,6 +39,7 @@ from accounts.services import (
     membership_set_role,
     organization_create,
     organization_rename,
+    organization_update,
 )
 
 
@@ -42,23 +47,59 @@ def _membership(request: HttpRequest) -> Membership:
     return cast(Membership, request.membership)  # type: ignore[attr-defined]
 
 
-@capability_required(Capability.VIEW_ORG)
-def org_page(request: HttpRequest) -> HttpResponse:
+def _caps_form(organization: Organization) -> OrganizationCapsForm:
+    initial = {name: getattr(organization, name) for name in CAP_FIELDS}
+    return OrganizationCapsForm(initial={**initial, "plan_fallback": organization.plan_fallback})
+
+
+def _org_page(
+    request: HttpRequest, *, caps_form: OrganizationCapsForm | None = None, status: int = 200
+) -> HttpResponse:
     membership = _membership(request)
     org = membership.organization
     can_manage = role_allows(membership.role, Capability.MANAGE_MEMBERS)
+    can_manage_org = role_allows(membership.role, Capability.MANAGE_ORG)
     context = {
         "section": "organization",
         "membership": membership,
         "organization": org,
         "memberships": memberships_of(user=cast(User, request.user)),
         "can_manage_members": can_manage,
-        "can_manage_org": role_allows(membership.role, Capability.MANAGE_ORG),
+        "can_manage_org": can_manage_org,
         "members": members_of(organization=org) if can_manage else None,
         "invitations": invitations_pending(organization=org) if can_manage else None,
         "roles": Membership.Role.choices,
+        "organization_caps": cap_rows(organization_cap_uses(organization=org)),
+        "caps_form": (caps_form or _caps_form(org)) if can_manage_org else None,
     }
-    return render(request, "accounts/org.html", context)
+    return render(request, "accounts/org.html", context, status=status)
+
+
+@capability_required(Capability.VIEW_ORG)
+def org_page(request: HttpRequest) -> HttpResponse:
+    return _org_page(request)
+
+
+@capability_required(Capability.MANAGE_ORG)
+@require_POST
+def org_caps(request: HttpRequest) -> HttpResponse:
+    """The organization's caps and plan fallback (owners, like its other settings)."""
+    form = OrganizationCapsForm(request.POST)
+    if not form.is_valid():
+        return _org_page(request, caps_form=form, status=400)
+    try:
+        organization_update(
+            organization=_membership(request).organization,
+            actor=cast(User, request.user),
+            request=request,
+            plan_fallback=form.cleaned_data["plan_fallback"],
+            **form.caps(),
+        )
+    except AccountsError as exc:
+        messages.error(request, str(exc))
+        return _org_page(request, caps_form=form, status=400)
+    messages.success(request, _("Organization caps saved."))
+    return redirect("portal-org")
 
 
 def _back(request: HttpRequest, default: str = "portal-org") -> HttpResponse:

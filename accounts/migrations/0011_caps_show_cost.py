@@ -4,70 +4,69 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0010_user_time_zone'),
+        ("accounts", "0010_user_time_zone"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apikey',
-            name='max_concurrent',
+            model_name="apikey",
+            name="max_concurrent",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='requests_per_day',
+            model_name="apikey",
+            name="requests_per_day",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='show_cost',
+            model_name="apikey",
+            name="show_cost",
             field=models.BooleanField(default=True),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='spend_cap_day',
-            field=models.BigIntegerField(blank=True, help_text='micro-USD', null=True),
+            model_name="apikey",
+            name="spend_cap_day",
+            field=models.BigIntegerField(blank=True, help_text="micro-USD", null=True),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='spend_cap_month',
-            field=models.BigIntegerField(blank=True, help_text='micro-USD', null=True),
+            model_name="apikey",
+            name="spend_cap_month",
+            field=models.BigIntegerField(blank=True, help_text="micro-USD", null=True),
         ),
         migrations.AddField(
-            model_name='apikey',
-            name='spend_cap_week',
-            field=models.BigIntegerField(blank=True, help_text='micro-USD', null=True),
+            model_name="apikey",
+            name="spend_cap_week",
+            field=models.BigIntegerField(blank=True, help_text="micro-USD", null=True),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='max_concurrent',
+            model_name="organization",
+            name="max_concurrent",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='plan_fallback',
+            model_name="organization",
+            name="plan_fallback",
             field=models.BooleanField(default=True),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='requests_per_day',
+            model_name="organization",
+            name="requests_per_day",
             field=models.PositiveIntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='spend_cap_day',
-            field=models.BigIntegerField(blank=True, help_text='micro-USD', null=True),
+            model_name="organization",
+            name="spend_cap_day",
+            field=models.BigIntegerField(blank=True, help_text="micro-USD", null=True),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='spend_cap_month',
-            field=models.BigIntegerField(blank=True, help_text='micro-USD', null=True),
+            model_name="organization",
+            name="spend_cap_month",
+            field=models.BigIntegerField(blank=True, help_text="micro-USD", null=True),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='spend_cap_week',
-            field=models.BigIntegerField(blank=True, help_text='micro-USD', null=True),
+            model_name="organization",
+            name="spend_cap_week",
+            field=models.BigIntegerField(blank=True, help_text="micro-USD", null=True),
         ),
     ]
