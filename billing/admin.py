@@ -4,6 +4,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import ForeignKeyRawIdWidget
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
@@ -11,16 +12,19 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from accounts.models import Organization
 from billing.codes import MAX_BATCH, redemption_batch_create, redemption_batch_download
 from billing.exceptions import RedemptionError
 from billing.models import (
     Hold,
     LedgerEntry,
     PaymentEvent,
+    Plan,
     Price,
     PricingGroup,
     RedemptionBatch,
     RedemptionCode,
+    Subscription,
     TopUp,
     UncollectedUsage,
     Wallet,
@@ -28,6 +32,14 @@ from billing.models import (
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.providers import ProviderError, ProviderUnavailable
 from billing.services import wallet_adjust
+from billing.subscriptions import (
+    CURRENT,
+    SubscriptionError,
+    price_from_minor,
+    price_to_minor,
+    subscription_cancel,
+    subscription_grant,
+)
 from billing.topups import topup_refund_request
 
 
@@ -258,10 +270,20 @@ class PaymentEventAdmin(ReadOnlyAdmin):
 class BatchForm(forms.Form):
     name = forms.CharField(max_length=150)
     count = forms.IntegerField(min_value=1, max_value=MAX_BATCH)
-    amount = forms.CharField(help_text="USD per code, e.g. 10")
+    amount = forms.CharField(
+        help_text="USD per code, e.g. 10 (0 for a code that only grants a plan)"
+    )
     expires_at = forms.DateTimeField(required=False, help_text="optional, e.g. 2027-01-01 00:00")
     per_user_limit = forms.IntegerField(
         required=False, min_value=1, help_text="optional: codes of this batch one user may redeem"
+    )
+    plan = forms.ModelChoiceField(
+        queryset=Plan.objects.all(),
+        required=False,
+        help_text="optional: each code also grants this plan (or extends it when current)",
+    )
+    plan_days = forms.IntegerField(
+        required=False, min_value=1, max_value=3660, help_text="days of the plan per code"
     )
 
     def clean_amount(self) -> int:
@@ -269,15 +291,23 @@ class BatchForm(forms.Form):
             micros = usd_to_micros(self.cleaned_data["amount"])
         except InvalidAmount as exc:
             raise forms.ValidationError(str(exc)) from None
-        if micros <= 0:
-            raise forms.ValidationError("the amount must be positive")
+        if micros < 0:
+            raise forms.ValidationError("the amount cannot be negative")
         return micros
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if (data.get("plan") is None) != (data.get("plan_days") is None):
+            raise forms.ValidationError("A plan needs its number of days, and days a plan.")
+        if data.get("amount") == 0 and data.get("plan") is None:
+            self.add_error("amount", "the amount must be positive for a code without a plan")
+        return data
 
 
 @admin.register(RedemptionBatch)
 class RedemptionBatchAdmin(ReadOnlyAdmin):
-    list_display = ("name", "amount_usd", "count", "redeemed", "expires_at", "created_by",
-                    "created_at", "csv")  # fmt: skip
+    list_display = ("name", "amount_usd", "plan_granted", "count", "redeemed", "expires_at",
+                    "created_by", "created_at", "csv")  # fmt: skip
     exclude = ("pending_csv",)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -287,13 +317,17 @@ class RedemptionBatchAdmin(ReadOnlyAdmin):
         return (
             super()
             .get_queryset(request)
-            .select_related("created_by")
+            .select_related("created_by", "plan")
             .annotate(n_redeemed=Count("codes", filter=Q(codes__redeemed_at__isnull=False)))
         )
 
     @admin.display(description="amount (USD)")
     def amount_usd(self, obj: RedemptionBatch) -> str:
         return micros_to_usd(obj.amount)
+
+    @admin.display(description="plan")
+    def plan_granted(self, obj: RedemptionBatch) -> str:
+        return f"{obj.plan} for {obj.plan_days} days" if obj.plan else "-"
 
     @admin.display(description="redeemed")
     def redeemed(self, obj: Any) -> int:
@@ -340,6 +374,8 @@ class RedemptionBatchAdmin(ReadOnlyAdmin):
                 amount=form.cleaned_data["amount"],
                 expires_at=form.cleaned_data["expires_at"],
                 per_user_limit=form.cleaned_data["per_user_limit"],
+                plan=form.cleaned_data["plan"],
+                plan_days=form.cleaned_data["plan_days"],
                 created_by=request.user,
                 keep_for_download=True,
             )
@@ -388,3 +424,256 @@ class RedemptionCodeAdmin(ReadOnlyAdmin):
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_staff)
+
+
+# --- Plans and subscriptions ----------------------------------------------------------------
+
+# (limit field, unit field, label) of a plan's three quotas, as the form shows them.
+_QUOTAS = (
+    ("window_5h_limit", "window_5h_unit", "5-hour window"),
+    ("week_limit", "week_unit", "weekly window"),
+    ("month_limit", "month_unit", "monthly quota"),
+)
+
+
+def _quota_text(limit: int | None, unit: str) -> str:
+    """A stored quota as the form shows it: USD ("5", "12.5") or a request count."""
+    if limit is None:
+        return ""
+    if unit == Plan.Unit.USD:
+        return micros_to_usd(limit).rstrip("0").rstrip(".")
+    return str(limit)
+
+
+class PlanForm(forms.ModelForm[Plan]):
+    """Money as people write it: the price in the plan's currency, USD quotas in USD
+    (stored in minor units and micro-USD, like every amount)."""
+
+    price_amount = forms.DecimalField(
+        label="Price",
+        max_digits=12,
+        decimal_places=2,
+        min_value=0,
+        help_text="per interval, in the plan's currency, e.g. 20 or 19.90",
+    )
+    covered = forms.CharField(
+        label="Covered models",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="One model or shell-style pattern per line (claude-*, gpt-4o); empty: all.",
+    )
+    window_5h = forms.CharField(label="5-hour window", required=False)
+    week = forms.CharField(label="Weekly window", required=False)
+    month = forms.CharField(label="Monthly quota", required=False)
+
+    class Meta:
+        model = Plan
+        fields = (
+            "name",
+            "slug",
+            "description",
+            "currency",
+            "interval",
+            "pricing_group",
+            "window_5h_unit",
+            "week_unit",
+            "month_unit",
+            "active",
+            "sort",
+        )
+
+    _LIMITS = (("window_5h", _QUOTAS[0]), ("week", _QUOTAS[1]), ("month", _QUOTAS[2]))
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        help_text = (
+            "USD of usage (e.g. 5) or a number of requests, as the unit says; empty: no limit"
+        )
+        for name, _quota in self._LIMITS:
+            self.fields[name].help_text = help_text
+        plan = self.instance
+        if plan.pk:
+            self.initial["price_amount"] = price_from_minor(plan.price, plan.currency)
+            self.initial["covered"] = "\n".join(plan.covered_models)
+            for name, (limit, unit, _label) in self._LIMITS:
+                self.initial[name] = _quota_text(getattr(plan, limit), getattr(plan, unit))
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        currency = (data.get("currency") or "usd").lower()
+        data["currency"] = currency
+        self.instance.currency = currency
+        if data.get("price_amount") is not None:
+            try:
+                self.instance.price = price_to_minor(data["price_amount"], currency)
+            except ValueError as exc:
+                self.add_error("price_amount", str(exc))
+        self.instance.covered_models = [
+            line.strip() for line in (data.get("covered") or "").splitlines() if line.strip()
+        ]
+        for name, (limit, unit, _label) in self._LIMITS:
+            raw = (data.get(name) or "").strip()
+            value: int | None = None
+            if raw:
+                try:
+                    value = usd_to_micros(raw) if data.get(unit) == Plan.Unit.USD else int(raw)
+                except (InvalidAmount, ValueError):
+                    self.add_error(
+                        name, "Enter USD (e.g. 5 or 12.50) or a whole number of requests."
+                    )
+                    continue
+                if value <= 0:
+                    self.add_error(name, "A limit is positive; leave it empty for none.")
+                    continue
+            setattr(self.instance, limit, value)
+        return data
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin[Plan]):
+    form = PlanForm
+    list_display = ("name", "slug", "price_display", "interval", "pricing_group", "quotas",
+                    "active", "subscribers", "sort")  # fmt: skip
+    list_filter = ("active", "interval")
+    prepopulated_fields = {"slug": ("name",)}
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "description", "active", "sort")}),
+        ("Price", {"fields": ("price_amount", "currency", "interval")}),
+        ("What it grants", {"fields": ("pricing_group", "covered")}),
+        (
+            "Quotas",
+            {
+                "fields": (
+                    ("window_5h", "window_5h_unit"),
+                    ("week", "week_unit"),
+                    ("month", "month_unit"),
+                ),
+                "description": "Rolling 5 hours, rolling 7 days, calendar month (UTC); usage "
+                "is priced with the normal price sheet (docs/plans.md).",
+            },
+        ),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("pricing_group")
+            .annotate(n_current=Count("subscriptions", filter=Q(subscriptions__status__in=CURRENT)))
+        )
+
+    @admin.display(description="price")
+    def price_display(self, obj: Plan) -> str:
+        return f"{price_from_minor(obj.price, obj.currency)} {obj.currency.upper()}"
+
+    @admin.display(description="quotas")
+    def quotas(self, obj: Plan) -> str:
+        parts = []
+        for limit, unit, label in _QUOTAS:
+            value = getattr(obj, limit)
+            if value is not None:
+                shown = _quota_text(value, getattr(obj, unit))
+                parts.append(f"{label} {shown} {'USD' if getattr(obj, unit) == 'usd' else 'req'}")
+        return "; ".join(parts) or "unlimited"
+
+    @admin.display(description="current subscribers")
+    def subscribers(self, obj: Any) -> int:
+        return int(obj.n_current)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Subscriptions and codes keep their plan (PROTECT); retire a plan with "active".
+        return bool(request.user.is_superuser) and (
+            obj is None or not Subscription.objects.filter(plan=obj).exists()
+        )
+
+
+class GrantForm(forms.Form):
+    organization = forms.ModelChoiceField(queryset=Organization.objects.all())
+    plan = forms.ModelChoiceField(queryset=Plan.objects.all())
+    days = forms.IntegerField(min_value=1, max_value=3660, initial=30)
+
+    def __init__(self, *args: Any, admin_site: admin.AdminSite, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # A lookup by id, not a list of every organization.
+        relation = Subscription._meta.get_field("organization").remote_field
+        self.fields["organization"].widget = ForeignKeyRawIdWidget(relation, admin_site)
+
+
+@admin.register(Subscription)
+class SubscriptionAdmin(ReadOnlyAdmin):
+    list_display = ("pk", "organization", "plan", "status", "current_period_start",
+                    "current_period_end", "provider", "cancel_at_period_end",
+                    "grace_until")  # fmt: skip
+    list_filter = ("status", "provider", "plan")
+    search_fields = ("organization__name", "provider_ref")
+    list_select_related = ("organization", "plan")
+    actions = ("cancel_now",)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "grant/",
+                self.admin_site.admin_view(self.grant_view),
+                name="billing_subscription_grant",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        if request.user.is_superuser:
+            url = reverse("admin:billing_subscription_grant")
+            messages.info(
+                request, format_html('<a href="{}">Grant a plan to an organization</a>', url)
+            )
+        return super().changelist_view(request, extra_context)
+
+    @admin.action(description="Cancel now (Stripe subscriptions are canceled there too)")
+    def cancel_now(self, request: HttpRequest, queryset: Any) -> None:
+        if not request.user.is_superuser:
+            messages.error(request, "Only superusers may cancel subscriptions.")
+            return
+        for subscription in queryset.select_related("plan", "organization"):
+            try:
+                subscription_cancel(
+                    subscription=subscription, actor=request.user, at_period_end=False
+                )
+            except (SubscriptionError, ProviderError, ProviderUnavailable) as exc:
+                messages.error(request, f"Subscription {subscription.pk}: {exc}")
+            else:
+                messages.success(request, f"Subscription {subscription.pk} canceled.")
+
+    def grant_view(self, request: HttpRequest) -> HttpResponse:
+        changelist = reverse("admin:billing_subscription_changelist")
+        if not request.user.is_superuser:
+            messages.error(request, "Only superusers may grant plans.")
+            return HttpResponseRedirect(changelist)
+        form = GrantForm(request.POST or None, admin_site=self.admin_site)
+        if request.method == "POST" and form.is_valid():
+            try:
+                subscription = subscription_grant(
+                    organization=form.cleaned_data["organization"],
+                    plan=form.cleaned_data["plan"],
+                    days=form.cleaned_data["days"],
+                    provider=Subscription.Provider.ADMIN,
+                    actor=request.user,
+                )
+            except SubscriptionError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(
+                    request,
+                    f"{subscription.plan} for {subscription.organization} until "
+                    f"{subscription.current_period_end:%Y-%m-%d %H:%M} UTC.",
+                )
+                return HttpResponseRedirect(changelist)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Grant a plan",
+            "form": form,
+            "media": self.media + form.media,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/billing/subscription_grant.html", context)

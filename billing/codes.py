@@ -1,4 +1,5 @@
 """Redemption codes: generated in batches, stored as SHA-256, redeemed atomically once.
+A code adds credit, grants a plan for some days (billing/subscriptions.py), or both.
 
 Codes are 16 characters from an alphabet without look-alikes (no 0/O, 1/I/L), shown as
 XXXX-XXXX-XXXX-XXXX: 31^16 ≈ 2^79, so an unsalted SHA-256 is enough to keep them secret
@@ -22,9 +23,10 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
 from billing.exceptions import RedemptionError, RedemptionRateLimited
-from billing.models import LedgerEntry, RedemptionBatch, RedemptionCode
+from billing.models import LedgerEntry, Plan, RedemptionBatch, RedemptionCode, Subscription, Wallet
 from billing.money import micros_to_usd
 from billing.services import wallet_credit
+from billing.subscriptions import SubscriptionError, subscription_grant
 from tokenhub.fields import decrypt, encrypt
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
@@ -62,15 +64,22 @@ def redemption_batch_create(
     per_user_limit: int | None = None,
     created_by: User | None = None,
     keep_for_download: bool = False,
+    plan: Plan | None = None,
+    plan_days: int | None = None,
 ) -> NewBatch:
-    """Generate COUNT codes worth AMOUNT micro-USD each. Atomic.
+    """Generate COUNT codes worth AMOUNT micro-USD each, and PLAN for PLAN_DAYS days when
+    given (AMOUNT may then be 0). Atomic.
 
     Only hashes are stored. With KEEP_FOR_DOWNLOAD the clear codes are also kept,
     encrypted, until their one CSV download (`redemption_batch_download`).
     """
     if not 1 <= count <= MAX_BATCH:
         raise ValueError(f"count must be between 1 and {MAX_BATCH}")
-    if amount <= 0:
+    if (plan is None) != (plan_days is None):
+        raise ValueError("a plan needs its number of days, and days need a plan")
+    if plan_days is not None and plan_days < 1:
+        raise ValueError("a plan is granted for at least one day")
+    if amount < 0 or (amount == 0 and plan is None):
         raise ValueError("amount must be positive")
     if per_user_limit is not None and per_user_limit < 1:
         raise ValueError("per-user limit must be at least 1")
@@ -85,6 +94,8 @@ def redemption_batch_create(
             count=count,
             expires_at=expires_at,
             per_user_limit=per_user_limit,
+            plan=plan,
+            plan_days=plan_days,
             created_by=created_by,
             pending_csv=encrypt("\n".join(ordered)) if keep_for_download else "",
             downloaded_at=None if keep_for_download else timezone.now(),
@@ -109,10 +120,14 @@ def redemption_batch_download(*, batch_id: int) -> str:
         batch.save(update_fields=["pending_csv", "downloaded_at"])
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow(["code", "amount_usd", "expires_at", "batch"])
+    # Batches that grant a plan say which, for how long (credit-only CSVs keep their shape).
+    plan = [batch.plan.slug, str(batch.plan_days)] if batch.plan else []
+    writer.writerow(
+        ["code", "amount_usd", "expires_at", "batch"] + (["plan", "plan_days"] if plan else [])
+    )
     expires = batch.expires_at.isoformat() if batch.expires_at else ""
     for c in codes:
-        writer.writerow([c, micros_to_usd(batch.amount), expires, batch.name])
+        writer.writerow([c, micros_to_usd(batch.amount), expires, batch.name, *plan])
     return out.getvalue()
 
 
@@ -139,10 +154,25 @@ def _count_failure(keys: list[str]) -> None:
             cache.set(key, 1, timeout=window)
 
 
-def code_redeem(*, raw_code: str, user: User, organization: Organization, ip: str) -> LedgerEntry:
-    """Redeem a code into ORGANIZATION's wallet. Atomic: however many requests race for
-    one code, exactly one credits. Raises RedemptionError (clear message) otherwise;
-    failures count against the user and the IP (RedemptionRateLimited past the limit)."""
+@dataclass(frozen=True, slots=True)
+class Redemption:
+    """What a code gave: credit (its ledger entry), a plan (the subscription), or both."""
+
+    entry: LedgerEntry | None
+    subscription: Subscription | None
+    balance_after: int  # micro-USD
+
+    @property
+    def amount(self) -> int:
+        return self.entry.amount if self.entry is not None else 0
+
+
+def code_redeem(*, raw_code: str, user: User, organization: Organization, ip: str) -> Redemption:
+    """Redeem a code into ORGANIZATION: credit to its wallet, a plan to its subscription.
+    Atomic: however many requests race for one code, exactly one credits or grants; a plan
+    that cannot be granted (another plan is current) leaves the code unused. Raises
+    RedemptionError (clear message) otherwise; failures count against the user and the IP
+    (RedemptionRateLimited past the limit)."""
     keys = _failure_keys(user, ip)
     _check_rate(keys)
     try:
@@ -152,7 +182,7 @@ def code_redeem(*, raw_code: str, user: User, organization: Organization, ip: st
         raise
 
 
-def _redeem(raw_code: str, user: User, organization: Organization) -> LedgerEntry:
+def _redeem(raw_code: str, user: User, organization: Organization) -> Redemption:
     normalized = code_normalize(raw_code)
     if len(normalized) != GROUPS * GROUP_LEN or any(c not in ALPHABET for c in normalized):
         raise RedemptionError(_("This is not a valid code."))
@@ -181,15 +211,38 @@ def _redeem(raw_code: str, user: User, organization: Organization) -> LedgerEntr
                 )
         code.redeemed_at, code.redeemed_by, code.redeemed_organization = now, user, organization
         code.save(update_fields=["redeemed_at", "redeemed_by", "redeemed_organization"])
-        entry, created = wallet_credit(
-            organization=organization,
-            amount=batch.amount,
-            kind=LedgerEntry.Kind.REDEEM,
-            source_type=SOURCE_REDEEM,
-            source_id=str(code.pk),
-            note=f"code …{code.hint} ({batch.name})",
-            created_by=user,
+        subscription = None
+        if batch.plan is not None and batch.plan_days:
+            try:
+                subscription = subscription_grant(
+                    organization=organization,
+                    plan=batch.plan,
+                    days=batch.plan_days,
+                    provider=Subscription.Provider.CODE,
+                    actor=user,
+                    now=now,
+                )
+            except SubscriptionError as exc:  # rolls the redemption back: the code stays unused
+                raise RedemptionError(str(exc)) from None
+        entry = None
+        if batch.amount > 0:
+            entry, created = wallet_credit(
+                organization=organization,
+                amount=batch.amount,
+                kind=LedgerEntry.Kind.REDEEM,
+                source_type=SOURCE_REDEEM,
+                source_id=str(code.pk),
+                note=f"code …{code.hint} ({batch.name})",
+                created_by=user,
+            )
+            if not created:  # cannot happen while the row lock holds; refuse loudly if it does
+                raise RedemptionError(_("This code has already been redeemed."))
+        balance = (
+            entry.balance_after
+            if entry is not None
+            else Wallet.objects.filter(organization=organization)
+            .values_list("balance", flat=True)
+            .first()
+            or 0
         )
-        if not created:  # cannot happen while the row lock holds; refuse loudly if it does
-            raise RedemptionError(_("This code has already been redeemed."))
-    return entry
+    return Redemption(entry=entry, subscription=subscription, balance_after=balance)

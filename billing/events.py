@@ -56,9 +56,16 @@ def payment_event_process(*, event_pk: int) -> Outcome:
     NOT_READY (the payment it refers to is not known yet) leaves the event unprocessed
     for a retry; a mismatched amount marks it processed with the error and credits nothing.
     """
+    from billing.providers import stripe_subscriptions
     from billing.providers.demo import callback_apply as demo_apply
     from billing.providers.epay import callback_apply as epay_apply
-    from billing.providers.stripe import event_apply as stripe_apply
+    from billing.providers.stripe import event_apply as topup_apply
+
+    def stripe_apply(event: dict[str, Any]) -> str:
+        # One endpoint, two kinds of purchase: plans' events, and top-ups' (the rest).
+        if stripe_subscriptions.handles(event):
+            return stripe_subscriptions.event_apply(event)
+        return topup_apply(event)
 
     appliers: dict[str, Callable[[dict[str, Any]], str]] = {
         "stripe": stripe_apply,

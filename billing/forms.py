@@ -7,8 +7,15 @@ from typing import Any, cast
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
+from billing.models import Plan
 from billing.money import InvalidAmount, usd_to_micros
-from billing.providers import providers_configured
+from billing.providers import plan_sellers_configured, providers_configured
+
+PROVIDER_LABELS = {
+    "stripe": _("Card (Stripe)"),
+    "epay": _("Alipay / WeChat Pay (EPay)"),
+    "demo": _("Demo payment (no money moves)"),
+}
 
 
 class TopUpForm(forms.Form):
@@ -32,13 +39,10 @@ class TopUpForm(forms.Form):
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        labels = {
-            "stripe": _("Card (Stripe)"),
-            "epay": _("Alipay / WeChat Pay (EPay)"),
-            "demo": _("Demo payment (no money moves)"),
-        }
         choice = cast(forms.ChoiceField, self.fields["provider"])
-        choice.choices = [(name, labels.get(name, name)) for name in providers_configured()]
+        choice.choices = [
+            (name, PROVIDER_LABELS.get(name, name)) for name in providers_configured()
+        ]
 
 
 class RedeemForm(forms.Form):
@@ -63,3 +67,19 @@ class AlertForm(forms.Form):
         if micros <= 0:
             raise forms.ValidationError(_("The threshold must be positive."))
         return micros
+
+
+class PlanSubscribeForm(forms.Form):
+    plan = forms.ModelChoiceField(queryset=Plan.objects.filter(active=True))
+    provider = forms.ChoiceField(label=_("Pay with"))
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        choice = cast(forms.ChoiceField, self.fields["provider"])
+        choice.choices = [
+            (name, PROVIDER_LABELS.get(name, name)) for name in plan_sellers_configured()
+        ]
+
+
+class PlanChangeForm(forms.Form):
+    plan = forms.ModelChoiceField(queryset=Plan.objects.filter(active=True), label=_("Change to"))

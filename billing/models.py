@@ -260,6 +260,12 @@ class RedemptionBatch(models.Model):
     per_user_limit = models.PositiveIntegerField(
         null=True, blank=True, help_text="codes of this batch one user may redeem"
     )
+    # A code may also grant a plan for PLAN_DAYS days (billing/subscriptions.py); its
+    # credit may then be 0.
+    plan = models.ForeignKey(
+        "Plan", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    plan_days = models.PositiveIntegerField(null=True, blank=True)
     # The codes in clear (encrypted at rest) until their one download; then emptied.
     pending_csv = models.TextField(blank=True)
     downloaded_at = models.DateTimeField(null=True, blank=True)
@@ -271,7 +277,17 @@ class RedemptionBatch(models.Model):
     class Meta:
         verbose_name_plural = "redemption batches"
         constraints: ClassVar = [
-            models.CheckConstraint(condition=models.Q(amount__gt=0), name="batch_amount_pos")
+            # Credit, a plan for some days, or both.
+            models.CheckConstraint(
+                condition=models.Q(amount__gt=0)
+                | models.Q(amount=0, plan__isnull=False, plan_days__gt=0),
+                name="batch_grants_something",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(plan__isnull=True, plan_days__isnull=True)
+                | models.Q(plan__isnull=False, plan_days__gt=0),
+                name="batch_plan_with_days",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -375,6 +391,7 @@ class Subscription(models.Model):
         STRIPE = "stripe", _("Stripe")
         CODE = "code", _("Redemption code")
         ADMIN = "admin", _("Granted by staff")
+        DEMO = "demo", _("Demo payments")
 
     organization = models.ForeignKey(
         "accounts.Organization", on_delete=models.PROTECT, related_name="subscriptions"

@@ -9,6 +9,7 @@ import datetime as dt
 import fnmatch
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
@@ -54,19 +55,57 @@ def plan_caps(*, subscription_id: int, plan: Plan) -> tuple[Cap, ...]:
     return tuple(caps)
 
 
+# Subscriptions that renew themselves: their renewal is confirmed after the period ends
+# (Stripe's invoice.paid can come an hour later; the demo renews every few minutes).
+RENEWING = (Subscription.Provider.STRIPE, Subscription.Provider.DEMO)
+
+
+def _renewal_allowance() -> dt.timedelta:
+    # Until the renewal is confirmed they keep covering, at most as long as a failed
+    # payment's grace; one set to cancel at the period's end stops there.
+    return dt.timedelta(days=settings.SUBSCRIPTION_GRACE_DAYS)
+
+
+def _covering(now: dt.datetime) -> Q:
+    Status = Subscription.Status
+    return (
+        Q(status=Status.ACTIVE, current_period_end__gt=now)
+        | Q(
+            status=Status.ACTIVE,
+            provider__in=RENEWING,
+            cancel_at_period_end=False,
+            current_period_end__gt=now - _renewal_allowance(),
+        )
+        | Q(status=Status.PAST_DUE, grace_until__gt=now)
+    )
+
+
+def covers(subscription: Subscription, now: dt.datetime) -> bool:
+    """Whether SUBSCRIPTION funds requests at NOW: active within its period (a renewing
+    one until its renewal is confirmed), or past due within its grace."""
+    Status = Subscription.Status
+    if subscription.status == Status.ACTIVE:
+        if subscription.current_period_end > now:
+            return True
+        return (
+            subscription.provider in RENEWING
+            and not subscription.cancel_at_period_end
+            and subscription.current_period_end > now - _renewal_allowance()
+        )
+    if subscription.status == Status.PAST_DUE:
+        return subscription.grace_until is not None and subscription.grace_until > now
+    return False
+
+
 def subscription_current(
     *, organization_id: int, now: dt.datetime | None = None
 ) -> Subscription | None:
-    """The organization's subscription that covers requests now: active within its
-    period, or past due within its grace."""
+    """The organization's subscription that covers requests now (see `covers`)."""
     now = now or timezone.now()
     return (
         Subscription.objects.select_related("plan", "plan__pricing_group")
         .filter(organization_id=organization_id)
-        .filter(
-            Q(status=Subscription.Status.ACTIVE, current_period_end__gt=now)
-            | Q(status=Subscription.Status.PAST_DUE, grace_until__gt=now)
-        )
+        .filter(_covering(now))
         .first()
     )
 

@@ -1,8 +1,8 @@
 """Reconciliation: prove the books. Read-only; every discrepancy is reported, none fixed.
 
 Checks, for every wallet: balance equals the sum of its ledger entries and held equals
-the sum of its open holds (those it funds: a plan's holds reserve the plan's windows); no hold outlived its expiry, or the server that placed it, by
-more than the sweep's grace;
+the sum of its open holds (those it funds: a plan's holds reserve the plan's windows); no
+hold outlived its expiry, or the server that placed it, by more than the sweep's grace;
 every paid top-up has its credit row and every top-up credit row belongs to a paid
 top-up; no provider event stayed unprocessed (its task gave up) for a day; no key spent past
 its limit and no balance is negative without a refund, dispute or adjustment to explain it
@@ -58,9 +58,7 @@ def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
     wallets = Wallet.objects.annotate(
         ledger_sum=_sum_of(LedgerEntry.objects.filter(wallet=OuterRef("pk"))),
         # A plan's holds reserve its windows, not the wallet.
-        hold_sum=_sum_of(
-            Hold.objects.filter(wallet=OuterRef("pk"), subscription_id__isnull=True)
-        ),
+        hold_sum=_sum_of(Hold.objects.filter(wallet=OuterRef("pk"), subscription_id__isnull=True)),
     ).order_by("pk")
     for wallet in wallets:
         name = _wallet_name(wallet)

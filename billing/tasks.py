@@ -7,7 +7,9 @@ from typing import Any
 from celery import shared_task
 from django.conf import settings
 from django.db import OperationalError
+from django.utils import timezone
 
+from billing import services
 from billing.holds import holds_sweep
 
 NOT_READY_RETRIES = 12
@@ -62,3 +64,34 @@ def billing_reconcile() -> int:
     if found:
         reconcile_alert_admins(discrepancies=found)
     return len(found)
+
+
+@shared_task
+def plan_quota_check() -> int:
+    """Claim the monthly-quota emails (80 %, 100 %) due; each is sent by its own task."""
+    from billing.subscriptions import plan_quota_check as check
+
+    return len(check())
+
+
+@shared_task(autoretry_for=(OSError,), max_retries=5, retry_backoff=True)
+def send_plan_quota_email(subscription_id: int, level: int, month: str) -> int:
+    from billing.subscriptions import plan_quota_email_send
+
+    return plan_quota_email_send(subscription_id=subscription_id, level=level, month=month)
+
+
+@shared_task
+def subscriptions_expire() -> int:
+    """Renew demo subscriptions (free), then expire subscriptions whose period (and
+    grace) ended without a renewal."""
+    from billing.subscriptions import subscriptions_demo_renew, subscriptions_expire_lapsed
+
+    subscriptions_demo_renew()
+    return subscriptions_expire_lapsed()
+
+
+@shared_task
+def usage_buckets_purge() -> int:
+    """Drop the usage buckets no plan window or cap counts any more."""
+    return services.usage_buckets_purge(now=timezone.now())

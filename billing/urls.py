@@ -15,8 +15,20 @@ urlpatterns = [
     # Demo payments (billing/providers/demo.py): on only with PAYMENTS_DEMO.
     path("billing/demo/<str:ref>/", views.demo_checkout, name="billing-demo-checkout"),
     path("billing/demo/<str:ref>/event", views.demo_event, name="billing-demo-event"),
+    path(
+        "billing/demo/plan/<str:ref>/",
+        views.demo_plan_checkout,
+        name="billing-demo-plan-checkout",
+    ),
+    path(
+        "billing/demo/plan/<str:ref>/event", views.demo_plan_event, name="billing-demo-plan-event"
+    ),
     path("dashboard/billing/", views.billing_page, name="billing"),
     path("dashboard/billing/topup/", views.topup_start, name="billing-topup"),
+    path("dashboard/billing/plan/subscribe/", views.plan_subscribe, name="billing-plan-subscribe"),
+    path("dashboard/billing/plan/cancel/", views.plan_cancel, name="billing-plan-cancel"),
+    path("dashboard/billing/plan/resume/", views.plan_resume, name="billing-plan-resume"),
+    path("dashboard/billing/plan/change/", views.plan_change, name="billing-plan-change"),
     path("dashboard/billing/redeem/", views.redeem, name="billing-redeem"),
     path("dashboard/billing/alert/", views.alert_set, name="billing-alert"),
     path("dashboard/billing/receipts/<int:pk>/", views.receipt, name="billing-receipt"),

@@ -14,10 +14,18 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
+from accounts.access import organization_for_request
+from accounts.models import Membership
 from billing.events import Outcome, payment_event_process, payment_event_record
 from billing.exceptions import PaymentMismatch
-from billing.models import TopUp
-from billing.providers import InvalidCallback, ProviderError, ProviderUnavailable
+from billing.models import Subscription, TopUp
+from billing.plans import subscription_current
+from billing.providers import (
+    InvalidCallback,
+    ProviderError,
+    ProviderUnavailable,
+    stripe_subscriptions,
+)
 from billing.providers import epay as epay_provider
 from billing.providers import stripe as stripe_provider
 from billing.topups import topup_recover
@@ -79,11 +87,35 @@ def _epay_record_and_apply(data: dict[str, str]) -> Outcome:
     return payment_event_process(event_pk=event.pk)
 
 
+def _plan_return(request: HttpRequest, canceled: bool) -> HttpResponse:
+    """Back from paying for a plan: a completed Stripe checkout is applied now (the same
+    idempotent path as its webhook), then the organization's plan is shown."""
+    subscription: Subscription | None = None
+    if request.user.is_authenticated:
+        session_id = request.GET.get("plan_session", "")
+        if session_id.startswith("cs_") and not canceled:
+            org_ids = list(
+                Membership.objects.filter(user_id=request.user.pk).values_list(
+                    "organization_id", flat=True
+                )
+            )
+            subscription = stripe_subscriptions.checkout_return(
+                session_id=session_id, organization_ids=org_ids
+            )
+        if subscription is None:
+            organization, _membership = organization_for_request(request)
+            subscription = subscription_current(organization_id=organization.pk)
+    context = {"plan_return": True, "subscription": subscription, "canceled": canceled}
+    return render(request, "billing/return.html", context)
+
+
 def payment_return(request: HttpRequest) -> HttpResponse:
     """Where the customer lands after paying. Shows the top-up's state; a signed EPay
     return is applied like its notify (the gateway's notify may come later or never)."""
     topup: TopUp | None = None
     canceled = request.GET.get("canceled") == "1"
+    if "plan_session" in request.GET or "plan" in request.GET:
+        return _plan_return(request, canceled)
     if request.GET.get("sign"):
         try:
             data = epay_provider.callback_verify(_epay_params(request))

@@ -332,9 +332,25 @@ TOPUP_BONUS_TIERS = envlist("TOPUP_BONUS_TIERS", "")
 TOPUP_RECOVER_AFTER_SECONDS = envint("TOPUP_RECOVER_AFTER_SECONDS", 600)
 REDEEM_MAX_FAILURES = envint("REDEEM_MAX_FAILURES", 10)
 REDEEM_FAILURE_WINDOW_SECONDS = envint("REDEEM_FAILURE_WINDOW_SECONDS", 900)
+# Plans (docs/plans.md): a failed renewal keeps the plan this many days; an active
+# subscription whose period ended this long ago without a renewal expires.
+SUBSCRIPTION_GRACE_DAYS = envint("SUBSCRIPTION_GRACE_DAYS", 3)
+# How often the monthly-quota emails (80 %, 100 %) and the expiry of lapsed
+# subscriptions run (Celery beat).
+SUBSCRIPTION_CHECK_SECONDS = envint("SUBSCRIPTION_CHECK_SECONDS", 300)
 CELERY_BEAT_SCHEDULE |= {
     "low-balance-alerts": {"task": "billing.tasks.low_balance_check", "schedule": 60.0},
     "recover-topups": {"task": "billing.tasks.topups_recover", "schedule": 300.0},
+    "plan-quota-alerts": {
+        "task": "billing.tasks.plan_quota_check",
+        "schedule": float(SUBSCRIPTION_CHECK_SECONDS),
+    },
+    "expire-subscriptions": {
+        "task": "billing.tasks.subscriptions_expire",
+        "schedule": float(SUBSCRIPTION_CHECK_SECONDS),
+    },
+    # Hourly: usage buckets older than the longest window.
+    "purge-usage-buckets": {"task": "billing.tasks.usage_buckets_purge", "schedule": 3600.0},
     # Nightly, 03:17 UTC.
     "billing-reconcile": {
         "task": "billing.tasks.billing_reconcile",

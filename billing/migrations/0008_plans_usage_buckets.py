@@ -168,6 +168,7 @@ class Migration(migrations.Migration):
                             ("stripe", "Stripe"),
                             ("code", "Redemption code"),
                             ("admin", "Granted by staff"),
+                            ("demo", "Demo payments"),
                         ],
                         max_length=16,
                     ),

@@ -17,7 +17,8 @@ from django.utils.translation import gettext as _
 from billing.exceptions import BillingError
 
 if TYPE_CHECKING:
-    from billing.models import TopUp
+    from accounts.models import Organization
+    from billing.models import Plan, TopUp
 
 
 class ProviderUnavailable(BillingError):
@@ -78,6 +79,15 @@ class PaymentProvider(Protocol):
         ...
 
 
+class PlanSeller(Protocol):
+    """A provider that sells plans: a checkout whose payment starts a subscription (its
+    confirmation reaches billing/subscriptions.py through the provider's events)."""
+
+    def configured(self) -> bool: ...
+
+    def plan_checkout(self, *, organization: Organization, plan: Plan, email: str) -> Checkout: ...
+
+
 def provider_names() -> list[str]:
     return list(_REGISTRY)
 
@@ -118,3 +128,34 @@ def _demo() -> PaymentProvider:
 
 
 _REGISTRY = {"stripe": _stripe, "epay": _epay, "demo": _demo}
+
+
+def _stripe_plans() -> PlanSeller:
+    from billing.providers.stripe import StripeProvider
+
+    return StripeProvider()
+
+
+def _demo_plans() -> PlanSeller:
+    from billing.providers.demo import DemoProvider
+
+    return DemoProvider()
+
+
+# The providers that sell plans (EPay has no recurring payments).
+_PLAN_SELLERS = {"stripe": _stripe_plans, "demo": _demo_plans}
+
+
+def plan_seller_get(name: str) -> PlanSeller:
+    """The configured provider NAME that sells plans; raises ProviderUnavailable."""
+    factory = _PLAN_SELLERS.get(name)
+    provider = factory() if factory is not None else None
+    if provider is None or not provider.configured():
+        raise ProviderUnavailable(
+            _("payment provider %(name)s cannot sell plans on this server") % {"name": repr(name)}
+        )
+    return provider
+
+
+def plan_sellers_configured() -> list[str]:
+    return [name for name, factory in _PLAN_SELLERS.items() if factory().configured()]

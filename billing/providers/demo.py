@@ -1,5 +1,6 @@
-"""Demo payments: the whole top-up path (checkout, signed callback, credit, receipt) with no
-money moving, so an embedded instance can be tried without a Stripe account.
+"""Demo payments: the whole top-up path (checkout, signed callback, credit, receipt) and a
+plan's purchase with no money moving, so an embedded instance can be tried without a
+Stripe account.
 
 On only with PAYMENTS_DEMO (embedded mode's default; production refuses it at startup
 unless PAYMENTS_DEMO_IN_PRODUCTION). The checkout page's Pay and Cancel buttons post an
@@ -17,9 +18,12 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
-from billing.models import TopUp
+from accounts.models import Organization
+from billing.exceptions import PaymentMismatch
+from billing.models import Plan, Subscription, TopUp
 from billing.providers import (
     Checkout,
     InvalidCallback,
@@ -27,12 +31,16 @@ from billing.providers import (
     ProviderError,
     StatusReport,
 )
+from billing.subscriptions import DEMO, SubscriptionError, period_end_after, subscription_start
 
 NAME = "demo"
 PAID = "paid"
 CANCELED = "canceled"
 _SALT = "billing.providers.demo.event"
 _FIELDS = ("ref", "outcome", "amount", "currency")
+# A plan's checkout: demoplan_<organization id>_<plan id>_<random>. The ref is signed with
+# the amount, so neither the plan nor the organization can be swapped.
+PLAN_PREFIX = "demoplan_"
 
 
 def event_sign(event: Mapping[str, str]) -> str:
@@ -77,6 +85,37 @@ class DemoProvider:
     def refund(self, topup: TopUp, amount: int) -> str:
         raise ProviderError("demo payments moved no money; correct them with an adjustment")
 
+    def plan_checkout(self, *, organization: Organization, plan: Plan, email: str) -> Checkout:
+        return plan_checkout_create(organization_id=organization.pk, plan=plan)
+
+
+def plan_checkout_create(*, organization_id: int, plan: Plan) -> Checkout:
+    """A demo checkout page for PLAN; paying there starts the subscription (one period)."""
+    ref = f"{PLAN_PREFIX}{organization_id}_{plan.pk}_{secrets.token_hex(6)}"
+    site = settings.SITE_URL.rstrip("/")
+    return Checkout(ref=ref, url=site + reverse("billing-demo-plan-checkout", args=[ref]))
+
+
+def plan_ref_parse(ref: str) -> tuple[int, int] | None:
+    """(organization id, plan id) of a plan checkout's REF; None for anything else."""
+    if not ref.startswith(PLAN_PREFIX):
+        return None
+    parts = ref.removeprefix(PLAN_PREFIX).split("_")
+    if len(parts) != 3 or not parts[0].isdigit() or not parts[1].isdigit():
+        return None
+    return int(parts[0]), int(parts[1])
+
+
+def plan_event_for(ref: str, plan: Plan, outcome: str) -> dict[str, str]:
+    """The signed event the plan checkout page's OUTCOME button posts."""
+    event = {
+        "ref": ref,
+        "outcome": outcome,
+        "amount": str(plan.price),
+        "currency": plan.currency.upper(),
+    }
+    return event | {"signature": event_sign(event)}
+
 
 def callback_verify(params: Mapping[str, str]) -> dict[str, str]:
     """The posted event after checking its signature (constant time); raises InvalidCallback."""
@@ -92,9 +131,10 @@ def callback_verify(params: Mapping[str, str]) -> dict[str, str]:
 
 def callback_apply(data: Mapping[str, str]) -> str:
     """Credit (exactly once) or close the top-up a verified event names."""
-    from billing.exceptions import PaymentMismatch
     from billing.topups import topup_close, topup_confirm
 
+    if plan_ref_parse(data["ref"]) is not None:
+        return _plan_apply(data)
     topup = TopUp.objects.filter(provider=NAME, provider_ref=data["ref"]).first()
     if topup is None:
         raise PaymentMismatch(f"no demo top-up {data['ref']!r}")
@@ -108,3 +148,34 @@ def callback_apply(data: Mapping[str, str]) -> str:
         currency=data["currency"],
     )
     return "credited" if credited else "already credited"
+
+
+def _plan_apply(data: Mapping[str, str]) -> str:
+    """Start the subscription a verified plan checkout event pays for (once per ref)."""
+    ids = plan_ref_parse(data["ref"]) or (0, 0)
+    organization = Organization.objects.filter(pk=ids[0]).first()
+    plan = Plan.objects.filter(pk=ids[1]).first()
+    if organization is None or plan is None:
+        raise PaymentMismatch(f"no organization or plan for demo checkout {data['ref']!r}")
+    if data["outcome"] == CANCELED:
+        return "ignored: canceled"
+    if int(data["amount"]) != plan.price or data["currency"].upper() != plan.currency.upper():
+        raise PaymentMismatch(
+            f"demo checkout {data['ref']}: paid {data['amount']} {data['currency']}, "
+            f"the plan costs {plan.price} {plan.currency.upper()}"
+        )
+    now = timezone.now()
+    known = Subscription.objects.filter(provider=DEMO, provider_ref=data["ref"]).exists()
+    try:
+        subscription_start(
+            organization=organization,
+            plan=plan,
+            provider=DEMO,
+            provider_ref=data["ref"],
+            period_start=now,
+            period_end=period_end_after(now, plan.interval),
+            now=now,
+        )
+    except SubscriptionError as exc:
+        raise PaymentMismatch(str(exc)) from None
+    return "already started" if known else "started"

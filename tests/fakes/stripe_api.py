@@ -2,12 +2,15 @@
 
 Served by a real HTTP server so the official `stripe` client does its real encoding,
 headers and retries: checkout sessions (create with idempotency keys, retrieve), charges
-(retrieve) and refunds (create). Tests move a session to paid with `pay()` and build the
-events Stripe would send with `event()`, signed by `signed()`.
+(retrieve) and refunds (create); for plans, products (create, retrieve) and subscriptions
+(retrieve, update, cancel). Tests move a session to paid with `pay()` (a subscription
+checkout with `subscribe()`, renewals with `renew()`) and build the events Stripe would
+send with `event()`, signed by `signed()`.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import threading
@@ -41,7 +44,11 @@ class FakeStripe:
         self.charges: dict[str, dict[str, Any]] = {}
         self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: list[dict[str, Any]] = []
+        self.products: dict[str, dict[str, Any]] = {}
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        self.invoices: dict[str, dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.bodies: list[dict[str, Any]] = []
         self._idempotent: dict[str, tuple[int, dict[str, Any]]] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -57,6 +64,9 @@ class FakeStripe:
 
             def do_POST(self) -> None:
                 stub._handle(self, "POST")
+
+            def do_DELETE(self) -> None:
+                stub._handle(self, "DELETE")
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -79,7 +89,11 @@ class FakeStripe:
             self.charges.clear()
             self.intents.clear()
             self.refunds.clear()
+            self.products.clear()
+            self.subscriptions.clear()
+            self.invoices.clear()
             self.requests.clear()
+            self.bodies.clear()
             self._idempotent.clear()
             self.fail_creates = False
 
@@ -95,6 +109,7 @@ class FakeStripe:
         headers = {k.lower(): v for k, v in h.headers.items()}
         with self._lock:
             self.requests.append((method, path, headers))
+            self.bodies.append(_unflatten(parse_qsl(body)))
             if headers.get("authorization") != f"Bearer {API_KEY}":
                 status, payload = 401, _error("invalid_request_error", "Invalid API Key")
             else:
@@ -125,6 +140,23 @@ class FakeStripe:
             return _found(self.charges.get(parts[2]), "charge")
         if method == "GET" and parts[:2] == ["v1", "payment_intents"] and len(parts) == 3:
             return _found(self.intents.get(parts[2]), "payment_intent")
+        if method == "POST" and parts == ["v1", "products"]:
+            if params["id"] in self.products:
+                return 400, _error(
+                    "invalid_request_error", "Product already exists.", "resource_already_exists"
+                )
+            self.products[params["id"]] = {"object": "product", **params}
+            return 200, self.products[params["id"]]
+        if method == "GET" and parts[:2] == ["v1", "products"] and len(parts) == 3:
+            return _found(self.products.get(parts[2]), "product")
+        if parts[:2] == ["v1", "subscriptions"] and len(parts) == 3:
+            sub = self.subscriptions.get(parts[2])
+            if sub is None or method == "GET":
+                return _found(sub, "subscription")
+            if method == "DELETE":
+                sub.update(status="canceled", cancel_at_period_end=False)
+                return 200, sub
+            return self._subscription_update(sub, params)
         if method == "POST" and parts == ["v1", "refunds"]:
             refund = {
                 "id": self._id("re"),
@@ -140,11 +172,18 @@ class FakeStripe:
     def _session_create(self, params: dict[str, Any]) -> dict[str, Any]:
         item = params["line_items"]["0"]
         amount = int(item["price_data"]["unit_amount"]) * int(item["quantity"])
+        product = item["price_data"].get("product")
+        if params["mode"] == "subscription":
+            assert product in self.products, f"no such product {product!r}"  # Stripe: 400
         sid = self._id("cs")
         session = {
             "id": sid,
             "object": "checkout.session",
             "mode": params["mode"],
+            "line_items_params": item,
+            "subscription_data": params.get("subscription_data", {}),
+            "subscription": None,
+            "customer_email": params.get("customer_email"),
             "amount_total": amount,
             "currency": item["price_data"]["currency"],
             "client_reference_id": params.get("client_reference_id"),
@@ -160,7 +199,146 @@ class FakeStripe:
         self.sessions[sid] = session
         return session
 
+    def _subscription_update(
+        self, sub: dict[str, Any], params: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        if "cancel_at_period_end" in params:
+            sub["cancel_at_period_end"] = params["cancel_at_period_end"] == "true"
+        if "items" in params:
+            change = params["items"]["0"]
+            item = sub["items"]["data"][0]
+            assert change["id"] == item["id"], "the update names another item"
+            assert params.get("payment_behavior") == "pending_if_incomplete"
+            price = change["price_data"]
+            if price["product"] not in self.products:
+                return 400, _error("invalid_request_error", "No such product")
+            item["price"] = self._price(price)
+            # The proration invoice is paid at once here (a card that works).
+            self._invoice(sub, reason="subscription_update", proration=True)
+        return 200, sub
+
+    def _price(self, price_data: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": self._id("price"),
+            "object": "price",
+            "product": price_data["product"],
+            "unit_amount": int(price_data["unit_amount"]),
+            "currency": price_data["currency"],
+            "recurring": {"interval": price_data["recurring"]["interval"]},
+        }
+
+    def _invoice(
+        self, sub: dict[str, Any], *, reason: str, paid: bool = True, proration: bool = False
+    ) -> dict[str, Any]:
+        item = sub["items"]["data"][0]
+        start = int(time.time()) if proration else item["current_period_start"]
+        invoice: dict[str, Any] = {
+            "id": self._id("in"),
+            "object": "invoice",
+            "status": "paid" if paid else "open",
+            "billing_reason": reason,
+            "amount_paid": item["price"]["unit_amount"] if paid else 0,
+            "amount_due": item["price"]["unit_amount"],
+            "currency": item["price"]["currency"],
+            "customer": sub["customer"],
+            "parent": {
+                "type": "subscription_details",
+                "subscription_details": {
+                    "subscription": sub["id"],
+                    "metadata": dict(sub["metadata"]),
+                },
+            },
+            "lines": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self._id("il"),
+                        "object": "line_item",
+                        "amount": item["price"]["unit_amount"],
+                        "period": {"start": start, "end": item["current_period_end"]},
+                        "parent": {
+                            "type": "subscription_item_details",
+                            "subscription_item_details": {
+                                "subscription": sub["id"],
+                                "subscription_item": item["id"],
+                                "proration": proration,
+                            },
+                        },
+                    }
+                ],
+            },
+        }
+        self.invoices[invoice["id"]] = invoice
+        sub["latest_invoice"] = invoice["id"]
+        return invoice
+
     # --- test controls -------------------------------------------------------------------
+
+    def subscribe(
+        self, session_id: str, *, period_days: int = 30
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The customer pays a subscription checkout: (session, subscription, first
+        invoice), as Stripe has them afterwards."""
+        with self._lock:
+            session = self.sessions[session_id]
+            now = int(time.time())
+            sub: dict[str, Any] = {
+                "id": self._id("sub"),
+                "object": "subscription",
+                "status": "active",
+                "cancel_at_period_end": False,
+                "cancel_at": None,
+                "customer": self._id("cus"),
+                "metadata": dict(session["subscription_data"].get("metadata", {})),
+                "items": {
+                    "object": "list",
+                    "data": [
+                        {
+                            "id": self._id("si"),
+                            "object": "subscription_item",
+                            "quantity": 1,
+                            "price": self._price(session["line_items_params"]["price_data"]),
+                            "current_period_start": now,
+                            "current_period_end": now + period_days * 86400,
+                        }
+                    ],
+                },
+            }
+            self.subscriptions[sub["id"]] = sub
+            invoice = self._invoice(sub, reason="subscription_create")
+            session.update(subscription=sub["id"], status="complete", payment_status="paid")
+            return copy.deepcopy(session), copy.deepcopy(sub), copy.deepcopy(invoice)
+
+    def renew(self, sub_id: str, *, paid: bool = True, period_days: int = 30) -> dict[str, Any]:
+        """The next period starts: its invoice is paid, or fails (past due)."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            item = sub["items"]["data"][0]
+            item["current_period_start"] = item["current_period_end"]
+            item["current_period_end"] += period_days * 86400
+            sub["status"] = "active" if paid else "past_due"
+            return copy.deepcopy(self._invoice(sub, reason="subscription_cycle", paid=paid))
+
+    def pay_invoice(self, invoice_id: str) -> dict[str, Any]:
+        """A retried payment of an open invoice goes through."""
+        with self._lock:
+            invoice = self.invoices[invoice_id]
+            invoice.update(status="paid", amount_paid=invoice["amount_due"])
+            sub_id = invoice["parent"]["subscription_details"]["subscription"]
+            self.subscriptions[sub_id]["status"] = "active"
+            return copy.deepcopy(invoice)
+
+    def end(self, sub_id: str) -> dict[str, Any]:
+        """Stripe ends the subscription (its period ran out after a cancellation, or the
+        retries of a failed payment gave up)."""
+        with self._lock:
+            sub = self.subscriptions[sub_id]
+            sub.update(status="canceled", cancel_at_period_end=False)
+            return copy.deepcopy(sub)
+
+    def subscription(self, sub_id: str) -> dict[str, Any]:
+        with self._lock:
+            return copy.deepcopy(self.subscriptions[sub_id])
 
     def pay(self, session_id: str, *, delayed: bool = False) -> dict[str, Any]:
         """The customer pays; a delayed method (e.g. bank debit) completes unpaid first."""
@@ -256,8 +434,11 @@ def signed(payload: str, *, secret: str = WEBHOOK_SECRET, timestamp: int | None 
     return str(stripe.WebhookSignature.generate_signature_header(payload, secret, timestamp))
 
 
-def _error(kind: str, message: str) -> dict[str, Any]:
-    return {"error": {"type": kind, "message": message}}
+def _error(kind: str, message: str, code: str | None = None) -> dict[str, Any]:
+    error = {"type": kind, "message": message}
+    if code:
+        error["code"] = code
+    return {"error": error}
 
 
 def _found(obj: dict[str, Any] | None, what: str) -> tuple[int, dict[str, Any]]:
