@@ -289,7 +289,14 @@ async def generate(
         raise (
             no_channel(req.model) if price is not None or all_routes else model_not_found(req.model)
         )
-    if price is None or not charges.priced_for_images(price):
+    if price is not None and not charges.priced_for_images(price):
+        # Priced, but by input only (an embedding model): it makes no images.
+        raise bad_request(
+            f"The model '{req.model[:200]}' does not generate images.",
+            param="model",
+            code="model_not_supported",
+        )
+    if price is None:
         raise RelayError(
             503,
             f"The model '{req.model[:200]}' is not available yet (no price configured).",

@@ -118,7 +118,14 @@ async def create(
         raise (
             no_channel(req.model) if price is not None or all_routes else model_not_found(req.model)
         )
-    if price is None or not charges.priced_for_video(price):
+    if price is not None and not charges.priced_for_video(price):
+        # Priced, but by input only (an embedding model): it makes no videos.
+        raise bad_request(
+            f"The model '{req.model[:200]}' does not generate videos.",
+            param="model",
+            code="model_not_supported",
+        )
+    if price is None:
         raise RelayError(
             503,
             f"The model '{req.model[:200]}' is not available yet (no price configured).",

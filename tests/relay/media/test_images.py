@@ -8,6 +8,7 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -242,3 +243,22 @@ def test_quality_and_size_tier_prices(dalle: Customer, media: FakeMedia) -> None
         costs.append(before - dalle.balance())
     assert costs == [120_000, 80_000, IMAGE_PRICE]
     assert_books_balance(dalle)
+
+
+def test_a_model_priced_only_for_input_is_told_it_makes_no_images_or_videos(
+    dalle: Customer, make_channel: Callable[..., Channel]
+) -> None:
+    """Found by the URL fuzzing: an embedding model on an image channel was a 503."""
+    make_channel("openai", ("text-embedding-3-small",), name="embeddings")
+    price_set(model="text-embedding-3-small", input_per_1m=20_000)
+    client = dalle.openai()
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.images.generate(model="text-embedding-3-small", prompt="a cat")
+    assert refused.value.body["code"] == "model_not_supported"  # type: ignore[index]
+    videos = httpx.post(
+        dalle.base_url + "/videos",
+        json={"model": "text-embedding-3-small", "prompt": "a cat"},
+        headers={"authorization": f"Bearer {dalle.secret}"},
+    )
+    assert videos.status_code == 400 and videos.json()["error"]["code"] == "model_not_supported"
+    assert not RequestLog.objects.filter(cost__gt=0).exists()
