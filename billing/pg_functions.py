@@ -69,6 +69,27 @@ END $$;
 """
 
 _HOLD_PLACE = """
+-- Hold P_AMOUNT against the key's spend limit (a monthly limit starts afresh with the
+-- month); false, changing nothing, when the limit cannot cover it.
+CREATE OR REPLACE FUNCTION th_key_hold(p_key bigint, p_amount bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+    v_month date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
+BEGIN
+    UPDATE accounts_apikey SET
+        period_spent = CASE WHEN spend_limit_period = 'month'
+            AND (period_start IS NULL OR period_start < v_month)
+            THEN 0 ELSE period_spent END,
+        period_start = CASE WHEN spend_limit_period = 'month'
+            AND (period_start IS NULL OR period_start < v_month)
+            THEN v_month ELSE period_start END,
+        held = held + p_amount
+     WHERE id = p_key AND (spend_limit IS NULL OR spend_limit >= held + p_amount + (
+        CASE WHEN spend_limit_period = 'month'
+            AND (period_start IS NULL OR period_start < v_month)
+            THEN 0 ELSE period_spent END));
+    RETURN FOUND;
+END $$;
 CREATE OR REPLACE FUNCTION th_hold_place(
     p_ref text, p_wallet bigint, p_key bigint, p_amount bigint, p_ttl double precision,
     p_lease text, p_progress jsonb, p_now timestamptz, p_sub bigint, p_fallback boolean,
@@ -76,7 +97,6 @@ CREATE OR REPLACE FUNCTION th_hold_place(
     OUT outcome text, OUT available bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
-    v_month date := date_trunc('month', now() AT TIME ZONE 'UTC')::date;
     v_balance bigint; v_held bigint; v_fail integer; v_sub bigint;
 BEGIN
     -- outcome: 'plan' or 'balance' (placed, funded by it); 'low' (balance too low),
@@ -94,25 +114,11 @@ BEGIN
             SELECT w.balance - w.held INTO available FROM billing_wallet w WHERE w.id = p_wallet;
             RETURN;
         END IF;
-        IF p_key IS NOT NULL THEN
-            UPDATE accounts_apikey SET
-                period_spent = CASE WHEN spend_limit_period = 'month'
-                    AND (period_start IS NULL OR period_start < v_month)
-                    THEN 0 ELSE period_spent END,
-                period_start = CASE WHEN spend_limit_period = 'month'
-                    AND (period_start IS NULL OR period_start < v_month)
-                    THEN v_month ELSE period_start END,
-                held = held + p_amount
-             WHERE id = p_key AND (spend_limit IS NULL OR spend_limit >= held + p_amount + (
-                CASE WHEN spend_limit_period = 'month'
-                    AND (period_start IS NULL OR period_start < v_month)
-                    THEN 0 ELSE period_spent END));
-            IF NOT FOUND THEN
-                -- Same transaction, wallet row still locked: take the hold back.
-                UPDATE billing_wallet SET held = held - p_amount WHERE id = p_wallet;
-                outcome := 'key'; available := available + p_amount;
-                RETURN;
-            END IF;
+        IF p_key IS NOT NULL AND NOT th_key_hold(p_key, p_amount) THEN
+            -- Same transaction, wallet row still locked: take the hold back.
+            UPDATE billing_wallet SET held = held - p_amount WHERE id = p_wallet;
+            outcome := 'key'; available := available + p_amount;
+            RETURN;
         END IF;
         INSERT INTO billing_hold (reference, wallet_id, api_key_id, amount, created_at,
                                   expires_at, lease, progress, subscription_id, meters)
@@ -144,22 +150,8 @@ BEGIN
         IF v_balance < v_held + p_amount THEN
             outcome := 'low'; RETURN;
         END IF;
-        IF p_key IS NOT NULL THEN
-            UPDATE accounts_apikey SET
-                period_spent = CASE WHEN spend_limit_period = 'month'
-                    AND (period_start IS NULL OR period_start < v_month)
-                    THEN 0 ELSE period_spent END,
-                period_start = CASE WHEN spend_limit_period = 'month'
-                    AND (period_start IS NULL OR period_start < v_month)
-                    THEN v_month ELSE period_start END,
-                held = held + p_amount
-             WHERE id = p_key AND (spend_limit IS NULL OR spend_limit >= held + p_amount + (
-                CASE WHEN spend_limit_period = 'month'
-                    AND (period_start IS NULL OR period_start < v_month)
-                    THEN 0 ELSE period_spent END));
-            IF NOT FOUND THEN
-                outcome := 'key'; RETURN;
-            END IF;
+        IF p_key IS NOT NULL AND NOT th_key_hold(p_key, p_amount) THEN
+            outcome := 'key'; RETURN;
         END IF;
         UPDATE billing_wallet SET held = held + p_amount WHERE id = p_wallet;
         available := available - p_amount;
@@ -308,6 +300,7 @@ DROP FUNCTION IF EXISTS th_hold_place(
     text, bigint, bigint, bigint, double precision, text, jsonb, timestamptz, bigint,
     boolean, jsonb, jsonb, jsonb);
 DROP FUNCTION IF EXISTS th_caps_refused(jsonb, bigint, bigint, timestamptz, boolean);
+DROP FUNCTION IF EXISTS th_key_hold(bigint, bigint);
 DROP FUNCTION IF EXISTS th_bucket_start(text, timestamptz);
 """
 )

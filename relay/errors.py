@@ -64,6 +64,16 @@ def rate_limited(message: str, retry_after: int) -> RelayError:
     )
 
 
+def model_not_priced(model: str) -> RelayError:
+    # Channels serve it but it has no price: never served unbilled.
+    return RelayError(
+        503,
+        f"The model '{model[:200]}' is not available yet (no price configured).",
+        type="service_unavailable",
+        code="model_not_priced",
+    )
+
+
 def no_channel(model: str) -> RelayError:
     return RelayError(
         503,

@@ -45,7 +45,14 @@ from relay.channel_types import (
     openai_target,
     protocol_of,
 )
-from relay.errors import RelayError, bad_request, model_not_found, no_channel, stack_of
+from relay.errors import (
+    RelayError,
+    bad_request,
+    model_not_found,
+    model_not_priced,
+    no_channel,
+    stack_of,
+)
 from relay.formats import anthropic, cost, fields, gemini, ir, openai, responses
 from relay.pipeline import failover
 from relay.pipeline.affinity import affinity_key
@@ -270,12 +277,7 @@ async def _serve(
         raise no_channel(model) if price is not None or all_routes else model_not_found(model)
     if price is None:
         log.error("model %s has channels but no price; refusing to serve it unbilled", model)
-        raise RelayError(
-            503,
-            f"The model '{model}' is not available yet (no price configured).",
-            type="service_unavailable",
-            code="model_not_priced",
-        )
+        raise model_not_priced(model)
 
     inbound.check_shape(payload)  # before anything is held, also for pass-through bodies
     hold_tokens = tokens.prompt_tokens(

@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from billing.pricing import PriceSheet, Usage, cost_micros
 from relay.catalog import catalog
+from relay.errors import bad_request, model_not_found, model_not_priced, no_channel
 
 # gpt-image-1 at high quality, 1024x1536: its most output tokens per image. A price's
 # max_output_tokens, when set, replaces it as the per-image bound.
@@ -40,6 +41,28 @@ def priced_for_images(price: PriceSheet) -> bool:
 
 def priced_for_video(price: PriceSheet) -> bool:
     return bool(price.per_second or price.per_request or price.output_per_1m)
+
+
+_PRICED_FOR = {"images": priced_for_images, "videos": priced_for_video}
+
+
+def checked_price(
+    model: str, price: PriceSheet | None, *, routed: bool, known: bool, makes: str
+) -> PriceSheet:
+    """PRICE, to bill a media request making MAKES ("images", "videos") by; else its
+    refusal: no channel of the kind (503; 404 for a model nobody knows), priced by input
+    only like an embedding model (400: it makes none), no price (503)."""
+    if not routed:
+        raise no_channel(model) if price is not None or known else model_not_found(model)
+    if price is None:
+        raise model_not_priced(model)
+    if not _PRICED_FOR[makes](price):
+        raise bad_request(
+            f"The model '{model[:200]}' does not generate {makes}.",
+            param="model",
+            code="model_not_supported",
+        )
+    return price
 
 
 def image_hold(

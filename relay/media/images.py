@@ -29,7 +29,7 @@ from relay.asgi_io import Receive, Request, Send, read_body, send_bytes
 from relay.call import Call
 from relay.catalog import ChannelInfo, KeyInfo
 from relay.channel_types import CHANNEL_TYPES, IMAGE_TYPES
-from relay.errors import RelayError, bad_request, model_not_found, no_channel
+from relay.errors import bad_request
 from relay.formats import openai
 from relay.formats.videos import Target
 from relay.media import charges, multipart
@@ -284,25 +284,13 @@ async def generate(
     quality = quality if isinstance(quality, str) else ""
     size = req.size or ""
     tiers = [f"{quality}@{size}" if quality and size else "", size, quality]
-    price = call.price = await charges.tier_price(req.model, tiers)
-    if not route:
-        raise (
-            no_channel(req.model) if price is not None or all_routes else model_not_found(req.model)
-        )
-    if price is not None and not charges.priced_for_images(price):
-        # Priced, but by input only (an embedding model): it makes no images.
-        raise bad_request(
-            f"The model '{req.model[:200]}' does not generate images.",
-            param="model",
-            code="model_not_supported",
-        )
-    if price is None:
-        raise RelayError(
-            503,
-            f"The model '{req.model[:200]}' is not available yet (no price configured).",
-            type="service_unavailable",
-            code="model_not_priced",
-        )
+    price = call.price = charges.checked_price(
+        req.model,
+        await charges.tier_price(req.model, tiers),
+        routed=bool(route),
+        known=bool(all_routes),
+        makes="images",
+    )
     prompt_tokens = tokens.prompt_tokens(
         {"prompt": req.prompt}, bytes_per_token=tokens.HOLD_BYTES_PER_TOKEN
     )

@@ -34,7 +34,7 @@ from relay.call import Call
 from relay.catalog import ChannelInfo, KeyInfo
 from relay.channel_types import VIDEO_TYPES, is_seedance, video_adapter
 from relay.db import in_db_thread
-from relay.errors import RelayError, bad_request, insufficient_quota, model_not_found, no_channel
+from relay.errors import RelayError, bad_request, insufficient_quota
 from relay.formats import seedance
 from relay.formats.videos import (
     UpstreamVideo,
@@ -113,25 +113,13 @@ async def create(
     all_routes = await candidates(req.model, key.group)
     route = [c for c in all_routes if c.type in VIDEO_TYPES]
     resolution, _ = seedance.resolution_and_ratio(req)
-    price = await charges.tier_price(req.model, [req.size, resolution])
-    if not route:
-        raise (
-            no_channel(req.model) if price is not None or all_routes else model_not_found(req.model)
-        )
-    if price is not None and not charges.priced_for_video(price):
-        # Priced, but by input only (an embedding model): it makes no videos.
-        raise bad_request(
-            f"The model '{req.model[:200]}' does not generate videos.",
-            param="model",
-            code="model_not_supported",
-        )
-    if price is None:
-        raise RelayError(
-            503,
-            f"The model '{req.model[:200]}' is not available yet (no price configured).",
-            type="service_unavailable",
-            code="model_not_priced",
-        )
+    price = charges.checked_price(
+        req.model,
+        await charges.tier_price(req.model, [req.size, resolution]),
+        routed=bool(route),
+        known=bool(all_routes),
+        makes="videos",
+    )
     await check_rate_limits(key, 0)
     seedance_route = any(is_seedance(c.type) for c in route)
     amount = charges.video_hold(
