@@ -199,7 +199,7 @@ class ApiKeyWriteSerializer(CapsInput):
         required=False,
         help_text="IP addresses or CIDR networks; empty allows every address.",
     )
-    spend_limit = serializers.IntegerField(
+    spend_limit = WholeNumberField(
         min_value=0,
         max_value=2**63 - 1,
         required=False,

@@ -90,6 +90,7 @@ def test_it_requires_a_verified_email_to_create_a_key(client: Client, owner: Use
         ({"allowed_ips": ["example.com"]}, "allowed_ips"),
         ({"spend_limit": -1}, "spend_limit"),
         ({"spend_limit": 1.5}, "spend_limit"),
+        ({"spend_limit": "5.00"}, "spend_limit"),  # five micro-dollars? refused
         ({"rpm_limit": 0}, "rpm_limit"),
         ({"tpm_limit": -5}, "tpm_limit"),
         ({"expires_at": "2001-01-01T00:00:00Z"}, "detail"),
