@@ -12,12 +12,32 @@ import os
 import time
 from typing import Any
 
+import django
 import orjson
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.asgi import get_asgi_application
+from django.core.handlers.asgi import ASGIHandler
+from django.http.response import HttpResponseBase
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenhub.settings")
-django_application = get_asgi_application()
+
+
+class DjangoHandler(ASGIHandler):
+    """Django's ASGI handler, but a response whose client left mid-way is still closed.
+
+    Django cancels the response then without calling response.close(), which would leave
+    a static file (or any FileResponse) open until the garbage collector finds it."""
+
+    async def send_response(self, response: HttpResponseBase, send: Any) -> None:
+        try:
+            await super().send_response(response, send)
+        except asyncio.CancelledError:
+            await sync_to_async(response.close)()
+            raise
+
+
+django.setup(set_prefix=False)
+django_application = DjangoHandler()
 
 from billing import fastledger  # noqa: E402
 from relay import metrics, redis_client, upstream  # noqa: E402

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.core.handlers.asgi import ASGIRequest
@@ -38,21 +37,14 @@ class AsyncFileStreamsMiddleware:
         under_asgi = isinstance(request, ASGIRequest)  # the test client is WSGI-like
         if under_asgi and response.streaming and not getattr(response, "is_async", True):
             iterator: Iterator[bytes] = iter(response.streaming_content)  # type: ignore[attr-defined]
-            stream = getattr(response, "file_to_stream", None)  # FileResponse's file
-            response.streaming_content = _chunks(iterator, stream)  # type: ignore[attr-defined]
+            response.streaming_content = _chunks(iterator)  # type: ignore[attr-defined]
         return response
 
 
-async def _chunks(iterator: Iterator[bytes], stream: Any) -> AsyncIterator[bytes]:
+async def _chunks(iterator: Iterator[bytes]) -> AsyncIterator[bytes]:
     read: Callable[..., Awaitable[bytes | None]] = sync_to_async(next, thread_sensitive=False)
-    try:
-        while (part := await read(iterator, None)) is not None:
-            yield part
-    finally:
-        # A client that leaves mid-file makes Django cancel the response without
-        # closing it (ASGIHandler.handle): the file would stay open until collected.
-        if stream is not None and hasattr(stream, "close"):
-            stream.close()
+    while (part := await read(iterator, None)) is not None:
+        yield part
 
 
 class RefuseNulMiddleware:
