@@ -156,6 +156,13 @@ def _validate_caps(caps: Mapping[str, Any], error: type[AccountsError]) -> None:
             )
 
 
+def _caps_given(*values: Any) -> dict[str, Any]:
+    """The caps a caller gave (VALUES in CAP_FIELDS order), by name; _UNSET ones left out."""
+    return {
+        field: value for field, value in zip(CAP_FIELDS, values, strict=True) if value is not _UNSET
+    }
+
+
 def _audit_value(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.datetime) else value
 
@@ -277,17 +284,9 @@ def key_update(
     after; ACTOR is who made it when not the key's creator)."""
     if key.status == ApiKey.Status.REVOKED:
         raise InvalidKeySettings(_("a revoked key cannot be changed"))
-    caps = {
-        field: value
-        for field, value in (
-            ("requests_per_day", requests_per_day),
-            ("max_concurrent", max_concurrent),
-            ("spend_cap_day", spend_cap_day),
-            ("spend_cap_week", spend_cap_week),
-            ("spend_cap_month", spend_cap_month),
-        )
-        if value is not _UNSET
-    }
+    caps = _caps_given(
+        requests_per_day, max_concurrent, spend_cap_day, spend_cap_week, spend_cap_month
+    )
     _validate_caps(caps, InvalidKeySettings)
     before = {field: _audit_value(getattr(key, field)) for field in _KEY_AUDITED}
     fields: list[str] = []
@@ -466,17 +465,9 @@ def organization_update(
     Atomic. A change of caps or fallback is audited (`org_settings_changed`: each changed
     setting, before and after) and reaches the relay from the next request on (the
     key-change broadcast: the relay's key snapshot carries the organization's caps)."""
-    caps = {
-        field: value
-        for field, value in (
-            ("requests_per_day", requests_per_day),
-            ("max_concurrent", max_concurrent),
-            ("spend_cap_day", spend_cap_day),
-            ("spend_cap_week", spend_cap_week),
-            ("spend_cap_month", spend_cap_month),
-        )
-        if value is not _UNSET
-    }
+    caps = _caps_given(
+        requests_per_day, max_concurrent, spend_cap_day, spend_cap_week, spend_cap_month
+    )
     _validate_caps(caps, InvalidOrganizationSettings)
     before = {field: getattr(organization, field) for field in _ORG_AUDITED}
     with transaction.atomic():

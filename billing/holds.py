@@ -27,10 +27,11 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from billing import caps as caps_clock
-from billing.caps import CONCURRENT, USD, Cap, bucket_start, counted_since
+from billing.caps import CONCURRENT, USD, Cap, bucket_start
 from billing.exceptions import CapReached, InsufficientBalance
 from billing.journal import journal_read
 from billing.models import Hold, Lease, LedgerEntry, UncollectedUsage, UsageBucket, Wallet
+from billing.windows import cap_use
 from logs.models import RequestLog
 from logs.records import RequestRecord
 
@@ -85,35 +86,15 @@ def _month_start(today: dt.date) -> dt.date:
     return today.replace(day=1)
 
 
-def _caps_refused(
-    caps: tuple[Cap, ...], *, wallet_id: int, amount: int, now: dt.datetime, plan: bool
-) -> int:
+def _caps_refused(caps: tuple[Cap, ...], *, amount: int, now: dt.datetime, plan: bool) -> int:
     """th_caps_refused on the ORM: the index of the first cap that cannot take the
-    request, or -1. Run under the wallet's lock."""
+    request, or -1. Counts as the portal reads (billing/windows.cap_use). Run under the
+    wallet's lock."""
     for index, cap in enumerate(caps):
-        kind, ident = cap.meter[0], int(cap.meter[1:])
-        if cap.unit == USD and kind != "s" and plan:
+        if cap.unit == USD and cap.meter[0] != "s" and plan:
             continue  # a request the plan pays for spends no money
-        holds = Hold.objects.filter(
-            **{"s": {"subscription_id": ident}, "k": {"api_key_id": ident}}.get(
-                kind, {"wallet_id": wallet_id}
-            )
-        )
-        if cap.unit == USD:
-            if kind != "s":
-                holds = holds.filter(subscription_id__isnull=True)
-            in_flight = sum(holds.values_list("amount", flat=True))
-        else:
-            in_flight = holds.count()
-        used = 0
-        if cap.unit != CONCURRENT:
-            since = counted_since(cap, now)
-            used = sum(
-                UsageBucket.objects.filter(
-                    meter=cap.meter, span=cap.span, start__gte=since
-                ).values_list("cost" if cap.unit == USD else "requests", flat=True)
-            )
-        if used + in_flight + (amount if cap.unit == USD else 1) > cap.limit:
+        use = cap_use(cap, now=now)
+        if use.used + use.in_flight + (amount if cap.unit == USD else 1) > cap.limit:
             return index
     return -1
 
@@ -146,16 +127,12 @@ def hold_place(
         available = wallet.balance - wallet.held
         plan = False
         if admission.subscription_id is not None:
-            failed = _caps_refused(
-                admission.plan_caps, wallet_id=wallet_id, amount=amount, now=clock, plan=True
-            )
+            failed = _caps_refused(admission.plan_caps, amount=amount, now=clock, plan=True)
             if failed < 0:
                 plan = True
             elif not admission.fallback:
                 raise CapReached(failed, window=True)
-        failed = _caps_refused(
-            admission.caps, wallet_id=wallet_id, amount=amount, now=clock, plan=plan
-        )
+        failed = _caps_refused(admission.caps, amount=amount, now=clock, plan=plan)
         if failed >= 0:
             raise CapReached(failed, window=False)
         if not plan:
