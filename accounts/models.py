@@ -75,6 +75,11 @@ class Organization(models.Model):
         "them with previous_response_id. Stored encrypted with the calling API key, which "
         "TokenHub does not keep: unreadable without it; deleted after a short time.",
     )
+    # Invoice details: shown on receipts, statements and credit notes (billing/documents).
+    legal_name = models.CharField(max_length=200, blank=True)
+    billing_address = models.TextField(max_length=1000, blank=True)
+    billing_country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 code")
+    tax_id = models.CharField(max_length=64, blank=True, help_text="VAT number, EIN, ...")
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:

@@ -450,3 +450,110 @@ class UsageBucket(models.Model):
 
     def __str__(self) -> str:
         return f"{self.meter} {self.span} {self.start:%Y-%m-%d %H:%M}"
+
+
+# --- Documents: statements, credit notes, plan payments ---------------------------------
+
+
+class PlanPayment(models.Model):
+    """One payment for a subscription period (a Stripe invoice, a demo renewal): what the
+    statements list as plan charges. Idempotent through (provider, provider_ref)."""
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.PROTECT, related_name="payments"
+    )
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="plan_payments"
+    )
+    provider = models.CharField(max_length=16)
+    provider_ref = models.CharField(max_length=128, help_text="e.g. Stripe's invoice id")
+    amount = models.BigIntegerField(help_text="minor units of the currency")
+    currency = models.CharField(max_length=3, default="usd")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    paid_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["provider", "provider_ref"], name="uniq_plan_payment_provider_ref"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"plan payment {self.provider}:{self.provider_ref}"
+
+
+class DocumentSequence(models.Model):
+    """The last number given to a kind of document (credit notes). Taken with the row
+    locked, in the transaction that creates the document: numbers never skip or repeat."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    last = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.last}"
+
+
+class Statement(models.Model):
+    """An organization's monthly statement, frozen when issued: its figures and the
+    invoice details of both parties as they were then. Amounts in micro-USD of credit."""
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="statements"
+    )
+    period = models.DateField(help_text="the first day of the month it covers (UTC)")
+    opening_balance = models.BigIntegerField()
+    topups = models.BigIntegerField(default=0)
+    redemptions = models.BigIntegerField(default=0)
+    usage = models.BigIntegerField(default=0, help_text="charged to the balance")
+    refunds = models.BigIntegerField(default=0)
+    adjustments = models.BigIntegerField(default=0)
+    closing_balance = models.BigIntegerField()
+    # Minor units of each currency paid for plans in the month: {"usd": 2000}.
+    plan_charges = models.JSONField(default=dict, blank=True)
+    # [{"model": ..., "requests": n, "cost": micro-USD, "plan_cost": micro-USD}, ...]
+    usage_by_model = models.JSONField(default=list, blank=True)
+    billed_to = models.JSONField(default=dict, blank=True, help_text="the organization's details")
+    issuer = models.JSONField(default=dict, blank=True, help_text="the operator's details")
+    issued_at = models.DateTimeField(default=timezone.now)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["organization", "period"], name="uniq_statement")
+        ]
+        ordering = ("-period",)
+
+    def __str__(self) -> str:
+        return f"statement {self.period:%Y-%m} of org {self.organization_id}"
+
+
+class CreditNote(models.Model):
+    """A refund's credit note, numbered in one unbroken sequence per operator
+    (DocumentSequence "credit_note"). One per refund ledger entry."""
+
+    number = models.BigIntegerField(unique=True)
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="credit_notes"
+    )
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, on_delete=models.PROTECT, related_name="credit_note"
+    )
+    topup = models.ForeignKey(
+        TopUp, null=True, blank=True, on_delete=models.PROTECT, related_name="credit_notes"
+    )
+    credit = models.BigIntegerField(help_text="micro-USD of credit taken back")
+    amount = models.BigIntegerField(help_text="minor units of the currency refunded")
+    currency = models.CharField(max_length=3, default="usd")
+    tax_rate = models.DecimalField(max_digits=6, decimal_places=3, default=Decimal("0"))
+    reason = models.CharField(max_length=300, blank=True)
+    billed_to = models.JSONField(default=dict, blank=True)
+    issuer = models.JSONField(default=dict, blank=True)
+    issued_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("-number",)
+
+    def __str__(self) -> str:
+        return f"credit note {self.number}"

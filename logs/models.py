@@ -37,6 +37,9 @@ class RequestLog(models.Model):
     # Usage drawn from a plan's windows instead (priced the same way), and that plan.
     plan_cost = models.BigIntegerField(default=0, db_default=0, help_text="micro-USD")
     subscription_id = models.BigIntegerField(null=True, blank=True)
+    # What the upstream charges the operator for this request (relay.CostPrice), from
+    # the full usage it reported; empty when no upstream served it.
+    upstream_cost = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
     latency_ms = models.PositiveIntegerField(default=0)
     ttfb_ms = models.PositiveIntegerField(null=True)
     attempts = models.PositiveSmallIntegerField(default=1)
@@ -76,6 +79,8 @@ class DailyUsage(models.Model):
     cache_write_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
     cost = models.BigIntegerField(default=0, help_text="micro-USD")
+    plan_cost = models.BigIntegerField(default=0, db_default=0, help_text="micro-USD")
+    upstream_cost = models.BigIntegerField(default=0, db_default=0, help_text="micro-USD")
 
     class Meta:
         verbose_name_plural = "daily usage"

@@ -38,6 +38,7 @@ class RequestRecord:
     cache_write_1h_tokens: int = 0
     reasoning_tokens: int = 0
     usage_estimated: bool = False
+    upstream_cost: int | None = None  # micro-USD the upstream charges for it
     latency_ms: int = 0
     ttfb_ms: int | None = None
     attempts: int = 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import ClassVar
 
 from django.db import models
@@ -59,6 +60,20 @@ class Channel(models.Model):
     overreport_note = models.CharField(max_length=300, blank=True)
     # Over-reports before an admin's acknowledgement do not count towards flagging again.
     overreport_acknowledged_at = models.DateTimeField(null=True, blank=True)
+    # What the operator pays: the upstream's list prices (CostPrice) times this, e.g.
+    # 0.8 for a reseller's 20% discount, 1.05 for a marked-up wholesaler.
+    cost_multiplier = models.DecimalField(
+        max_digits=10,
+        decimal_places=4,
+        default=Decimal("1"),
+        help_text="Your discount on the upstream's list prices: 0.8 means you pay 80%.",
+    )
+    # Alert the operator when this channel's margin over the last day falls below this
+    # percentage of revenue (empty: never). One alert per channel per day.
+    margin_alert_below = models.DecimalField(
+        max_digits=6, decimal_places=2, null=True, blank=True, help_text="percent of revenue"
+    )
+    margin_alerted_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -71,6 +86,59 @@ class Channel(models.Model):
     def key_list(self) -> list[str]:
         """The upstream keys in clear; raises ValueError if they cannot be decrypted."""
         return [k.strip() for k in reveal(self.api_keys).splitlines() if k.strip()]
+
+
+class CostPrice(models.Model):
+    """What an upstream charges the operator for a model: its list prices, in micro-USD
+    per 1M tokens or per unit, keyed by the upstream's model name (after the channel's
+    model map). A row for one channel wins over the row for every channel of its type;
+    the channel's cost multiplier applies to both. Without either, a request's upstream
+    cost is taken from the sale price sheet at list price (docs/economics.md)."""
+
+    channel = models.ForeignKey(
+        Channel,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="cost_prices",
+        help_text="Only this channel (a negotiated price); empty: every channel of the type.",
+    )
+    channel_type = models.CharField(max_length=32, choices=Channel.Type.choices, blank=True)
+    model = models.CharField(max_length=200, help_text="The upstream's model name.")
+    input_per_1m = models.BigIntegerField(default=0)
+    output_per_1m = models.BigIntegerField(default=0)
+    cache_read_per_1m = models.BigIntegerField(null=True, blank=True)
+    cache_write_per_1m = models.BigIntegerField(
+        null=True, blank=True, help_text="5-minute cache writes; empty: the input price"
+    )
+    cache_write_1h_per_1m = models.BigIntegerField(
+        null=True, blank=True, help_text="1-hour cache writes; empty: the 5-minute write price"
+    )
+    per_request = models.BigIntegerField(default=0)
+    per_image = models.BigIntegerField(default=0)
+    per_second = models.BigIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["channel", "model"],
+                condition=models.Q(channel__isnull=False),
+                name="uniq_cost_price_channel_model",
+            ),
+            models.UniqueConstraint(
+                fields=["channel_type", "model"],
+                condition=models.Q(channel__isnull=True),
+                name="uniq_cost_price_type_model",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(channel__isnull=False) | ~models.Q(channel_type=""),
+                name="cost_price_channel_or_type",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model} cost ({self.channel_id or self.channel_type})"
 
 
 class StoredResponse(models.Model):
