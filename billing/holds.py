@@ -238,6 +238,7 @@ def hold_settle(settlement: Settlement, *, now: dt.datetime | None = None) -> bo
                 cost=cost,
                 plan_cost=capped if plan else 0,
                 subscription_id=hold.subscription_id if hold is not None else None,
+                hold=held,
                 **settlement.record.columns(),
             )
             if hold is not None and hold.meters:

@@ -8,8 +8,9 @@ Lock order is wallet, then key, everywhere.
 from logs.records import FIELDS
 
 # The request log's columns: the record's, then those the settlement fills in: the
-# request id, the charge to the balance, the usage drawn from a plan, and that plan.
-DERIVED_COLUMNS = ("request_id", "cost", "plan_cost", "subscription_id")
+# request id, the charge to the balance, the usage drawn from a plan, that plan, and
+# the hold the charge was capped by.
+DERIVED_COLUMNS = ("request_id", "cost", "plan_cost", "subscription_id", "hold")
 LOG_COLUMNS = (*DERIVED_COLUMNS, *FIELDS)
 
 # The start of the bucket of SPAN at P_NOW (billing/caps.bucket_start), and the first
@@ -176,6 +177,7 @@ _DERIVED = {
     "cost": "c.charge",
     "plan_cost": "c.plan_charge",
     "subscription_id": "c.subscription_id",
+    "hold": "c.hold_amount",
 }
 _SELECT_COLS = ", ".join(_DERIVED.get(col, f"r.{col}") for col in LOG_COLUMNS)
 
@@ -202,6 +204,7 @@ WITH items AS (
     RETURNING h.reference, h.amount, h.api_key_id, h.subscription_id, h.meters
 ), funded AS (
     SELECT i.*, least(i.cost, coalesce(r.amount, 0)) AS capped_cost,
+           coalesce(r.amount, 0) AS hold_amount,
            r.subscription_id, coalesce(r.meters, '[]'::jsonb) AS meters,
            -- a plan's hold took nothing from the wallet or the key
            CASE WHEN r.subscription_id IS NULL THEN coalesce(r.amount, 0) ELSE 0 END AS held,

@@ -6,8 +6,10 @@ hold outlived its expiry, or the server that placed it, by more than the sweep's
 every paid top-up has its credit row and every top-up credit row belongs to a paid
 top-up; no provider event stayed unprocessed (its task gave up) for a day; no key spent past
 its limit and no balance is negative without a refund, dispute or adjustment to explain it
-(relay traffic never charges more than it held); and, as findings for the operators, the
-channels whose upstreams reported usage beyond the requests' holds in the last day.
+(relay traffic never charges more than it held); no request of the last day was charged
+more than its hold, and every billed one recorded its upstream cost; and, as findings for
+the operators, the channels whose upstreams reported usage beyond the requests' holds in
+the last day.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime as dt
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.db.migrations.recorder import MigrationRecorder
 from django.db.models import BigIntegerField, Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -24,11 +27,15 @@ from accounts.models import ApiKey
 from billing.models import Hold, Lease, LedgerEntry, PaymentEvent, TopUp, UncollectedUsage, Wallet
 from billing.money import micros_to_usd
 from billing.topups import SOURCE_TOPUP
+from logs.models import RequestLog
 
 # Holds are swept every minute; one this far past its expiry means the sweep is not running.
 HOLD_GRACE = dt.timedelta(minutes=15)
 # The event task retries for about 80 minutes (backing off) before it gives up.
 EVENT_GRACE = dt.timedelta(days=1)
+# Request logs are checked over the last run's window (it runs nightly), with overlap.
+REQUEST_WINDOW = dt.timedelta(hours=26)
+_MAX_ROWS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +132,48 @@ def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
         found.append(Discrepancy("topup", f"top-up {source_id}", "credited but not marked paid"))
     found.extend(_limits_and_floors())
     found.extend(_uncollected(since=now - dt.timedelta(days=1)))
+    found.extend(_requests(since=now - REQUEST_WINDOW))
+    return found
+
+
+def _recording_since() -> dt.datetime | None:
+    """When this database started recording holds and upstream costs on request logs:
+    rows before that have neither and are not discrepancies."""
+    applied = (
+        MigrationRecorder.Migration.objects.filter(app="logs", name="0009_requestlog_hold")
+        .values_list("applied", flat=True)
+        .first()
+    )
+    return applied
+
+
+def _requests(*, since: dt.datetime) -> list[Discrepancy]:
+    """Request logs since SINCE (the last run's window): none was charged more than its
+    hold, and every billed one carries what its upstream cost the operator."""
+    recording = _recording_since()
+    if recording is None:
+        return []
+    rows = RequestLog.objects.filter(created_at__gte=max(since, recording))
+    found = [
+        Discrepancy(
+            "request",
+            f"request {row['request_id']}",
+            f"charged {micros_to_usd(row['cost'] + row['plan_cost'])}, "
+            f"more than its hold of {micros_to_usd(row['hold'] or 0)}",
+        )
+        for row in rows.filter(hold__isnull=False, cost__gt=F("hold") - F("plan_cost"))
+        .values("request_id", "cost", "plan_cost", "hold")
+        .order_by("pk")[:_MAX_ROWS]
+    ]
+    uncosted = rows.filter(Q(cost__gt=0) | Q(plan_cost__gt=0), upstream_cost__isnull=True)
+    for row in uncosted.values("channel_id").annotate(n=Count("id")).order_by("channel_id"):
+        found.append(
+            Discrepancy(
+                "upstream_cost",
+                f"channel {row['channel_id']}",
+                f"{row['n']} billed requests without an upstream cost recorded",
+            )
+        )
     return found
 
 

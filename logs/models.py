@@ -40,6 +40,9 @@ class RequestLog(models.Model):
     # What the upstream charges the operator for this request (relay.CostPrice), from
     # the full usage it reported; empty when no upstream served it.
     upstream_cost = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
+    # The hold the request was admitted with: what it could be charged at most
+    # (cost + plan_cost <= hold; billing/reconcile.py checks it). Empty before 2026-12.
+    hold = models.BigIntegerField(null=True, blank=True, help_text="micro-USD")
     latency_ms = models.PositiveIntegerField(default=0)
     ttfb_ms = models.PositiveIntegerField(null=True)
     attempts = models.PositiveSmallIntegerField(default=1)

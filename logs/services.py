@@ -58,6 +58,8 @@ def _rollup(day: dt.date, start: dt.datetime, end: dt.datetime) -> int:
                 cache_write=Sum("cache_write_tokens"),
                 reasoning=Sum("reasoning_tokens"),
                 total_cost=Sum("cost"),
+                total_plan_cost=Sum("plan_cost"),
+                total_upstream_cost=Sum("upstream_cost"),
             )
             .order_by()
         )
@@ -76,6 +78,8 @@ def _rollup(day: dt.date, start: dt.datetime, end: dt.datetime) -> int:
                 cache_write_tokens=g["cache_write"] or 0,
                 reasoning_tokens=g["reasoning"] or 0,
                 cost=g["total_cost"] or 0,
+                plan_cost=g["total_plan_cost"] or 0,
+                upstream_cost=g["total_upstream_cost"] or 0,
             )
             for g in groups
         ]

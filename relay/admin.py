@@ -18,7 +18,7 @@ from billing.money import micros_to_usd
 from billing.selectors import uncollected_recent
 from relay import cooldown
 from relay.channel_health import channel_test
-from relay.models import Channel, MediaTask
+from relay.models import Channel, CostPrice, MediaTask
 from relay.selectors import channel_stats
 from relay.services import (
     InvalidChannel,
@@ -51,6 +51,8 @@ class ChannelForm(forms.ModelForm[Channel]):
             "disabled_reason",
             "options",
             "strict_fields",
+            "cost_multiplier",
+            "margin_alert_below",
         )
 
     def clean(self) -> dict[str, Any]:
@@ -111,9 +113,44 @@ class OverreportFilter(admin.SimpleListFilter):
         return queryset
 
 
+_COST_FIELDS = (
+    "model",
+    "input_per_1m",
+    "output_per_1m",
+    "cache_read_per_1m",
+    "cache_write_per_1m",
+    "cache_write_1h_per_1m",
+    "per_request",
+    "per_image",
+    "per_second",
+)
+
+
+class CostPriceInline(admin.TabularInline[CostPrice, Channel]):
+    """Prices negotiated for this channel only (micro-USD per 1M tokens or per unit)."""
+
+    model = CostPrice
+    fields = _COST_FIELDS
+    extra = 0
+    verbose_name = "cost price for this channel only"
+    verbose_name_plural = "cost prices for this channel only (micro-USD per 1M tokens or unit)"
+
+
+@admin.register(CostPrice)
+class CostPriceAdmin(admin.ModelAdmin[CostPrice]):
+    """The upstreams' list prices: what the operator pays per model, before each channel's
+    cost multiplier (docs/economics.md)."""
+
+    list_display = ("model", "channel_type", "channel", *_COST_FIELDS[1:], "updated_at")
+    list_filter = ("channel_type",)
+    search_fields = ("model",)
+    fields = ("channel_type", "channel", *_COST_FIELDS)
+
+
 @admin.register(Channel)
 class ChannelAdmin(admin.ModelAdmin[Channel]):
     form = ChannelForm
+    inlines = (CostPriceInline,)
     list_display = (
         "name",
         "type",

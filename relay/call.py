@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from billing.pricing import PriceSheet, Usage
 from relay.asgi_io import Request
@@ -33,6 +34,9 @@ class Call:
     error_code: str = ""
     ttfb_ms: int | None = None
     price: PriceSheet | None = None
+    # What the serving channel's upstream charges the operator (relay/costs.py).
+    cost_price: PriceSheet | None = None
+    cost_multiplier: Decimal = Decimal(1)
     served: bool = False  # an upstream answered successfully
     prompt_estimate: int = 0
     tpm_estimate: int = 0

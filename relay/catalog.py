@@ -13,11 +13,13 @@ import ipaddress
 import logging
 import time
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
+from django.db.models import Q
 
 from accounts.network import IPNetwork
 from billing.caps import Cap, key_caps
@@ -68,6 +70,10 @@ class ChannelInfo:
     weight: int
     options: dict[str, Any] = field(default_factory=dict)
     strict_fields: bool = False
+    # What the operator pays this channel's upstream (relay.CostPrice by upstream model,
+    # this channel's rows over its type's), times cost_multiplier.
+    costs: Mapping[str, PriceSheet] = field(default_factory=dict)
+    cost_multiplier: Decimal = Decimal(1)
 
     def upstream_model(self, model: str) -> str:
         return self.model_map.get(model, model)
@@ -128,7 +134,7 @@ _CAP_FIELDS = (
 )
 
 
-def channel_info(c: Channel) -> ChannelInfo:
+def channel_info(c: Channel, costs: Mapping[str, PriceSheet] | None = None) -> ChannelInfo:
     """The relay's view of a channel row; raises ValueError when its keys won't decrypt."""
     return ChannelInfo(
         id=c.pk,
@@ -143,7 +149,61 @@ def channel_info(c: Channel) -> ChannelInfo:
         weight=max(1, c.weight),
         options=dict(c.options),
         strict_fields=c.strict_fields,
+        costs=costs or {},
+        cost_multiplier=c.cost_multiplier,
     )
+
+
+def price_sheet(p: Any) -> PriceSheet:
+    """A Price or CostPrice row as the sheet the relay prices with."""
+    return PriceSheet(
+        input_per_1m=p.input_per_1m,
+        output_per_1m=p.output_per_1m,
+        cache_read_per_1m=p.cache_read_per_1m,
+        cache_write_per_1m=p.cache_write_per_1m,
+        cache_write_1h_per_1m=p.cache_write_1h_per_1m,
+        per_request=p.per_request,
+        per_image=p.per_image,
+        per_second=p.per_second,
+        max_output_tokens=getattr(p, "max_output_tokens", None),
+    )
+
+
+def cost_sheets() -> tuple[dict[str, dict[str, PriceSheet]], dict[int, dict[str, PriceSheet]]]:
+    """Every cost price: by channel type, and by channel (its own rows only)."""
+    from relay.models import CostPrice
+
+    by_type: dict[str, dict[str, PriceSheet]] = {}
+    by_channel: dict[int, dict[str, PriceSheet]] = {}
+    for row in CostPrice.objects.all():
+        if row.channel_id is not None:
+            by_channel.setdefault(row.channel_id, {})[row.model] = price_sheet(row)
+        else:
+            by_type.setdefault(row.channel_type, {})[row.model] = price_sheet(row)
+    return by_type, by_channel
+
+
+def channel_cost_sheet(*, channel_id: int | None, model: str) -> tuple[PriceSheet | None, Decimal]:
+    """A channel's cost sheet for MODEL (its own row, else its type's) and its cost
+    multiplier, read from the database (media tasks settle outside the relay's loop)."""
+    from relay.models import Channel, CostPrice
+
+    channel = Channel.objects.filter(pk=channel_id).first() if channel_id else None
+    if channel is None:
+        return None, Decimal(1)
+    rows = CostPrice.objects.filter(model=model).filter(
+        Q(channel=channel) | Q(channel__isnull=True, channel_type=channel.type)
+    )
+    own = sorted(rows, key=lambda row: row.channel_id is None)  # the channel's own first
+    return (price_sheet(own[0]) if own else None), channel.cost_multiplier
+
+
+def channel_costs(
+    channel: Channel,
+    by_type: dict[str, dict[str, PriceSheet]],
+    by_channel: dict[int, dict[str, PriceSheet]],
+) -> dict[str, PriceSheet]:
+    return {**by_type.get(channel.type, {}), **by_channel.get(channel.pk, {})}
 
 
 def _load_catalog() -> tuple[list[ChannelInfo], dict[str, PriceSheet]]:
@@ -151,26 +211,14 @@ def _load_catalog() -> tuple[list[ChannelInfo], dict[str, PriceSheet]]:
     from relay.models import Channel
 
     channels = []
+    by_type, by_channel = cost_sheets()
     for c in Channel.objects.filter(status=Channel.Status.ENABLED):
         try:
-            channels.append(channel_info(c))
+            channels.append(channel_info(c, channel_costs(c, by_type, by_channel)))
         except ValueError:
             # One channel with keys from a lost encryption key must not stop the others.
             log.error("channel %s skipped: its keys cannot be decrypted", c.pk)
-    prices = {
-        p.model: PriceSheet(
-            input_per_1m=p.input_per_1m,
-            output_per_1m=p.output_per_1m,
-            cache_read_per_1m=p.cache_read_per_1m,
-            cache_write_per_1m=p.cache_write_per_1m,
-            cache_write_1h_per_1m=p.cache_write_1h_per_1m,
-            per_request=p.per_request,
-            per_image=p.per_image,
-            per_second=p.per_second,
-            max_output_tokens=p.max_output_tokens,
-        )
-        for p in Price.objects.all()
-    }
+    prices = {p.model: price_sheet(p) for p in Price.objects.all()}
     return channels, prices
 
 

@@ -735,7 +735,7 @@ def _snapshot(call: Call, key: KeyInfo, adapter: StreamAdapter) -> dict[str, Any
     bill = call_bill(
         call, reported=adapter.usage, output_bytes=adapter.output_bytes, complete=False
     )
-    return progress_snapshot(cost=bill.cost, record=log_row(call, key, bill.usage))
+    return progress_snapshot(cost=bill.cost, record=log_row(call, key, bill))
 
 
 async def _finish(call: Call) -> None:

@@ -20,6 +20,7 @@ from django.utils import timezone
 from billing.holds import Settlement, hold_place, hold_settle
 from billing.pricing import PriceSheet
 from logs.records import RequestRecord
+from relay.catalog import channel_cost_sheet
 from relay.channel_types import is_seedance
 from relay.media import charges
 from relay.models import MediaTask
@@ -120,7 +121,16 @@ def media_task_progress(*, task_id: int, state: str, progress: int) -> bool:
     )
 
 
-def _settlement(task: MediaTask, *, cost: int, status: int, error_code: str) -> Settlement:
+def _upstream_cost(task: MediaTask, price: PriceSheet, *, seconds: int, tokens: int | None) -> int:
+    """What the task's upstream charges the operator for it: its channel's cost sheet for
+    the upstream model, else the sale price at list, times the channel's multiplier."""
+    sheet, multiplier = channel_cost_sheet(channel_id=task.channel_id, model=task.upstream_model)
+    return charges.video_cost(sheet or price, multiplier, seconds=seconds, output_tokens=tokens)
+
+
+def _settlement(
+    task: MediaTask, *, cost: int, status: int, error_code: str, upstream_cost: int | None = None
+) -> Settlement:
     now = timezone.now()
     record = RequestRecord(
         created_at=now,
@@ -133,6 +143,7 @@ def _settlement(task: MediaTask, *, cost: int, status: int, error_code: str) -> 
         status_code=status,
         error_code=error_code[:64],
         completion_tokens=min(task.output_tokens or 0, 2**31 - 1),
+        upstream_cost=upstream_cost,
         latency_ms=min(int((now - task.created_at).total_seconds() * 1000), 2**31 - 1),
         client_ip=task.client_ip,
     )
@@ -181,7 +192,8 @@ def media_task_complete(
         if claimed != 1:
             return False
         task.output_tokens = tokens
-        hold_settle(_settlement(task, cost=cost, status=200, error_code=""))
+        upstream = _upstream_cost(task, price, seconds=actual, tokens=tokens)
+        hold_settle(_settlement(task, cost=cost, status=200, error_code="", upstream_cost=upstream))
     return True
 
 

@@ -59,17 +59,19 @@ async def first_success(
     for channel in route:
         if attempts >= max(1, settings.RELAY_MAX_ATTEMPTS):
             break
-        before = call.channel_id, call.upstream_model
+        before = call.channel_id, call.upstream_model, call.cost_price, call.cost_multiplier
         attempts += 1
         call.attempts += 1
         call.channel_id = channel.id
         call.upstream_model = channel.upstream_model(call.model)
+        call.cost_price = channel.costs.get(call.upstream_model)
+        call.cost_multiplier = channel.cost_multiplier
         try:
             result = await exchange(channel)
         except Unusable as exc:
             attempts -= 1
             call.attempts -= 1
-            call.channel_id, call.upstream_model = before
+            call.channel_id, call.upstream_model, call.cost_price, call.cost_multiplier = before
             unusable = unusable or exc.error
             continue
         except UpstreamFailure as failure:

@@ -66,9 +66,9 @@ def _text(value: str, limit: int) -> str:
     return value.encode("utf-8", "replace").decode().replace("\x00", "")[:limit]
 
 
-def log_row(call: Call, key: KeyInfo, usage: Usage | None) -> RequestRecord:
+def log_row(call: Call, key: KeyInfo, bill: Bill | None) -> RequestRecord:
     """The request's log row as settlement writes it: metadata only, never content."""
-    usage = usage or _NO_USAGE
+    usage = bill.usage if bill else _NO_USAGE
     return RequestRecord(
         created_at=timezone.now(),
         client_request_id=call.client_request_id,
@@ -88,6 +88,7 @@ def log_row(call: Call, key: KeyInfo, usage: Usage | None) -> RequestRecord:
         cache_write_1h_tokens=usage.cache_write_1h_tokens,
         reasoning_tokens=usage.reasoning_tokens,
         usage_estimated=usage.estimated,
+        upstream_cost=bill.upstream_cost if bill else None,
         latency_ms=call.elapsed_ms(),
         ttfb_ms=call.ttfb_ms,
         attempts=max(1, call.attempts),
@@ -106,16 +107,28 @@ class Bill:
     charge: int  # micro-USD billed: the cost capped by the hold (the rest is uncollected)
     billed_to: str  # "plan" or "balance"; "" when nothing was held
     balance: int | None  # the wallet's available credit after the charge, when known
+    upstream_cost: int | None = None  # micro-USD the upstream charges the operator
 
 
 def bill_for(call: Call, usage: Usage, cost: int) -> Bill:
     """The bill of CALL for USAGE worth COST: never more than its hold, as settlement
-    charges (billing.holds.hold_settle), whoever funds it."""
+    charges (billing.holds.hold_settle), whoever funds it. Its upstream cost is the full
+    USAGE at the serving channel's cost sheet, whatever the customer was charged."""
     charge = max(0, min(cost, call.hold))
     balance = call.available
     if balance is not None and call.funding == "balance":
         balance += call.hold - charge  # the hold is released, the charge taken
-    return Bill(usage, cost, charge, call.funding, balance)
+    return Bill(usage, cost, charge, call.funding, balance, upstream_cost(call, usage))
+
+
+def upstream_cost(call: Call, usage: Usage) -> int | None:
+    """What CALL's upstream charges the operator for USAGE: its channel's cost sheet for
+    the upstream model, else the sale price sheet at list price (docs/economics.md),
+    times the channel's cost multiplier. None when no upstream served the call."""
+    sheet = call.cost_price or call.price
+    if not call.served or sheet is None:
+        return None
+    return cost_micros(usage, sheet, call.cost_multiplier)
 
 
 def call_bill(call: Call, *, reported: Usage | None, output_bytes: int, complete: bool) -> Bill:
@@ -148,7 +161,7 @@ async def settle_call(call: Call, key: KeyInfo, bill: Bill) -> None:
             wallet_id=key.wallet_id,
             api_key_id=key.id,
             cost=bill.cost,
-            record=log_row(call, key, bill.usage),
+            record=log_row(call, key, bill),
         )
     )
 

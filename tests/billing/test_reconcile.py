@@ -22,6 +22,7 @@ from billing.leases import lease_renew
 from billing.models import Hold, LedgerEntry, TopUp, Wallet
 from billing.services import wallet_adjust
 from billing.tasks import billing_reconcile
+from logs.models import RequestLog
 from logs.records import RequestRecord
 from tests.billing.conftest import create_topup, post_stripe, process_pending
 from tests.billing.test_codes import _redeem
@@ -69,7 +70,7 @@ def exercised(
             ttl_seconds=600,
         )  # fmt: skip
         if n < 2:
-            record = RequestRecord(timezone.now(), org.pk, None, "chat")
+            record = RequestRecord(timezone.now(), org.pk, None, "chat", upstream_cost=98_765)
             hold_settle(Settlement(f"req{n}", wallet.pk, None, 123_456, record))
     wallet.refresh_from_db()
     assert (
@@ -114,6 +115,29 @@ def test_it_reports_held_credit_without_holds_and_stale_holds(exercised: Wallet)
 
     assert not ok
     assert "held: wallet" in output and "hold: hold req2" in output
+
+
+@pytest.mark.books_tampered
+def test_it_reports_a_request_charged_past_its_hold(exercised: Wallet) -> None:
+    RequestLog.objects.filter(request_id="req0").update(cost=900_001)
+
+    ok, output = _reconcile()
+
+    assert not ok
+    assert "request: request req0: charged 0.900001, more than its hold of 0.900000" in output
+    assert "req1" not in output
+
+
+def test_it_reports_billed_requests_without_an_upstream_cost(exercised: Wallet) -> None:
+    RequestLog.objects.filter(request_id="req1").update(upstream_cost=None, channel_id=7)
+    # Requests nobody billed need no upstream cost.
+    RequestLog.objects.create(request_id="free", organization_id=1, endpoint="chat",
+                              status_code=502, channel_id=7)  # fmt: skip
+
+    ok, output = _reconcile()
+
+    assert not ok
+    assert "upstream_cost: channel 7: 1 billed requests without an upstream cost" in output
 
 
 def test_it_reports_a_paid_topup_that_was_never_credited(exercised: Wallet) -> None:

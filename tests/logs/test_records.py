@@ -15,7 +15,7 @@ pytestmark = pytest.mark.embedded
 
 def test_the_record_has_every_column_of_the_request_log_but_those_settlement_fills() -> None:
     columns = {f.name for f in RequestLog._meta.concrete_fields} - {"id"}
-    assert set(DERIVED_COLUMNS) == {"request_id", "cost", "plan_cost", "subscription_id"}
+    assert set(DERIVED_COLUMNS) == {"request_id", "cost", "plan_cost", "subscription_id", "hold"}
     assert set(FIELDS) == columns - set(DERIVED_COLUMNS)
     assert set(LOG_COLUMNS) == columns  # what the batch statement writes
 

@@ -38,12 +38,14 @@ def _log(n: int, *, at: dt.datetime, **fields: object) -> RequestLog:
 @pytest.mark.django_db
 def test_it_rolls_up_one_day_by_org_key_channel_and_model() -> None:
     rng = random.Random(7)
-    expected: dict[tuple[int, int, int, str], list[int]] = defaultdict(lambda: [0] * 5)
+    expected: dict[tuple[int, int, int, str], list[int]] = defaultdict(lambda: [0] * 7)
     for n in range(200):
         org, key, channel = rng.choice([1, 2]), rng.choice([None, 10, 11]), rng.choice([5, 6])
         model = rng.choice(["gpt-4o", "claude"])
         status = rng.choice([200, 200, 429, 502])
         prompt, completion, cost = rng.randrange(1000), rng.randrange(500), rng.randrange(9999)
+        plan_cost = rng.choice([0, rng.randrange(9999)])
+        upstream = rng.choice([None, rng.randrange(9999)])  # None: no upstream served it
         # Spread over the day, plus rows either side of it that must not count.
         at = NOON + dt.timedelta(minutes=rng.randrange(-719, 719))
         _log(
@@ -57,9 +59,12 @@ def test_it_rolls_up_one_day_by_org_key_channel_and_model() -> None:
             prompt_tokens=prompt,
             completion_tokens=completion,
             cost=cost,
+            plan_cost=plan_cost,
+            upstream_cost=upstream,
         )
         totals = expected[(org, key or 0, channel, model)]
-        for i, v in enumerate((1, int(status >= 400), prompt, completion, cost)):
+        row = (1, int(status >= 400), prompt, completion, cost, plan_cost, upstream or 0)
+        for i, v in enumerate(row):
             totals[i] += v
     _log(900, at=NOON - dt.timedelta(hours=13), cost=1_000_000)  # the day before
     _log(901, at=NOON + dt.timedelta(hours=12), cost=1_000_000)  # midnight: the day after
@@ -69,7 +74,8 @@ def test_it_rolls_up_one_day_by_org_key_channel_and_model() -> None:
     assert written == len(expected)
     got = {
         (u.organization_id, u.api_key_id, u.channel_id, u.model): [
-            u.requests, u.errors, u.prompt_tokens, u.completion_tokens, u.cost
+            u.requests, u.errors, u.prompt_tokens, u.completion_tokens, u.cost, u.plan_cost,
+            u.upstream_cost,
         ]
         for u in DailyUsage.objects.filter(day=DAY)
     }  # fmt: skip
