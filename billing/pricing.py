@@ -8,6 +8,7 @@ from decimal import Decimal
 from billing.money import round_micros
 
 _PER_MILLION = 1_000_000
+_ONE = Decimal(1)
 
 
 @dataclass(slots=True)
@@ -80,6 +81,14 @@ def cost_micros(usage: Usage, price: PriceSheet, multiplier: Decimal) -> int:
         + (price.per_request + usage.images * price.per_image + usage.seconds * price.per_second)
         * _PER_MILLION
     )
+    return micros_of(numerator, multiplier)
+
+
+def micros_of(numerator: int, multiplier: Decimal) -> int:
+    """NUMERATOR (micro-USD x 1M) times MULTIPLIER, rounded once, half up."""
+    if multiplier == _ONE and numerator >= 0:
+        # The same rounding in integers: no Decimal on the common path (about 6x faster).
+        return (numerator + _PER_MILLION // 2) // _PER_MILLION
     return round_micros(Decimal(numerator) * multiplier / _PER_MILLION)
 
 

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from billing.pricing import PriceSheet, Usage, cost_micros, worst_case_micros
+from hypothesis import given
+from hypothesis import strategies as st
+
+from billing.money import round_micros
+from billing.pricing import PriceSheet, Usage, cost_micros, micros_of, worst_case_micros
 from relay.formats import anthropic
 
 # Claude Sonnet list prices (micro-USD per 1M tokens): input 3, 5-minute writes 3.75,
@@ -74,3 +78,9 @@ def test_it_never_counts_more_long_writes_than_writes() -> None:
 
     assert usage is not None
     assert usage.cache_write_1h_tokens == 5
+
+
+@given(st.integers(min_value=0, max_value=10**24))  # past any real usage x price
+def test_the_integer_path_rounds_exactly_as_the_decimal_one(numerator: int) -> None:
+    assert micros_of(numerator, Decimal(1)) == round_micros(Decimal(numerator) / 1_000_000)
+    assert micros_of(numerator, Decimal("1.0000")) == micros_of(numerator, Decimal(1))
