@@ -122,3 +122,9 @@ def capability_required(capability: Capability) -> Callable[[V], V]:
         return cast(V, login_required(wrapped))
 
     return decorator
+
+
+def invoice_details_editable(role: str) -> bool:
+    """Owners, admins and billing members keep the invoice details: whoever handles the
+    organization's money (BILLING) or runs it day to day (MANAGE_MEMBERS)."""
+    return role_allows(role, Capability.BILLING) or role_allows(role, Capability.MANAGE_MEMBERS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, NoReturn, cast
 
+from django.db import transaction
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -19,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.access import Capability
+from accounts.access import Capability, invoice_details_editable
 from accounts.api_permissions import OrgCapability, OrgIdCapability
 from accounts.api_schema import ValidationErrorSerializer
 from accounts.exceptions import AccountsError, RoleNotAllowed
@@ -44,6 +45,7 @@ from accounts.serializers import (
     RoleSerializer,
 )
 from accounts.services import (
+    INVOICE_FIELDS,
     invitation_create,
     invitation_revoke,
     key_create,
@@ -53,6 +55,7 @@ from accounts.services import (
     membership_remove,
     membership_set_role,
     organization_create,
+    organization_invoice_details_set,
     organization_update,
 )
 
@@ -249,7 +252,12 @@ class OrganizationDetailView(APIView):
 
     @property
     def required_capability(self) -> Capability:
-        return Capability.MANAGE_ORG if self.request.method == "PATCH" else Capability.VIEW_ORG
+        if self.request.method != "PATCH":
+            return Capability.VIEW_ORG
+        # The invoice details alone are also kept by admins and billing members (see patch).
+        data = self.request.data
+        invoice_only = isinstance(data, dict) and data and set(data) <= set(INVOICE_FIELDS)
+        return Capability.VIEW_ORG if invoice_only else Capability.MANAGE_ORG
 
     def _body(self, request: Request) -> Any:
         membership: Membership = request.membership  # type: ignore[attr-defined]
@@ -263,24 +271,42 @@ class OrganizationDetailView(APIView):
         return Response(self._body(request))
 
     @extend_schema(
-        summary="Change an organization's name, caps or plan fallback (owners)",
-        description="Only the fields sent change. Caps count the requests and spend of "
-        "all the organization's keys together (each key's own caps apply too); the relay "
-        "honours a change from the next request on. A change of caps or fallback is "
-        "recorded in the organization's security events.",
+        summary="Change an organization's name, caps, plan fallback or invoice details",
+        description="Only the fields sent change. Owners change anything; admins and "
+        "billing members only the invoice details (legal_name, billing_address, "
+        "billing_country, tax_id), which receipts, statements and credit notes print. Caps "
+        "count the requests and spend of all the organization's keys together (each key's "
+        "own caps apply too); the relay honours a change from the next request on. A change "
+        "of caps, fallback or invoice details is recorded in the organization's security "
+        "events.",
         request=OrganizationUpdateSerializer,
         responses=OrganizationSerializer,
         tags=["organizations"],
     )
     def patch(self, request: Request, org_id: int) -> Response:
+        membership: Membership = request.membership  # type: ignore[attr-defined]
+        if not invoice_details_editable(membership.role):
+            raise exceptions.PermissionDenied(
+                _("your role in this organization does not allow this")
+            )
         form = OrganizationUpdateSerializer(data=request.data)
         form.is_valid(raise_exception=True)
+        settings = dict(form.validated_data)
+        details = {f: settings.pop(f) for f in INVOICE_FIELDS if f in settings}
         try:
-            organization_update(
-                organization=request.organization,  # type: ignore[attr-defined]
-                actor=cast(User, request.user),
-                **form.validated_data,
-            )
+            with transaction.atomic():
+                if settings or not details:
+                    organization_update(
+                        organization=membership.organization,
+                        actor=cast(User, request.user),
+                        **settings,
+                    )
+                organization_invoice_details_set(
+                    organization=membership.organization,
+                    details=details,
+                    actor=cast(User, request.user),
+                    request=request._request,
+                )
         except AccountsError as exc:
             _refuse(exc)
         return Response(self._body(request))

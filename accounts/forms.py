@@ -6,6 +6,8 @@ here may import allauth.account.forms (see accounts/signin_form.py)."""
 
 from __future__ import annotations
 
+import unicodedata
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, cast
 
@@ -197,3 +199,132 @@ class OrganizationCapsForm(CapsForm):
         ),
         required=False,
     )
+
+
+# --- Invoice details ----------------------------------------------------------------------
+# The organization's details printed on receipts, statements and credit notes. The portal
+# form and the API (accounts/serializers.py) clean them with the same functions below.
+
+# ISO 3166-1 alpha-2, the officially assigned codes (as in the tz database's iso3166.tab).
+_ISO_3166 = """
+AD AE AF AG AI AL AM AO AQ AR AS AT AU AW AX AZ BA BB BD BE BF BG BH BI BJ BL BM BN BO BQ BR BS
+BT BV BW BY BZ CA CC CD CF CG CH CI CK CL CM CN CO CR CU CV CW CX CY CZ DE DJ DK DM DO DZ EC EE
+EG EH ER ES ET FI FJ FK FM FO FR GA GB GD GE GF GG GH GI GL GM GN GP GQ GR GS GT GU GW GY HK HM
+HN HR HT HU ID IE IL IM IN IO IQ IR IS IT JE JM JO JP KE KG KH KI KM KN KP KR KW KY KZ LA LB LC
+LI LK LR LS LT LU LV LY MA MC MD ME MF MG MH MK ML MM MN MO MP MQ MR MS MT MU MV MW MX MY MZ NA
+NC NE NF NG NI NL NO NP NR NU NZ OM PA PE PF PG PH PK PL PM PN PR PS PT PW PY QA RE RO RS RU RW
+SA SB SC SD SE SG SH SI SJ SK SL SM SN SO SR SS ST SV SX SY SZ TC TD TF TG TH TJ TK TL TM TN TO
+TR TT TV TW TZ UA UG UM US UY UZ VA VC VE VG VI VN VU WF WS YE YT ZA ZM ZW
+"""
+COUNTRY_CODES = frozenset(_ISO_3166.split())
+LEGAL_NAME_MAX = 200
+ADDRESS_MAX = 1000
+TAX_ID_MAX = 64
+# Control characters, and the separators that Python's splitlines() also breaks lines at.
+_NOT_IN_TEXT = frozenset(("Cc", "Cs", "Zl", "Zp"))
+
+
+def _line_breaks_and_controls(value: str) -> set[str]:
+    return {c for c in value if unicodedata.category(c) in _NOT_IN_TEXT}
+
+
+def country_clean(value: str) -> str:
+    """An ISO 3166-1 alpha-2 code in any case, upper-cased; empty for none."""
+    code = value.strip().upper()
+    if code and code not in COUNTRY_CODES:
+        raise forms.ValidationError(
+            _("Enter a two-letter ISO 3166 country code, such as DE or US."), code="country"
+        )
+    return code
+
+
+def tax_id_clean(value: str) -> str:
+    """A VAT number, EIN, ...: printable characters only, at most 64; empty for none."""
+    tax_id = value.strip()
+    if len(tax_id) > TAX_ID_MAX:
+        raise forms.ValidationError(
+            _("A tax ID has at most %(max)d characters.") % {"max": TAX_ID_MAX}, code="max_length"
+        )
+    if not tax_id.isprintable():
+        raise forms.ValidationError(
+            _("A tax ID has only printable characters."), code="unprintable"
+        )
+    return tax_id
+
+
+def legal_name_clean(value: str) -> str:
+    """One line of at most 200 characters, without control characters."""
+    name = value.strip()
+    if len(name) > LEGAL_NAME_MAX:
+        raise forms.ValidationError(
+            _("A legal name has at most %(max)d characters.") % {"max": LEGAL_NAME_MAX},
+            code="max_length",
+        )
+    if _line_breaks_and_controls(name):
+        raise forms.ValidationError(
+            _("A legal name is one line without control characters."), code="control"
+        )
+    return name
+
+
+def billing_address_clean(value: str) -> str:
+    """At most 1000 characters on as many lines as needed (Windows and old Mac line ends
+    become newlines); no other control character. Blank lines at either end go."""
+    address = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if len(address) > ADDRESS_MAX:
+        raise forms.ValidationError(
+            _("An address has at most %(max)d characters.") % {"max": ADDRESS_MAX},
+            code="max_length",
+        )
+    if _line_breaks_and_controls(address) - {"\n"}:
+        raise forms.ValidationError(
+            _("An address has no control characters other than line breaks."), code="control"
+        )
+    return address
+
+
+INVOICE_CLEANERS: dict[str, Callable[[str], str]] = {
+    "legal_name": legal_name_clean,
+    "billing_address": billing_address_clean,
+    "billing_country": country_clean,
+    "tax_id": tax_id_clean,
+}
+
+
+class InvoiceDetailsForm(forms.Form):
+    """The organization settings page's invoice details."""
+
+    legal_name = forms.CharField(
+        label=_("Legal name"),
+        max_length=LEGAL_NAME_MAX,
+        required=False,
+        help_text=_("As it should appear on receipts; the organization's name if empty."),
+    )
+    billing_address = forms.CharField(  # its length is checked once line ends are counted
+        label=_("Billing address"),
+        required=False,
+        strip=False,
+        widget=forms.Textarea(attrs={"rows": 4, "maxlength": ADDRESS_MAX}),
+    )
+    billing_country = forms.CharField(
+        label=_("Country"),
+        max_length=2,
+        required=False,
+        help_text=_("Two-letter ISO 3166 code, such as DE or US."),
+    )
+    tax_id = forms.CharField(
+        label=_("Tax ID"),
+        max_length=TAX_ID_MAX,
+        required=False,
+        help_text=_("VAT number, EIN, ..."),
+    )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        for field, cleaner in INVOICE_CLEANERS.items():
+            if field in data:
+                try:
+                    data[field] = cleaner(data[field])
+                except forms.ValidationError as exc:
+                    self.add_error(field, exc)
+        return data

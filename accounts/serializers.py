@@ -10,8 +10,14 @@ from typing import Any, ClassVar
 from django.utils.translation import gettext as _
 from rest_framework import serializers
 
+from accounts.forms import (
+    billing_address_clean,
+    country_clean,
+    legal_name_clean,
+    tax_id_clean,
+)
 from accounts.models import ApiKey, Invitation, Membership, Organization
-from accounts.services import MAX_REQUEST_CAP, MAX_SPEND_CAP
+from accounts.services import INVOICE_FIELDS, MAX_REQUEST_CAP, MAX_SPEND_CAP
 from billing.models import PricingGroup
 
 
@@ -250,6 +256,7 @@ class OrganizationSerializer(serializers.ModelSerializer[Organization]):
             "role",
             *_CAPS,
             "plan_fallback",
+            *INVOICE_FIELDS,
             "created_at",
         ]
         read_only_fields = fields
@@ -273,6 +280,33 @@ class OrganizationUpdateSerializer(CapsInput):
         help_text="With a plan: what the plan does not cover, or beyond a full window, is "
         "paid from the balance. Off: refused (429) until the window frees up.",
     )
+    # Invoice details (owners, admins and billing members): cleaned as the portal's form.
+    legal_name = serializers.CharField(
+        required=False, allow_blank=True, help_text="One line, at most 200 characters."
+    )
+    billing_address = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="At most 1000 characters; newlines, no other control characters.",
+    )
+    billing_country = serializers.CharField(
+        required=False, allow_blank=True, help_text="ISO 3166-1 alpha-2, e.g. DE; upper-cased."
+    )
+    tax_id = serializers.CharField(
+        required=False, allow_blank=True, help_text="Printable, at most 64 characters."
+    )
+
+    def validate_legal_name(self, value: str) -> str:
+        return legal_name_clean(value)
+
+    def validate_billing_address(self, value: str) -> str:
+        return billing_address_clean(value)
+
+    def validate_billing_country(self, value: str) -> str:
+        return country_clean(value)
+
+    def validate_tax_id(self, value: str) -> str:
+        return tax_id_clean(value)
 
 
 class MemberSerializer(serializers.ModelSerializer[Membership]):

@@ -38,6 +38,7 @@ from accounts.revocations import key_change_publish
 from billing.models import PricingGroup
 from billing.money import MAX_USD, MICROS_PER_USD
 from billing.services import wallet_create
+from logs.models import AuditEvent
 from logs.services import audit_record
 
 
@@ -752,3 +753,36 @@ def playground_key_issue(
             key.save(update_fields=["prefix", "key_hash", "expires_at"])
             key_change_publish()
     return key, secret
+
+
+# --- Invoice details ----------------------------------------------------------------------
+
+INVOICE_FIELDS = ("legal_name", "billing_address", "billing_country", "tax_id")
+
+
+def organization_invoice_details_set(
+    *,
+    organization: Organization,
+    details: Mapping[str, str],
+    actor: User | None = None,
+    request: HttpRequest | None = None,
+) -> list[str]:
+    """Set the invoice details given in DETAILS (cleaned values; others untouched).
+    Returns the fields that changed, which are audited by name (their values are the
+    customer's personal data and stay out of the audit log). Documents already issued
+    keep the details they were issued with."""
+    changed = [f for f in INVOICE_FIELDS if f in details and details[f] != getattr(organization, f)]
+    if not changed:
+        return []
+    with transaction.atomic():
+        for field in changed:
+            setattr(organization, field, details[field])
+        organization.save(update_fields=changed)
+        audit_record(
+            kind=AuditEvent.Kind.ORG_SETTINGS_CHANGED,
+            user=actor,
+            organization=organization,
+            request=request,
+            invoice_details=changed,
+        )
+    return changed

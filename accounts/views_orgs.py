@@ -7,8 +7,10 @@ from typing import cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
@@ -16,12 +18,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.access import (
     Capability,
     capability_required,
+    invoice_details_editable,
     organization_activate,
     role_allows,
 )
 from accounts.cap_display import cap_rows
 from accounts.exceptions import AccountsError
-from accounts.forms import OrganizationCapsForm
+from accounts.forms import InvoiceDetailsForm, OrganizationCapsForm
 from accounts.models import Membership, Organization, User
 from accounts.selectors import (
     invitation_by_token,
@@ -32,12 +35,14 @@ from accounts.selectors import (
 )
 from accounts.services import (
     CAP_FIELDS,
+    INVOICE_FIELDS,
     invitation_accept,
     invitation_create,
     invitation_revoke,
     membership_remove,
     membership_set_role,
     organization_create,
+    organization_invoice_details_set,
     organization_rename,
     organization_update,
 )
@@ -53,7 +58,11 @@ def _caps_form(organization: Organization) -> OrganizationCapsForm:
 
 
 def _org_page(
-    request: HttpRequest, *, caps_form: OrganizationCapsForm | None = None, status: int = 200
+    request: HttpRequest,
+    *,
+    caps_form: OrganizationCapsForm | None = None,
+    invoice_form: InvoiceDetailsForm | None = None,
+    status: int = 200,
 ) -> HttpResponse:
     membership = _membership(request)
     org = membership.organization
@@ -71,13 +80,39 @@ def _org_page(
         "roles": Membership.Role.choices,
         "organization_caps": cap_rows(organization_cap_uses(organization=org)),
         "caps_form": (caps_form or _caps_form(org)) if can_manage_org else None,
+        "invoice_form": (
+            invoice_form or InvoiceDetailsForm(initial={f: getattr(org, f) for f in INVOICE_FIELDS})
+        )
+        if invoice_details_editable(membership.role)
+        else None,
     }
     return render(request, "accounts/org.html", context, status=status)
 
 
 @capability_required(Capability.VIEW_ORG)
 def org_page(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":  # the invoice details form posts to the page it is on
+        return _invoice_details_save(request)
     return _org_page(request)
+
+
+def _invoice_details_save(request: HttpRequest) -> HttpResponse:
+    """The invoice details on receipts, statements and credit notes (owners, admins and
+    billing members)."""
+    membership = _membership(request)
+    if not invoice_details_editable(membership.role):
+        raise PermissionDenied(_("your role in this organization does not allow this"))
+    form = InvoiceDetailsForm(request.POST)
+    if not form.is_valid():
+        return _org_page(request, invoice_form=form, status=400)
+    organization_invoice_details_set(
+        organization=membership.organization,
+        details=form.cleaned_data,
+        actor=cast(User, request.user),
+        request=request,
+    )
+    messages.success(request, _("Invoice details saved."))
+    return redirect(reverse("portal-org") + "#invoice-details")
 
 
 @capability_required(Capability.MANAGE_ORG)

@@ -16,6 +16,7 @@ from accounts.models import Organization
 from billing.codes import MAX_BATCH, redemption_batch_create, redemption_batch_download
 from billing.exceptions import RedemptionError
 from billing.models import (
+    CreditNote,
     Hold,
     LedgerEntry,
     PaymentEvent,
@@ -677,3 +678,15 @@ class SubscriptionAdmin(ReadOnlyAdmin):
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/billing/subscription_grant.html", context)
+
+
+@admin.register(CreditNote)
+class CreditNoteAdmin(ReadOnlyAdmin):
+    """Issued with their refund and never edited: a mistake is corrected by a new document,
+    as ledger rows are."""
+
+    list_display = ("number", "organization", "credit", "amount", "currency", "issued_at")
+    list_filter = ("currency",)
+    search_fields = ("=number", "organization__name", "reason")
+    raw_id_fields = ("organization", "ledger_entry", "topup")
+    date_hierarchy = "issued_at"

@@ -7,7 +7,8 @@ every paid top-up has its credit row and every top-up credit row belongs to a pa
 top-up; no provider event stayed unprocessed (its task gave up) for a day; no key spent past
 its limit and no balance is negative without a refund, dispute or adjustment to explain it
 (relay traffic never charges more than it held); no request of the last day was charged
-more than its hold, and every billed one recorded its upstream cost; and, as findings for
+more than its hold, and every billed one recorded its upstream cost; every refund has its
+credit note; and, as findings for
 the operators, the channels whose upstreams reported usage beyond the requests' holds in
 the last day.
 """
@@ -27,7 +28,7 @@ from accounts.models import ApiKey
 from billing.models import Hold, Lease, LedgerEntry, PaymentEvent, TopUp, UncollectedUsage, Wallet
 from billing.money import micros_to_usd
 from billing.topups import SOURCE_TOPUP
-from logs.models import RequestLog
+from logs.models import UNCOSTED, RequestLog
 
 # Holds are swept every minute; one this far past its expiry means the sweep is not running.
 HOLD_GRACE = dt.timedelta(minutes=15)
@@ -133,24 +134,43 @@ def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
     found.extend(_limits_and_floors())
     found.extend(_uncollected(since=now - dt.timedelta(days=1)))
     found.extend(_requests(since=now - REQUEST_WINDOW))
+    found.extend(_refunds_without_credit_notes())
     return found
 
 
-def _recording_since() -> dt.datetime | None:
-    """When this database started recording holds and upstream costs on request logs:
-    rows before that have neither and are not discrepancies."""
-    applied = (
-        MigrationRecorder.Migration.objects.filter(app="logs", name="0009_requestlog_hold")
+def _refunds_without_credit_notes() -> list[Discrepancy]:
+    """Every refund since credit notes exist has one (billing/credit_notes.py)."""
+    since = _applied("billing", "0010_documents")
+    if since is None:
+        return []
+    # Disputes are debited as refunds too, but the bank reversed those: no credit note.
+    missing = LedgerEntry.objects.filter(
+        kind=LedgerEntry.Kind.REFUND,
+        source_id__contains=":refund:",
+        created_at__gte=since,
+        credit_note__isnull=True,
+    )
+    return [
+        Discrepancy("credit_note", f"ledger entry {entry.pk}", "a refund without a credit note")
+        for entry in missing.order_by("pk")[:_MAX_ROWS]
+    ]
+
+
+def _applied(app: str, migration: str) -> dt.datetime | None:
+    """When MIGRATION was applied: rows from before a check's data existed are not
+    discrepancies."""
+    return (
+        MigrationRecorder.Migration.objects.filter(app=app, name=migration)
         .values_list("applied", flat=True)
         .first()
     )
-    return applied
 
 
 def _requests(*, since: dt.datetime) -> list[Discrepancy]:
     """Request logs since SINCE (the last run's window): none was charged more than its
     hold, and every billed one carries what its upstream cost the operator."""
-    recording = _recording_since()
+    # Holds and upstream costs are recorded on request logs since this migration.
+    recording = _applied("logs", "0009_requestlog_hold")
     if recording is None:
         return []
     rows = RequestLog.objects.filter(created_at__gte=max(since, recording))
@@ -165,7 +185,7 @@ def _requests(*, since: dt.datetime) -> list[Discrepancy]:
         .values("request_id", "cost", "plan_cost", "hold")
         .order_by("pk")[:_MAX_ROWS]
     ]
-    uncosted = rows.filter(Q(cost__gt=0) | Q(plan_cost__gt=0), upstream_cost__isnull=True)
+    uncosted = rows.filter(UNCOSTED)
     for row in uncosted.values("channel_id").annotate(n=Count("id")).order_by("channel_id"):
         found.append(
             Discrepancy(

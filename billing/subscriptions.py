@@ -30,6 +30,7 @@ from accounts.models import Membership, Organization, User
 from billing.caps import next_start
 from billing.exceptions import BillingError
 from billing.models import Plan, Subscription
+from billing.plan_payments import plan_payment_record
 from billing.plans import covers, plan_caps
 from billing.providers import Checkout, plan_seller_get
 from billing.providers import stripe as stripe_api
@@ -543,6 +544,17 @@ def subscriptions_demo_renew(*, now: dt.datetime | None = None) -> int:
             start, end = subscription.current_period_start, subscription.current_period_end
             while end <= now:
                 start, end = end, period_end_after(end, subscription.plan.interval)
+                # Each period renewed is a plan payment, as a paid plan's would be.
+                plan_payment_record(
+                    subscription=subscription,
+                    provider=DEMO,
+                    provider_ref=f"{subscription.provider_ref}:{start:%Y%m%dT%H%M%S}",
+                    amount=subscription.plan.price,
+                    currency=subscription.plan.currency,
+                    period_start=start,
+                    period_end=end,
+                    paid_at=now,
+                )
             subscription.current_period_start, subscription.current_period_end = start, end
             subscription.save(
                 update_fields=["current_period_start", "current_period_end", "updated_at"]

@@ -11,6 +11,10 @@ from django.utils import timezone
 
 from billing import services
 from billing.holds import holds_sweep
+from billing.statement_tasks import (  # noqa: F401  (autodiscovery imports tasks.py only)
+    send_statement_email,
+    statements_issue_previous_month,
+)
 
 NOT_READY_RETRIES = 12
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.models import Organization, User
+from billing.credit_notes import credit_note_issue
 from billing.exceptions import InvalidTopUp, PaymentMismatch, PaymentNotReady
 from billing.models import LedgerEntry, PricingGroup, TopUp
 from billing.money import MICROS_PER_USD, InvalidAmount, usd_to_micros
@@ -202,13 +203,18 @@ def topup_refund_record(*, topup_id: int, refunded_total: int) -> LedgerEntry | 
         topup = _paid_topup_for_update(topup_id)
         if refunded_total <= topup.refunded_amount:
             return None
-        return _take_back(
+        refunded_now = min(refunded_total, topup.pay_amount) - topup.refunded_amount
+        note = f"{topup.provider} refund of top-up {topup.pk}"
+        entry = _take_back(
             topup,
             refunded=refunded_total,
             disputed=topup.disputed_amount,
             source_id=f"{topup.pk}:refund:{refunded_total}",
-            note=f"{topup.provider} refund of top-up {topup.pk}",
+            note=note,
         )
+        if entry is not None:  # its credit note, numbered in this transaction (not disputes)
+            credit_note_issue(entry=entry, topup=topup, reason=note, amount=refunded_now)
+        return entry
 
 
 def topup_dispute_record(*, topup_id: int, dispute_id: str, amount: int) -> LedgerEntry | None:

@@ -6,7 +6,7 @@
 
 from django.urls import path
 
-from billing import views, webhooks
+from billing import credit_note_views, views, webhooks
 
 urlpatterns = [
     path("billing/webhooks/stripe/", webhooks.stripe_webhook, name="billing-webhook-stripe"),
@@ -32,4 +32,30 @@ urlpatterns = [
     path("dashboard/billing/redeem/", views.redeem, name="billing-redeem"),
     path("dashboard/billing/alert/", views.alert_set, name="billing-alert"),
     path("dashboard/billing/receipts/<int:pk>/", views.receipt, name="billing-receipt"),
+    path(
+        "dashboard/billing/credit-notes/<int:number>/",
+        credit_note_views.credit_note_page,
+        name="billing-credit-note",
+    ),
+    path(
+        "dashboard/billing/credit-notes/<int:number>/pdf",
+        credit_note_views.credit_note_pdf,
+        name="billing-credit-note-pdf",
+    ),
+]
+
+# Monthly statements (billing/statements.py).
+from billing import statement_views  # noqa: E402
+
+urlpatterns += [
+    path(
+        "dashboard/billing/statements/<str:month>/",
+        statement_views.statement_page,
+        name="billing-statement",
+    ),
+    path(
+        "dashboard/billing/statements/<str:month>/pdf",
+        statement_views.statement_pdf_download,
+        name="billing-statement-pdf",
+    ),
 ]

@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import cast
 
 from django.conf import settings
@@ -23,6 +24,9 @@ from accounts.models import Membership, Organization, User
 from accounts.network import client_ip
 from billing.alerts import low_balance_set
 from billing.codes import code_redeem
+from billing.credit_note_views import credit_note_facts, minor_text, rate_text
+from billing.credit_notes import credit_notes_for_organization, tax_included
+from billing.documents import billed_to_details, issuer_details, party_lines
 from billing.events import Outcome, payment_event_process, payment_event_record
 from billing.exceptions import InvalidTopUp, RedemptionError
 from billing.forms import (
@@ -53,6 +57,7 @@ from billing.selectors import (
     topups_for_organization,
     wallet_for_organization,
 )
+from billing.statements import statements_for_organization
 from billing.subscriptions import (
     DEMO,
     SubscriptionError,
@@ -202,6 +207,10 @@ def _page(request: HttpRequest, **forms: object) -> HttpResponse:
         "previous_month": month_before(month) if first is not None and first < month else None,
         "next_month": month_after(month) if month < this_month else None,
         "topups": topups_for_organization(organization=org)[:20],
+        "statements": statements_for_organization(organization=org)[:24],
+        "credit_notes": [
+            credit_note_facts(n) for n in credit_notes_for_organization(organization=org)[:20]
+        ],
         "topup_form": forms.get("topup_form") or TopUpForm(),
         "redeem_form": forms.get("redeem_form") or RedeemForm(),
         "alert_form": forms.get("alert_form")
@@ -394,12 +403,18 @@ def receipt(request: HttpRequest, pk: int) -> HttpResponse:
     topup = get_object_or_404(TopUp, pk=pk, organization=_org(request))
     if topup.state != TopUp.State.PAID:
         raise Http404("no receipt for an unpaid top-up")
+    # Amounts are tax included; the tax part is exact, rounded half up to the minor unit.
+    rate = Decimal(settings.OPERATOR_TAX_RATE)
     context = {
         "topup": topup,
         "credit": micros_to_usd(topup.credit),
         "bonus": micros_to_usd(topup.bonus),
         "paid": f"{topup.pay_amount // 100}.{topup.pay_amount % 100:02d}",
         "organization": _org(request),
+        "issuer_lines": party_lines(issuer_details()),
+        "billed_to_lines": party_lines(billed_to_details(_org(request))),
+        "tax_rate": rate_text(rate) if rate > 0 else "",
+        "tax": minor_text(tax_included(topup.pay_amount, rate), topup.currency),
     }
     return render(request, "billing/receipt.html", context)
 

@@ -61,6 +61,10 @@ class RequestLog(models.Model):
         return self.request_id
 
 
+# A billed request (charged, or drawn from a plan) whose upstream cost was not recorded.
+UNCOSTED = models.Q(upstream_cost__isnull=True) & (models.Q(cost__gt=0) | models.Q(plan_cost__gt=0))
+
+
 class DailyUsage(models.Model):
     """Usage totals per day, organization, key, channel and model.
 
@@ -84,6 +88,8 @@ class DailyUsage(models.Model):
     cost = models.BigIntegerField(default=0, help_text="micro-USD")
     plan_cost = models.BigIntegerField(default=0, db_default=0, help_text="micro-USD")
     upstream_cost = models.BigIntegerField(default=0, db_default=0, help_text="micro-USD")
+    # Billed requests without a recorded upstream cost (UNCOSTED): their margin is unknown.
+    uncosted_requests = models.BigIntegerField(default=0, db_default=0)
 
     class Meta:
         verbose_name_plural = "daily usage"

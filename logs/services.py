@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.models import Organization, User
 from accounts.network import client_ip
-from logs.models import AuditEvent, DailyUsage, RequestLog, RolledUpDay
+from logs.models import UNCOSTED, AuditEvent, DailyUsage, RequestLog, RolledUpDay
 
 PURGE_BATCH = 5000
 _USER_AGENT_MAX = 300
@@ -60,6 +60,7 @@ def _rollup(day: dt.date, start: dt.datetime, end: dt.datetime) -> int:
                 total_cost=Sum("cost"),
                 total_plan_cost=Sum("plan_cost"),
                 total_upstream_cost=Sum("upstream_cost"),
+                uncosted=Count("id", filter=UNCOSTED),
             )
             .order_by()
         )
@@ -80,6 +81,7 @@ def _rollup(day: dt.date, start: dt.datetime, end: dt.datetime) -> int:
                 cost=g["total_cost"] or 0,
                 plan_cost=g["total_plan_cost"] or 0,
                 upstream_cost=g["total_upstream_cost"] or 0,
+                uncosted_requests=g["uncosted"],
             )
             for g in groups
         ]

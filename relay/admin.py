@@ -319,3 +319,6 @@ class MediaTaskAdmin(admin.ModelAdmin[MediaTask]):
 
     def has_delete_permission(self, request: Any, obj: MediaTask | None = None) -> bool:
         return False
+
+
+from relay.upstream_bills import admin as _upstream_bills_admin  # noqa: E402,F401

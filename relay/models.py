@@ -232,3 +232,75 @@ class MediaTask(models.Model):
     @property
     def finished(self) -> bool:
         return self.state not in self.UNFINISHED
+
+
+class UpstreamBill(models.Model):
+    """An upstream's own cost export for one channel and period, imported to check the
+    upstream cost TokenHub recorded against what the provider actually billed
+    (relay/upstream_bills). One bill per channel and period: importing the same channel and
+    period again replaces the previous import."""
+
+    class Source(models.TextChoices):
+        OPENAI_COSTS_CSV = "openai-costs-csv", "OpenAI cost export (CSV)"
+        OPENAI_COSTS_JSON = "openai-costs-json", "OpenAI Costs API (JSON)"
+        ANTHROPIC_COST_CSV = "anthropic-cost-csv", "Anthropic Console cost export (CSV)"
+        ANTHROPIC_COST_REPORT = "anthropic-cost-report", "Anthropic Admin API cost report (JSON)"
+        OPENROUTER_ACTIVITY_CSV = "openrouter-activity-csv", "OpenRouter activity export (CSV)"
+        OPENROUTER_GENERATIONS = "openrouter-generations", "OpenRouter generations (JSON)"
+
+    channel = models.ForeignKey(Channel, on_delete=models.PROTECT, related_name="upstream_bills")
+    source = models.CharField(max_length=32, choices=Source.choices)
+    period_start = models.DateField(help_text="first UTC day, inclusive")
+    period_end = models.DateField(help_text="last UTC day, inclusive")
+    tolerance_percent = models.DecimalField(
+        max_digits=5,
+        decimal_places=2,
+        default=Decimal("2"),
+        help_text="Flag a day and model whose drift exceeds this percentage of the bill.",
+    )
+    filename = models.CharField(max_length=255, blank=True)
+    imported_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    imported_at = models.DateTimeField(default=timezone.now)
+    # Totals of the lines kept (micro-USD), and of the file's lines outside the period.
+    total_cost = models.BigIntegerField(default=0, help_text="micro-USD")
+    line_count = models.PositiveIntegerField(default=0)
+    skipped_cost = models.BigIntegerField(default=0, help_text="micro-USD outside the period")
+    skipped_lines = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["channel", "period_start", "period_end"], name="uniq_upstream_bill_period"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(period_start__lte=models.F("period_end")),
+                name="upstream_bill_period_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Bill {self.period_start} to {self.period_end}, channel {self.channel_id}"
+
+
+class UpstreamBillLine(models.Model):
+    """What the upstream billed for one UTC day and model, summed over the file's rows.
+    An empty model is a charge the provider did not attribute to a model (or a file
+    not broken down by model at all)."""
+
+    bill = models.ForeignKey(UpstreamBill, on_delete=models.CASCADE, related_name="lines")
+    day = models.DateField()
+    model = models.CharField(max_length=200, blank=True)
+    cost = models.BigIntegerField(help_text="micro-USD")
+    input_tokens = models.BigIntegerField(null=True, blank=True)
+    output_tokens = models.BigIntegerField(null=True, blank=True)
+    requests = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["bill", "day", "model"], name="uniq_upstream_bill_line")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.day} {self.model or '-'}"

@@ -8,6 +8,7 @@ import asyncio
 from celery import shared_task
 
 from relay.channel_health import channels_probe, last_channel_alert
+from relay.margin_tasks import margin_alerts  # noqa: F401  # registered for beat
 from relay.media.polling import poll_due
 from relay.response_store import purge_expired
 from relay.services import channels_overreport_check

@@ -75,8 +75,8 @@ def make_key(db: None) -> MakeKey:
 def _books_balance(request: pytest.FixtureRequest) -> Iterator[None]:
     """After every test that used the database, whatever it did: each wallet's balance
     equals the sum of its ledger entries and its held amount the sum of its open holds
-    (money invariant 1). A test that corrupts the books on purpose says so with
-    @pytest.mark.books_tampered."""
+    (money invariant 1), and no request log shows a charge past its hold. A test that
+    corrupts the books on purpose says so with @pytest.mark.books_tampered."""
     uses_db = request.node.get_closest_marker("django_db") is not None or any(
         name in request.fixturenames for name in ("db", "transactional_db")
     )
@@ -88,7 +88,8 @@ def _books_balance(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     from billing.reconcile import reconcile_run
 
-    broken = [str(d) for d in reconcile_run() if d.check in ("balance", "held")]
+    # ... and no request was charged more than its hold (money invariant 2).
+    broken = [str(d) for d in reconcile_run() if d.check in ("balance", "held", "request")]
     assert not broken, "the books do not balance after this test: " + "; ".join(broken)
 
 

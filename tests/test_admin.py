@@ -3,6 +3,8 @@ through the adjust view, which writes a ledger entry with a reason."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import pytest
 from django.contrib import admin
 from django.db.models import Model
@@ -127,6 +129,17 @@ def test_it_keeps_channel_keys_when_saved_without_new_ones(
         "status": "enabled",
         "options": "{}",
         "new_api_keys": "",
+        "cost_multiplier": "0.8",
+        "margin_alert_below": "",
+        # A price negotiated for this channel only, inline.
+        "cost_prices-TOTAL_FORMS": "1",
+        "cost_prices-INITIAL_FORMS": "0",
+        "cost_prices-0-model": "gpt-4o-2024-08-06",
+        "cost_prices-0-input_per_1m": "2000000",
+        "cost_prices-0-output_per_1m": "8000000",
+        "cost_prices-0-per_request": "0",
+        "cost_prices-0-per_image": "0",
+        "cost_prices-0-per_second": "0",
     }
 
     response = admin_client.post(reverse("admin:relay_channel_change", args=[channel.pk]), form)
@@ -134,6 +147,13 @@ def test_it_keeps_channel_keys_when_saved_without_new_ones(
     assert response.status_code == 302
     channel.refresh_from_db()
     assert (channel.name, channel.key_list()) == ("renamed", [UPSTREAM_KEY])
+    assert channel.cost_multiplier == Decimal("0.8")
+    (price,) = channel.cost_prices.all()
+    assert (price.model, price.input_per_1m, price.channel_type) == (
+        "gpt-4o-2024-08-06",
+        2_000_000,
+        "",
+    )
 
 
 def test_it_shows_ledger_entries(admin_client: Client, entry: LedgerEntry) -> None:

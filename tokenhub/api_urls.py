@@ -43,3 +43,47 @@ urlpatterns = [
 from accounts.privacy_api import MyExportView  # noqa: E402
 
 urlpatterns += [path("me/export", MyExportView.as_view(), name="api-me-export")]
+
+# Billing: the operator's margins (staff only; billing/margins.py).
+from billing.margins_api import MarginsView  # noqa: E402
+
+urlpatterns += [path("margins", MarginsView.as_view(), name="api-margins")]
+
+# Billing: the operator's finance export (staff only; docs/finance-export.md).
+from billing import finance_api  # noqa: E402
+
+urlpatterns += [
+    path("finance/ledger", finance_api.LedgerExportView.as_view(), name="api-finance-ledger"),
+    path("finance/topups", finance_api.TopUpExportView.as_view(), name="api-finance-topups"),
+    path("finance/refunds", finance_api.RefundExportView.as_view(), name="api-finance-refunds"),
+    path(
+        "finance/statements",
+        finance_api.StatementExportView.as_view(),
+        name="api-finance-statements",
+    ),
+    path(
+        "finance/credit-notes",
+        finance_api.CreditNoteExportView.as_view(),
+        name="api-finance-credit-notes",
+    ),
+    path(
+        "finance/plan-payments",
+        finance_api.PlanPaymentExportView.as_view(),
+        name="api-finance-plan-payments",
+    ),
+]
+
+# Billing: the organization's monthly statements (billing/statements.py).
+from billing import statements_api  # noqa: E402
+
+urlpatterns += [
+    path("statements", statements_api.StatementListView.as_view(), name="api-statements"),
+    path(
+        "statements/<str:month>", statements_api.StatementDetailView.as_view(), name="api-statement"
+    ),
+    path(
+        "statements/<str:month>/pdf",
+        statements_api.StatementPdfView.as_view(),
+        name="api-statement-pdf",
+    ),
+]

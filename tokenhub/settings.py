@@ -522,3 +522,33 @@ if CELERY_BROKER_URL == "filesystem://":
     _control_dir = VAR_DIR / "celery" / "control"
     _control_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS["control_folder"] = str(_control_dir)
+
+# --- Statements, credit notes and receipts: the operator's own invoice details ------------
+from decimal import Decimal, InvalidOperation  # noqa: E402
+
+# Printed as the issuer on every document (billing/documents.py); the tax rate is a percent
+# as a decimal string ("20" or "7.5").
+OPERATOR_LEGAL_NAME = envstr("OPERATOR_LEGAL_NAME", "TokenHub")
+OPERATOR_ADDRESS = envstr("OPERATOR_ADDRESS")
+OPERATOR_TAX_ID = envstr("OPERATOR_TAX_ID")
+OPERATOR_EMAIL = envstr("OPERATOR_EMAIL")
+OPERATOR_TAX_RATE = envstr("OPERATOR_TAX_RATE", "0")
+try:
+    _tax_rate: Decimal | None = Decimal(OPERATOR_TAX_RATE)
+except InvalidOperation:
+    _tax_rate = None
+if _tax_rate is None or not _tax_rate.is_finite() or not 0 <= _tax_rate < 100:
+    raise ImproperlyConfigured(f"OPERATOR_TAX_RATE must be a percent, got {OPERATOR_TAX_RATE!r}")
+# fpdf2's font subsetting (fontTools) logs every glyph table at INFO.
+LOGGING["loggers"]["fontTools"] = {"level": "WARNING"}  # type: ignore[index]
+# Monthly statements of the previous month, issued and emailed on the 1st at 02:30 UTC.
+CELERY_BEAT_SCHEDULE["issue-monthly-statements"] = {
+    "task": "billing.statement_tasks.statements_issue_previous_month",
+    "schedule": _crontab(day_of_month=1, hour=2, minute=30),
+}
+
+# --- Margins: the hourly channel margin alert (relay/margin_alerts.py) ------------------
+CELERY_BEAT_SCHEDULE["margin-alerts"] = {
+    "task": "relay.margin_tasks.margin_alerts",
+    "schedule": 3600.0,
+}

@@ -24,6 +24,7 @@ from django.utils.crypto import salted_hmac
 from accounts.models import Organization
 from billing.exceptions import PaymentMismatch
 from billing.models import Plan, Subscription, TopUp
+from billing.plan_payments import plan_payment_record
 from billing.providers import (
     Checkout,
     InvalidCallback,
@@ -167,7 +168,7 @@ def _plan_apply(data: Mapping[str, str]) -> str:
     now = timezone.now()
     known = Subscription.objects.filter(provider=DEMO, provider_ref=data["ref"]).exists()
     try:
-        subscription_start(
+        subscription = subscription_start(
             organization=organization,
             plan=plan,
             provider=DEMO,
@@ -178,4 +179,15 @@ def _plan_apply(data: Mapping[str, str]) -> str:
         )
     except SubscriptionError as exc:
         raise PaymentMismatch(str(exc)) from None
+    if not known:  # the first period, "paid" with the signed amount (no money moves)
+        plan_payment_record(
+            subscription=subscription,
+            provider=NAME,
+            provider_ref=data["ref"],
+            amount=plan.price,
+            currency=plan.currency,
+            period_start=subscription.current_period_start,
+            period_end=subscription.current_period_end,
+            paid_at=now,
+        )
     return "already started" if known else "started"

@@ -21,6 +21,7 @@ from typing import Any
 from accounts.models import Organization
 from billing.exceptions import PaymentMismatch, PaymentNotReady
 from billing.models import Plan, Subscription
+from billing.plan_payments import plan_payment_from_stripe_invoice
 from billing.providers import ProviderError
 from billing.providers import stripe as stripe_api
 from billing.providers.stripe import StripeSubscription
@@ -130,6 +131,9 @@ def _invoice_paid(invoice: dict[str, Any]) -> str:
     if subscription is None:
         return "ignored: not a TokenHub subscription"
     period = _invoice_period(invoice)
+    # Every paid invoice is a plan payment (first period, renewal, proration), recorded in
+    # this event's transaction, once per invoice id however often it is delivered.
+    plan_payment_from_stripe_invoice(subscription=subscription, invoice=invoice, period=period)
     if period is None:
         return "started" if started else "ignored: the invoice names no period"
     if subscription_renew(

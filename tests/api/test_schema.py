@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,13 +16,13 @@ pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
 
 def _api_v1_routes() -> set[str]:
-    """Every /api/v1 route as OpenAPI writes it: <int:key_id> → {key_id}."""
+    """Every /api/v1 route as OpenAPI writes it: <int:key_id> → {key_id}, <str:month> → {month}."""
     from tokenhub import api_urls
 
     routes = set()
     for pattern in api_urls.urlpatterns:
         assert isinstance(pattern, URLPattern | URLResolver)
-        route = str(pattern.pattern).replace("<int:", "{").replace(">", "}")
+        route = re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", str(pattern.pattern))
         routes.add("/api/v1/" + route)
     return routes - {"/api/v1/"}  # the root is a plain index, excluded from the schema
 

@@ -19,7 +19,7 @@ from accounts.services import user_create
 from billing.codes import redemption_batch_create
 from billing.holds import Settlement, hold_place, hold_settle
 from billing.leases import lease_renew
-from billing.models import Hold, LedgerEntry, TopUp, Wallet
+from billing.models import CreditNote, Hold, LedgerEntry, TopUp, Wallet
 from billing.services import wallet_adjust
 from billing.tasks import billing_reconcile
 from logs.models import RequestLog
@@ -138,6 +138,17 @@ def test_it_reports_billed_requests_without_an_upstream_cost(exercised: Wallet) 
 
     assert not ok
     assert "upstream_cost: channel 7: 1 billed requests without an upstream cost" in output
+
+
+@pytest.mark.books_tampered
+def test_it_reports_a_refund_without_its_credit_note(exercised: Wallet) -> None:
+    refund = LedgerEntry.objects.get(wallet=exercised, kind="refund")
+    CreditNote.objects.filter(ledger_entry=refund).delete()
+
+    ok, output = _reconcile()
+
+    assert not ok
+    assert f"credit_note: ledger entry {refund.pk}: a refund without a credit note" in output
 
 
 def test_it_reports_a_paid_topup_that_was_never_credited(exercised: Wallet) -> None:

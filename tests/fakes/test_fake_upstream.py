@@ -364,7 +364,8 @@ def test_it_answers_gemini_function_calls(fake: FakeUpstream) -> None:
 def test_it_counts_and_embeds_for_gemini(fake: FakeUpstream) -> None:
     with gemini_client(fake) as client:
         count = client.models.count_tokens(model="gemini-2.5-flash", contents="Say hello")
-        embedded = client.models.embed_content(model="gemini-embedding-001", contents=["a", "b"])
+        texts: list[genai_types.ContentUnion] = ["a", "b"]  # the SDK's list is invariant
+        embedded = client.models.embed_content(model="gemini-embedding-001", contents=texts)
 
     assert count.total_tokens == count_tokens("Say hello")
     assert embedded.embeddings is not None

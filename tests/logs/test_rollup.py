@@ -38,7 +38,7 @@ def _log(n: int, *, at: dt.datetime, **fields: object) -> RequestLog:
 @pytest.mark.django_db
 def test_it_rolls_up_one_day_by_org_key_channel_and_model() -> None:
     rng = random.Random(7)
-    expected: dict[tuple[int, int, int, str], list[int]] = defaultdict(lambda: [0] * 7)
+    expected: dict[tuple[int, int, int, str], list[int]] = defaultdict(lambda: [0] * 8)
     for n in range(200):
         org, key, channel = rng.choice([1, 2]), rng.choice([None, 10, 11]), rng.choice([5, 6])
         model = rng.choice(["gpt-4o", "claude"])
@@ -63,7 +63,8 @@ def test_it_rolls_up_one_day_by_org_key_channel_and_model() -> None:
             upstream_cost=upstream,
         )
         totals = expected[(org, key or 0, channel, model)]
-        row = (1, int(status >= 400), prompt, completion, cost, plan_cost, upstream or 0)
+        uncosted = int(upstream is None and (cost > 0 or plan_cost > 0))
+        row = (1, int(status >= 400), prompt, completion, cost, plan_cost, upstream or 0, uncosted)
         for i, v in enumerate(row):
             totals[i] += v
     _log(900, at=NOON - dt.timedelta(hours=13), cost=1_000_000)  # the day before
@@ -75,7 +76,7 @@ def test_it_rolls_up_one_day_by_org_key_channel_and_model() -> None:
     got = {
         (u.organization_id, u.api_key_id, u.channel_id, u.model): [
             u.requests, u.errors, u.prompt_tokens, u.completion_tokens, u.cost, u.plan_cost,
-            u.upstream_cost,
+            u.upstream_cost, u.uncosted_requests,
         ]
         for u in DailyUsage.objects.filter(day=DAY)
     }  # fmt: skip

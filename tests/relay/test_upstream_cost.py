@@ -8,6 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from decimal import Decimal
 
+import openai
+import pytest
+
 from billing.models import UncollectedUsage
 from billing.services import price_set
 from logs.models import RequestLog
@@ -67,9 +70,7 @@ def test_a_channel_row_wins_over_its_types_row_and_cache_prices_apply(
         output_per_1m=400_000,
         cache_read_per_1m=10_000,
     )
-    fake.configure(
-        usage=Usage(prompt_tokens=10_000, completion_tokens=1_000, cached_tokens=8_000)
-    )
+    fake.configure(usage=Usage(prompt_tokens=10_000, completion_tokens=1_000, cached_tokens=8_000))
 
     _chat(customer, stream=True, stream_options={"include_usage": True})
 
@@ -127,10 +128,8 @@ def test_a_request_no_upstream_served_costs_the_operator_nothing_recorded(
 ) -> None:
     fake.fail(400)
 
-    try:
+    with pytest.raises(openai.BadRequestError):
         _chat(ready)
-    except Exception:  # noqa: BLE001 - the SDK's error for the 400 is not the point
-        pass
 
     log = _log()
     assert log.status_code == 400
