@@ -254,3 +254,7 @@ class AnnouncementAdmin(admin.ModelAdmin[Announcement]):
         for pk in pending:
             email_announcement.delay(pk)
         self.message_user(request, f"Emailing of {len(pending)} announcement(s) queued.")
+
+
+# Support work orders: their admin lives with them.
+import accounts.support.admin  # noqa: E402, F401

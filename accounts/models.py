@@ -12,6 +12,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from tokenhub.fields import EncryptedTextField
+
 
 class UserManager(BaseUserManager["User"]):
     # Django's createsuperuser calls this; product code uses accounts.services.user_create.
@@ -315,3 +317,98 @@ class Announcement(models.Model):
 
     def __str__(self) -> str:
         return self.title_en
+
+
+# --- Support work orders (accounts/support) --------------------------------------------
+
+
+class WorkOrder(models.Model):
+    """A customer's support request and its conversation with staff.
+
+    The subject and messages are content the customer chose to send: stored, exported with
+    their data and removed by account deletion (accounts/support/services.py).
+    """
+
+    class Category(models.TextChoices):
+        BILLING = "billing", _("Billing")
+        TECHNICAL = "technical", _("Technical")
+        ACCOUNT = "account", _("Account")
+        ABUSE = "abuse", _("Abuse report")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("Open")
+        WAITING_ON_CUSTOMER = "waiting_customer", _("Waiting on customer")
+        WAITING_ON_STAFF = "waiting_staff", _("Waiting on staff")
+        RESOLVED = "resolved", _("Resolved")
+        CLOSED = "closed", _("Closed")
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="work_orders"
+    )
+    opened_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    category = models.CharField(max_length=16, choices=Category.choices)
+    subject = models.CharField(max_length=200)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        limit_choices_to={"is_staff": True},
+    )
+    # Request ids of the organization's own logs.RequestLog rows, checked when given.
+    request_ids = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    # Since when the order waits for staff (open or waiting on staff): the queue's order.
+    waiting_since = models.DateTimeField(null=True, blank=True)
+    first_response_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes: ClassVar = [
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["status", "waiting_since"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.subject}"
+
+
+class WorkOrderMessage(models.Model):
+    """One message of a work order's thread; an internal note is seen by staff only."""
+
+    work_order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="messages")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_staff = models.BooleanField(default=False)
+    internal = models.BooleanField(default=False)
+    body = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering: ClassVar = ["created_at", "pk"]
+
+    def __str__(self) -> str:
+        return f"message {self.pk} of work order {self.work_order_id}"
+
+
+class WorkOrderAttachment(models.Model):
+    """A file sent with a message: PNG, JPEG, PDF or plain text by its content, at most
+    5 MB, its bytes base64-encoded inside a Fernet token (tokenhub.fields)."""
+
+    message = models.ForeignKey(
+        WorkOrderMessage, on_delete=models.CASCADE, related_name="attachments"
+    )
+    name = models.CharField(max_length=120)
+    content_type = models.CharField(max_length=32)
+    size = models.PositiveIntegerField()
+    data = EncryptedTextField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name

@@ -38,6 +38,8 @@ from accounts.models import (
     Organization,
     User,
 )
+from accounts.support.selectors import workorders_export
+from accounts.support.services import workorders_erase_for
 from billing.models import LedgerEntry, PaymentEvent
 from logs.models import AuditEvent, RequestLog
 from logs.services import audit_record
@@ -102,6 +104,7 @@ def account_delete(*, user: User) -> None:
         SocialAccount.objects.filter(user=user).delete()
         Authenticator.objects.filter(user=user).delete()
         DataExport.objects.filter(user=user).delete()
+        workorders_erase_for(user=user, personal=personal)
         Invitation.objects.filter(email__iexact=email).delete()
         # Providers echo the payer's email in their events (Stripe's customer_details).
         for event in PaymentEvent.objects.filter(payload__icontains=email):
@@ -255,4 +258,6 @@ def data_export_contents(*, user: User) -> dict[str, Any]:
                 "ip", "user_agent", "created_at", "last_seen_at"
             )
         ),
+        # Their support work orders and messages; attachments by name and size only.
+        "work_orders": workorders_export(user=user),
     }

@@ -552,3 +552,7 @@ CELERY_BEAT_SCHEDULE["margin-alerts"] = {
     "task": "relay.margin_tasks.margin_alerts",
     "schedule": 3600.0,
 }
+
+# --- Support work orders (accounts/support) -------------------------------------------
+# Where new work orders and customer replies are announced; empty: every active staff user.
+SUPPORT_EMAIL = envstr("SUPPORT_EMAIL")

@@ -33,6 +33,7 @@ urlpatterns = [
     path("api/v1/", include("tokenhub.api_urls")),
     # --- media (relay) ---
     path("dashboard/media/", include("relay.urls")),
+    path("dashboard/support/", include("accounts.support.urls")),
     path("", include("logs.urls")),
     # billing: portal page, provider webhooks, return page
     path("", include("billing.urls")),
