@@ -32,7 +32,7 @@ from billing.models import (
 )
 from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.providers import ProviderError, ProviderUnavailable
-from billing.services import wallet_adjust
+from billing.services import wallet_adjust, wallet_credit_limit_set
 from billing.subscriptions import (
     CURRENT,
     SubscriptionError,
@@ -69,9 +69,34 @@ class AdjustForm(forms.Form):
         return micros
 
 
+class CreditLineForm(forms.Form):
+    limit = forms.CharField(
+        label="Credit line (USD)",
+        max_length=32,
+        help_text="The balance may go down to minus this. 0 withdraws the credit line.",
+    )
+    reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 3}))
+
+    def clean_limit(self) -> int:
+        try:
+            micros = usd_to_micros(self.cleaned_data["limit"])
+        except InvalidAmount as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if micros < 0:
+            raise forms.ValidationError("a credit line cannot be negative")
+        return micros
+
+
 @admin.register(Wallet)
 class WalletAdmin(ReadOnlyAdmin):
-    list_display = ("organization", "balance_usd", "held_usd", "updated_at", "adjust_link")
+    list_display = (
+        "organization",
+        "balance_usd",
+        "held_usd",
+        "credit_line_usd",
+        "updated_at",
+        "adjust_link",
+    )
     search_fields = ("organization__name",)
     list_select_related = ("organization",)
 
@@ -83,10 +108,17 @@ class WalletAdmin(ReadOnlyAdmin):
     def held_usd(self, obj: Wallet) -> str:
         return micros_to_usd(obj.held)
 
+    @admin.display(description="credit line (USD)")
+    def credit_line_usd(self, obj: Wallet) -> str:
+        return micros_to_usd(obj.credit_limit) if obj.credit_limit else "-"
+
     @admin.display(description="")
     def adjust_link(self, obj: Wallet) -> str:
-        url = reverse("admin:billing_wallet_adjust", args=[obj.pk])
-        return format_html('<a href="{}">Adjust balance</a>', url)
+        adjust = reverse("admin:billing_wallet_adjust", args=[obj.pk])
+        line = reverse("admin:billing_wallet_credit_line", args=[obj.pk])
+        return format_html(
+            '<a href="{}">Adjust balance</a> · <a href="{}">Credit line</a>', adjust, line
+        )
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return bool(request.user.is_staff)
@@ -97,9 +129,44 @@ class WalletAdmin(ReadOnlyAdmin):
                 "<int:pk>/adjust/",
                 self.admin_site.admin_view(self.adjust_view),
                 name="billing_wallet_adjust",
-            )
+            ),
+            path(
+                "<int:pk>/credit-line/",
+                self.admin_site.admin_view(self.credit_line_view),
+                name="billing_wallet_credit_line",
+            ),
         ]
         return custom + super().get_urls()
+
+    def credit_line_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Grant, change or withdraw a credit line: superusers only, with a reason."""
+        if not request.user.is_superuser:
+            messages.error(request, "Only superusers may grant credit lines.")
+            return HttpResponseRedirect(reverse("admin:billing_wallet_changelist"))
+        wallet = get_object_or_404(Wallet.objects.select_related("organization"), pk=pk)
+        form = CreditLineForm(
+            request.POST or None, initial={"limit": micros_to_usd(wallet.credit_limit)}
+        )
+        if request.method == "POST" and form.is_valid():
+            wallet = wallet_credit_limit_set(
+                organization=wallet.organization,
+                limit=form.cleaned_data["limit"],
+                reason=form.cleaned_data["reason"],
+                set_by=request.user,
+            )
+            messages.success(
+                request, f"Credit line set to {micros_to_usd(wallet.credit_limit)} USD."
+            )
+            return HttpResponseRedirect(reverse("admin:billing_wallet_changelist"))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Credit line: {wallet.organization}",
+            "wallet": wallet,
+            "balance": micros_to_usd(wallet.balance),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/billing/wallet_credit_line.html", context)
 
     def adjust_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         if not request.user.is_superuser:

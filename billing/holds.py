@@ -1,13 +1,14 @@
 """Holds: credit reserved before a request reaches an upstream, settled or released after.
 
 Guarantees (tested on PostgreSQL under concurrency):
-- a hold is placed only if the wallet's available credit (balance - held) covers it and,
-  for keys with a spend limit, the key's period spend + held covers it too;
+- a hold is placed only if the wallet's available credit (balance + credit line - held)
+  covers it and, for keys with a spend limit, the key's period spend + held covers it too;
 - settling is exactly once per reference: the charge's ledger row is unique on
   ("request", reference), and the hold row is deleted in the same transaction;
 - a charge never exceeds its hold: usage reported beyond it is recorded as
   `UncollectedUsage` (the operator's loss, flagged per channel), so relay traffic never
-  drives a balance below zero nor a key past its spend limit;
+  drives a balance below its floor (zero, or minus its credit line) nor a key past its
+  spend limit;
 - a hold whose request can no longer settle (its process died, so its lease lapsed; or it
   outlived its expiry) is settled by `holds_sweep` from its last progress snapshot
   (billing/journal.py), at most the hold, or released when it has none.
@@ -124,7 +125,7 @@ def hold_place(
         wallet = Wallet.objects.select_for_update().filter(pk=wallet_id).first()
         if wallet is None:
             raise InsufficientBalance("no wallet")
-        available = wallet.balance - wallet.held
+        available = wallet.available  # a credit line lowers the floor below zero
         plan = False
         if admission.subscription_id is not None:
             failed = _caps_refused(admission.plan_caps, amount=amount, now=clock, plan=True)

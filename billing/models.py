@@ -58,17 +58,28 @@ class Wallet(models.Model):
         "accounts.Organization", on_delete=models.PROTECT, related_name="wallet"
     )
     balance = models.BigIntegerField(default=0)
-    # Sum of open holds; available credit is balance - held.
+    # Sum of open holds; available credit is balance + credit_limit - held.
     held = models.BigIntegerField(default=0)
+    # A credit line granted by staff: the balance may go down to -credit_limit (the hold
+    # checks this floor as it checks zero without one). 0: prepaid only.
+    credit_limit = models.BigIntegerField(default=0, db_default=0, help_text="micro-USD")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         constraints: ClassVar = [
-            models.CheckConstraint(condition=models.Q(held__gte=0), name="wallet_held_nonneg")
+            models.CheckConstraint(condition=models.Q(held__gte=0), name="wallet_held_nonneg"),
+            models.CheckConstraint(
+                condition=models.Q(credit_limit__gte=0), name="wallet_credit_limit_nonneg"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"wallet of org {self.organization_id}"
+
+    @property
+    def available(self) -> int:
+        """What new holds may still take: the balance, the credit line, less what is held."""
+        return self.balance + self.credit_limit - self.held
 
 
 class LedgerEntry(models.Model):

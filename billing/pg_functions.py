@@ -108,11 +108,12 @@ BEGIN
     IF p_sub IS NULL AND jsonb_array_length(p_caps) = 0 THEN
         -- No plan, no caps (most requests): one conditional update, as before plans.
         UPDATE billing_wallet SET held = held + p_amount
-         WHERE id = p_wallet AND balance >= held + p_amount
-        RETURNING balance - held INTO available;
+         WHERE id = p_wallet AND balance + credit_limit >= held + p_amount
+        RETURNING balance + credit_limit - held INTO available;
         IF NOT FOUND THEN
             outcome := 'low';
-            SELECT w.balance - w.held INTO available FROM billing_wallet w WHERE w.id = p_wallet;
+            SELECT w.balance + w.credit_limit - w.held INTO available
+              FROM billing_wallet w WHERE w.id = p_wallet;
             RETURN;
         END IF;
         IF p_key IS NOT NULL AND NOT th_key_hold(p_key, p_amount) THEN
@@ -129,7 +130,8 @@ BEGIN
         RETURN;
     END IF;
     -- A plan or caps: lock the wallet first, then count.
-    SELECT w.balance, w.held INTO v_balance, v_held
+    -- A credit line lowers the floor: the balance may go down to -credit_limit.
+    SELECT w.balance + w.credit_limit, w.held INTO v_balance, v_held
       FROM billing_wallet w WHERE w.id = p_wallet FOR UPDATE;
     IF NOT FOUND THEN
         outcome := 'low'; available := 0; RETURN;

@@ -28,7 +28,7 @@ from accounts.models import ApiKey
 from billing.models import Hold, Lease, LedgerEntry, PaymentEvent, TopUp, UncollectedUsage, Wallet
 from billing.money import micros_to_usd
 from billing.topups import SOURCE_TOPUP
-from logs.models import UNCOSTED, RequestLog
+from logs.models import UNCOSTED, AuditEvent, RequestLog
 
 # Holds are swept every minute; one this far past its expiry means the sweep is not running.
 HOLD_GRACE = dt.timedelta(minutes=15)
@@ -215,12 +215,14 @@ def _limits_and_floors() -> list[Discrepancy]:
                 f"{micros_to_usd(key.spend_limit or 0)}",
             )
         )
-    # A negative balance is explained by what took it below zero: a refund, a dispute or
-    # an adjustment may; a request charge never may (it is capped by its hold).
-    for wallet in Wallet.objects.filter(balance__lt=0).order_by("pk"):
+    # A balance below its floor (zero, or minus the widest credit line it had) is explained
+    # by what took it there: a refund, a dispute or an adjustment may; a request charge
+    # never may (it is capped by its hold, placed above the floor).
+    for wallet in Wallet.objects.filter(balance__lt=-F("credit_limit")).order_by("pk"):
+        floor = -_widest_credit_line(wallet)
         crossing = (
-            LedgerEntry.objects.filter(wallet=wallet, balance_after__lt=0)
-            .filter(balance_after__gte=F("amount"))  # the balance before it was >= 0
+            LedgerEntry.objects.filter(wallet=wallet, balance_after__lt=floor)
+            .filter(balance_after__gte=F("amount") + floor)  # the balance before was >= floor
             .order_by("-created_at", "-pk")
             .first()
         )
@@ -229,11 +231,21 @@ def _limits_and_floors() -> list[Discrepancy]:
                 Discrepancy(
                     "negative",
                     _wallet_name(wallet),
-                    f"balance {micros_to_usd(wallet.balance)}, taken below zero by "
-                    f"{crossing.source_type} {crossing.source_id}",
+                    f"balance {micros_to_usd(wallet.balance)}, taken below its floor of "
+                    f"{micros_to_usd(floor)} by {crossing.source_type} {crossing.source_id}",
                 )
             )
     return found
+
+
+def _widest_credit_line(wallet: Wallet) -> int:
+    """The widest credit line WALLET ever had: a charge may have spent a line since
+    lowered or withdrawn (billing.services.wallet_credit_limit_set audits each change)."""
+    granted = AuditEvent.objects.filter(
+        kind=AuditEvent.Kind.ORG_SETTINGS_CHANGED, organization_id=wallet.organization_id
+    ).values_list("meta", flat=True)
+    lines = [m["credit_limit_micros"] for m in granted if "credit_limit_micros" in m]
+    return max([wallet.credit_limit, *(v for v in lines if isinstance(v, int))])
 
 
 def _uncollected(*, since: dt.datetime) -> list[Discrepancy]:

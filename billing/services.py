@@ -82,6 +82,30 @@ def wallet_adjust(
     return entry
 
 
+def wallet_credit_limit_set(
+    *, organization: Organization, limit: int, reason: str, set_by: User | None
+) -> Wallet:
+    """Grant, change or withdraw (0) the organization's credit line: its balance may go
+    down to -LIMIT micro-USD. Holds already placed stay; new ones check the new floor.
+    Lowering it never touches the balance: a balance already below the new floor just
+    admits no request until it is back above. A reason is mandatory; the change is
+    audited with who made it."""
+    if limit < 0:
+        raise ValueError("a credit line cannot be negative")
+    if not reason.strip():
+        raise ValueError("a credit line change needs a reason")
+    with transaction.atomic():
+        wallet = Wallet.objects.select_for_update().get(organization=organization)
+        before = wallet.credit_limit
+        wallet.credit_limit = limit
+        wallet.save(update_fields=["credit_limit", "updated_at"])
+        audit_record(
+            kind="org_settings_changed", organization=organization, actor=set_by,
+            credit_limit_micros=limit, previous_micros=before, reason=reason.strip()[:500],
+        )  # fmt: skip
+    return wallet
+
+
 def wallet_create(*, organization: Organization) -> Wallet:
     wallet, _ = Wallet.objects.get_or_create(organization=organization)
     return wallet

@@ -194,8 +194,9 @@ def _page(request: HttpRequest, **forms: object) -> HttpResponse:
     context = {
         "section": "billing",
         "balance": wallet.balance,  # micro-USD, formatted by the template
-        "available": wallet.balance - wallet.held,
-        "negative": wallet.balance < 0,
+        "available": wallet.available,
+        "credit_limit": wallet.credit_limit,
+        "negative": wallet.balance < -wallet.credit_limit,  # below the floor
         "currency": settings.TOPUP_CURRENCY,
         "presets": settings.TOPUP_PRESETS_USD,
         "min_usd": settings.TOPUP_MIN_USD,

@@ -166,7 +166,7 @@ def _banner_threshold(wallet: Wallet | None) -> int:
 def overview(request: HttpRequest) -> HttpResponse:
     membership: Membership = request.membership  # type: ignore[attr-defined]
     wallet = Wallet.objects.filter(organization_id=membership.organization_id).first()
-    available = (wallet.balance - wallet.held) if wallet else 0
+    available = wallet.available if wallet else 0
     context: dict[str, Any] = {
         "section": "overview",
         "params": request.GET,

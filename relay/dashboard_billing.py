@@ -39,7 +39,7 @@ def _billing_figures(key_id: int) -> BillingFigures:
             end = max(end, subscription.grace_until)
         until = int(end.timestamp())
     return BillingFigures(
-        available=wallet.balance - wallet.held,
+        available=wallet.available,
         spent=key.spent,
         limit=key.spend_limit,
         plan=plan,
