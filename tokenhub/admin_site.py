@@ -1,5 +1,5 @@
 """The admin site: TokenHub's branding, the links operators need, the mailbox page and the
-margins page (tokenhub/margins_page.py).
+margins page (relay/margins_page.py).
 
 Installed in place of django.contrib.admin (see the embedded-mode block of settings), so
 `admin.site` and every `@admin.register` stay as they are.
@@ -30,7 +30,7 @@ class TokenHubAdminSite(admin.AdminSite):
         mailbox = path("mailbox/", self.admin_view(self.mailbox_view), name="mailbox")
         # Imported here, not above: this module is loaded with the app registry (the admin's
         # AppConfig), before any model may be imported; URLs are built once it is ready.
-        from tokenhub.margins_page import margins_page
+        from relay.margins_page import margins_page
 
         margins = path("margins/", self.admin_view(margins_page), name="margins")
         return [mailbox, margins, *super().get_urls()]
