@@ -16,6 +16,7 @@ from accounts.models import Organization
 from billing.codes import MAX_BATCH, redemption_batch_create, redemption_batch_download
 from billing.exceptions import RedemptionError
 from billing.models import (
+    PRICE_FIELDS,
     CreditNote,
     Hold,
     LedgerEntry,
@@ -263,18 +264,7 @@ class PricingGroupAdmin(admin.ModelAdmin[PricingGroup]):
 
 @admin.register(Price)
 class PriceAdmin(admin.ModelAdmin[Price]):
-    list_display = (
-        "model",
-        "input_per_1m",
-        "output_per_1m",
-        "cache_read_per_1m",
-        "cache_write_per_1m",
-        "cache_write_1h_per_1m",
-        "per_request",
-        "per_image",
-        "per_second",
-        "updated_at",
-    )
+    list_display = ("model", *PRICE_FIELDS, "updated_at")
     search_fields = ("model",)
 
 

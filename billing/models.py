@@ -28,10 +28,10 @@ class PricingGroup(models.Model):
         return f"{self.name} (x{self.multiplier})"
 
 
-class Price(models.Model):
-    """What a model costs, in micro-USD per 1M tokens (or per unit)."""
+class PriceFields(models.Model):
+    """A price sheet's columns, in micro-USD per 1M tokens (or per unit): what customers
+    pay (Price) and what upstreams charge the operator (relay.CostPrice)."""
 
-    model = models.CharField(max_length=200, unique=True)
     input_per_1m = models.BigIntegerField(default=0)
     output_per_1m = models.BigIntegerField(default=0)
     cache_read_per_1m = models.BigIntegerField(null=True, blank=True)
@@ -44,6 +44,27 @@ class Price(models.Model):
     per_request = models.BigIntegerField(default=0)
     per_image = models.BigIntegerField(default=0)
     per_second = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+PRICE_FIELDS = (
+    "input_per_1m",
+    "output_per_1m",
+    "cache_read_per_1m",
+    "cache_write_per_1m",
+    "cache_write_1h_per_1m",
+    "per_request",
+    "per_image",
+    "per_second",
+)
+
+
+class Price(PriceFields):
+    """What a model costs customers, before their pricing group's multiplier."""
+
+    model = models.CharField(max_length=200, unique=True)
     max_output_tokens = models.PositiveIntegerField(
         null=True, blank=True, help_text="Output cap used to size holds when a request sets none."
     )

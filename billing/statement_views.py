@@ -14,10 +14,9 @@ from accounts.models import Organization
 from billing.documents import party_lines
 from billing.models import Statement
 from billing.statements import (
-    period_parse,
     plan_charge_lines,
     statement_filename,
-    statement_for_period,
+    statement_for_month,
     statement_pdf,
     statement_summary,
 )
@@ -25,11 +24,8 @@ from billing.statements import (
 
 def _statement(request: HttpRequest, month: str) -> Statement:
     """The active organization's statement of MONTH (YYYY-MM), else 404."""
-    period = period_parse(month)
     organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
-    found = (
-        None if period is None else statement_for_period(organization=organization, period=period)
-    )
+    found = statement_for_month(organization=organization, month=month)
     if found is None:
         raise Http404("no statement for that month")
     return found

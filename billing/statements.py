@@ -272,6 +272,15 @@ def statement_for_period(*, organization: Organization, period: dt.date) -> Stat
     return Statement.objects.filter(organization=organization, period=period).first()
 
 
+def statement_for_month(*, organization: Organization, month: str) -> Statement | None:
+    """The organization's statement of MONTH as URLs write it (YYYY-MM); None for a month
+    without one or a string that is not a month."""
+    period = period_parse(month)
+    return (
+        None if period is None else statement_for_period(organization=organization, period=period)
+    )
+
+
 def statement_summary(statement: Statement) -> list[tuple[str, int]]:
     """The statement's balance lines in order: opening, each movement, closing."""
     return [

@@ -22,9 +22,8 @@ from accounts.models import Organization
 from billing.models import Statement
 from billing.money import micros_to_usd
 from billing.statements import (
-    period_parse,
     statement_filename,
-    statement_for_period,
+    statement_for_month,
     statement_pdf,
     statements_for_organization,
 )
@@ -95,11 +94,8 @@ def _body(statement: Statement) -> dict[str, Any]:
 
 
 def _statement(request: Request, month: str) -> Statement:
-    period = period_parse(month)
     organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
-    found = (
-        None if period is None else statement_for_period(organization=organization, period=period)
-    )
+    found = statement_for_month(organization=organization, month=month)
     if found is None:
         raise NotFound("no statement for that month")
     return found

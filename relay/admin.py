@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
+from billing.models import PRICE_FIELDS
 from billing.money import micros_to_usd
 from billing.selectors import uncollected_recent
 from relay import cooldown
@@ -113,17 +114,7 @@ class OverreportFilter(admin.SimpleListFilter):
         return queryset
 
 
-_COST_FIELDS = (
-    "model",
-    "input_per_1m",
-    "output_per_1m",
-    "cache_read_per_1m",
-    "cache_write_per_1m",
-    "cache_write_1h_per_1m",
-    "per_request",
-    "per_image",
-    "per_second",
-)
+_COST_FIELDS = ("model", *PRICE_FIELDS)
 
 
 class CostPriceInline(admin.TabularInline[CostPrice, Channel]):

@@ -9,6 +9,7 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from billing.models import PriceFields
 from tokenhub.fields import EncryptedTextField, reveal
 
 
@@ -88,7 +89,7 @@ class Channel(models.Model):
         return [k.strip() for k in reveal(self.api_keys).splitlines() if k.strip()]
 
 
-class CostPrice(models.Model):
+class CostPrice(PriceFields):
     """What an upstream charges the operator for a model: its list prices, in micro-USD
     per 1M tokens or per unit, keyed by the upstream's model name (after the channel's
     model map). A row for one channel wins over the row for every channel of its type;
@@ -105,18 +106,6 @@ class CostPrice(models.Model):
     )
     channel_type = models.CharField(max_length=32, choices=Channel.Type.choices, blank=True)
     model = models.CharField(max_length=200, help_text="The upstream's model name.")
-    input_per_1m = models.BigIntegerField(default=0)
-    output_per_1m = models.BigIntegerField(default=0)
-    cache_read_per_1m = models.BigIntegerField(null=True, blank=True)
-    cache_write_per_1m = models.BigIntegerField(
-        null=True, blank=True, help_text="5-minute cache writes; empty: the input price"
-    )
-    cache_write_1h_per_1m = models.BigIntegerField(
-        null=True, blank=True, help_text="1-hour cache writes; empty: the 5-minute write price"
-    )
-    per_request = models.BigIntegerField(default=0)
-    per_image = models.BigIntegerField(default=0)
-    per_second = models.BigIntegerField(default=0)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

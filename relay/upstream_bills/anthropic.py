@@ -30,7 +30,6 @@ tokens but no cost; they are not bills and are not read here.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
 
 from relay.upstream_bills.lines import (
     BillFormatError,
@@ -47,8 +46,8 @@ from relay.upstream_bills.reading import (
     as_text,
     bucket_day,
     csv_rows,
-    json_documents,
     moment_from_iso,
+    page_buckets,
 )
 
 WHAT_CSV = "Anthropic Console cost CSV"
@@ -70,42 +69,28 @@ def parse_cost_csv(data: bytes | str) -> list[BillLine]:
     return lines_aggregate(raw)
 
 
-def _pages(data: bytes | str) -> list[dict[str, Any]]:
-    pages: list[dict[str, Any]] = []
-    for n, doc in enumerate(json_documents(data, WHAT_JSON)):
-        items = doc if isinstance(doc, list) else [doc]
-        for i, page in enumerate(items):
-            pages.append(as_object(page, f"{WHAT_JSON}: document {n + 1}, page {i + 1}"))
-    return pages
-
-
 def parse_cost_report(data: bytes | str) -> list[BillLine]:
     raw = []
-    for p, page in enumerate(_pages(data)):
-        if "data" not in page:
-            raise BillFormatError(f"{WHAT_JSON}: page {p + 1}: no 'data' list of buckets")
-        for b, bucket in enumerate(as_list(page["data"], f"{WHAT_JSON}: page {p + 1}: data")):
-            where = f"{WHAT_JSON}: page {p + 1}: data[{b}]"
-            bucket = as_object(bucket, where)
-            start = moment_from_iso(bucket.get("starting_at"), f"{where}.starting_at")
-            end = None
-            if bucket.get("ending_at") is not None:
-                end = moment_from_iso(bucket.get("ending_at"), f"{where}.ending_at")
-            day = bucket_day(start, end, where)
-            for r, result in enumerate(as_list(bucket.get("results", []), f"{where}.results")):
-                at = f"{where}.results[{r}]"
-                result = as_object(result, at)
-                currency = as_text(result.get("currency"), f"{at}.currency")
-                if currency and currency.upper() != "USD":
-                    raise BillFormatError(f"{at}: currency {currency[:10]!r}; only USD is read")
-                cents = decimal_read(result.get("amount"), f"{at}.amount")
-                raw.append(
-                    RawLine(
-                        day=day,
-                        model=as_text(result.get("model"), f"{at}.model").lower()[:200],
-                        usd=cents / CENTS,
-                    )
+    for where, bucket in page_buckets(data, WHAT_JSON):
+        start = moment_from_iso(bucket.get("starting_at"), f"{where}.starting_at")
+        end = None
+        if bucket.get("ending_at") is not None:
+            end = moment_from_iso(bucket.get("ending_at"), f"{where}.ending_at")
+        day = bucket_day(start, end, where)
+        for r, result in enumerate(as_list(bucket.get("results", []), f"{where}.results")):
+            at = f"{where}.results[{r}]"
+            result = as_object(result, at)
+            currency = as_text(result.get("currency"), f"{at}.currency")
+            if currency and currency.upper() != "USD":
+                raise BillFormatError(f"{at}: currency {currency[:10]!r}; only USD is read")
+            cents = decimal_read(result.get("amount"), f"{at}.amount")
+            raw.append(
+                RawLine(
+                    day=day,
+                    model=as_text(result.get("model"), f"{at}.model").lower()[:200],
+                    usd=cents / CENTS,
                 )
-                if len(raw) > MAX_ROWS:
-                    raise BillFormatError(f"{WHAT_JSON}: more than {MAX_ROWS:,} results")
+            )
+            if len(raw) > MAX_ROWS:
+                raise BillFormatError(f"{WHAT_JSON}: more than {MAX_ROWS:,} results")
     return lines_aggregate(raw)

@@ -28,8 +28,6 @@ for idle days, amounts such as "0.8958740000000000").
 
 from __future__ import annotations
 
-from typing import Any
-
 from relay.upstream_bills.lines import (
     BillFormatError,
     BillLine,
@@ -44,9 +42,9 @@ from relay.upstream_bills.reading import (
     as_text,
     bucket_day,
     csv_rows,
-    json_documents,
     moment_from_iso,
     moment_from_unix,
+    page_buckets,
 )
 
 WHAT_CSV = "OpenAI cost CSV"
@@ -93,43 +91,29 @@ def parse_costs_csv(data: bytes | str) -> list[BillLine]:
     return lines_aggregate(raw)
 
 
-def _pages(data: bytes | str) -> list[dict[str, Any]]:
-    pages: list[dict[str, Any]] = []
-    for n, doc in enumerate(json_documents(data, WHAT_JSON)):
-        items = doc if isinstance(doc, list) else [doc]
-        for i, page in enumerate(items):
-            pages.append(as_object(page, f"{WHAT_JSON}: document {n + 1}, page {i + 1}"))
-    return pages
-
-
 def parse_costs_json(data: bytes | str) -> list[BillLine]:
     raw = []
-    for p, page in enumerate(_pages(data)):
-        if "data" not in page:
-            raise BillFormatError(f"{WHAT_JSON}: page {p + 1}: no 'data' list of buckets")
-        for b, bucket in enumerate(as_list(page["data"], f"{WHAT_JSON}: page {p + 1}: data")):
-            where = f"{WHAT_JSON}: page {p + 1}: data[{b}]"
-            bucket = as_object(bucket, where)
-            start = moment_from_unix(bucket.get("start_time"), f"{where}.start_time")
-            end = None
-            if bucket.get("end_time") is not None:
-                end = moment_from_unix(bucket.get("end_time"), f"{where}.end_time")
-            day = bucket_day(start, end, where)
-            results = as_list(bucket.get("results", []), f"{where}.results")
-            for r, result in enumerate(results):
-                at = f"{where}.results[{r}]"
-                result = as_object(result, at)
-                if result.get("amount") is None:
-                    continue
-                amount = as_object(result["amount"], f"{at}.amount")
-                _currency_check(as_text(amount.get("currency"), f"{at}.amount.currency"), at)
-                raw.append(
-                    RawLine(
-                        day=day,
-                        model=model_from_line_item(as_text(result.get("line_item"), at))[:200],
-                        usd=decimal_read(amount.get("value"), f"{at}.amount.value"),
-                    )
+    for where, bucket in page_buckets(data, WHAT_JSON):
+        start = moment_from_unix(bucket.get("start_time"), f"{where}.start_time")
+        end = None
+        if bucket.get("end_time") is not None:
+            end = moment_from_unix(bucket.get("end_time"), f"{where}.end_time")
+        day = bucket_day(start, end, where)
+        results = as_list(bucket.get("results", []), f"{where}.results")
+        for r, result in enumerate(results):
+            at = f"{where}.results[{r}]"
+            result = as_object(result, at)
+            if result.get("amount") is None:
+                continue
+            amount = as_object(result["amount"], f"{at}.amount")
+            _currency_check(as_text(amount.get("currency"), f"{at}.amount.currency"), at)
+            raw.append(
+                RawLine(
+                    day=day,
+                    model=model_from_line_item(as_text(result.get("line_item"), at))[:200],
+                    usd=decimal_read(amount.get("value"), f"{at}.amount.value"),
                 )
-                if len(raw) > MAX_ROWS:
-                    raise BillFormatError(f"{WHAT_JSON}: more than {MAX_ROWS:,} results")
+            )
+            if len(raw) > MAX_ROWS:
+                raise BillFormatError(f"{WHAT_JSON}: more than {MAX_ROWS:,} results")
     return lines_aggregate(raw)

@@ -234,3 +234,24 @@ def bucket_day(start: dt.datetime, end: dt.datetime | None, where: str) -> dt.da
             "export with a bucket width of one day"
         )
     return start.date()
+
+
+def json_pages(data: bytes | str, what: str) -> list[dict[str, Any]]:
+    """The pages of a paginated JSON export: one page, a list of pages, or a page a line."""
+    pages: list[dict[str, Any]] = []
+    for n, doc in enumerate(json_documents(data, what)):
+        items = doc if isinstance(doc, list) else [doc]
+        for i, page in enumerate(items):
+            pages.append(as_object(page, f"{what}: document {n + 1}, page {i + 1}"))
+    return pages
+
+
+def page_buckets(data: bytes | str, what: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each time bucket (`data[]`) of each page, with where it stands for error messages
+    (the shape the OpenAI and Anthropic cost APIs share)."""
+    for p, page in enumerate(json_pages(data, what)):
+        if "data" not in page:
+            raise BillFormatError(f"{what}: page {p + 1}: no 'data' list of buckets")
+        for b, bucket in enumerate(as_list(page["data"], f"{what}: page {p + 1}: data")):
+            where = f"{what}: page {p + 1}: data[{b}]"
+            yield where, as_object(bucket, where)

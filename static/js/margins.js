@@ -16,24 +16,8 @@
   const dayText = fmt({ month: "short", day: "numeric" });
   const longDay = fmt({ weekday: "short", year: "numeric", month: "short", day: "numeric" });
 
-  // Money as the `money` template filter shows it: cents from a dollar up, else four
-  // significant digits (never "$0.00" for a real amount).
-  const grouped = new Intl.NumberFormat("en-US", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
-  const compact = new Intl.NumberFormat("en", { notation: "compact", maximumFractionDigits: 1 });
-  function money(micros) {
-    const value = micros / 1e6;
-    const size = Math.abs(value);
-    const sign = value < 0 ? "-" : "";
-    if (size >= 1 || size === 0) return sign + "$" + grouped.format(size);
-    const places = Math.min(6, 3 - Math.floor(Math.log10(size)));
-    const text = size.toFixed(places).replace(/0+$/, "");
-    const [whole, fraction] = text.split(".");
-    return sign + "$" + whole + "." + (fraction || "").padEnd(2, "0");
-  }
-  function moneyTick(micros) {
-    const value = micros / 1e6;
-    return Math.abs(value) >= 1000 ? "$" + compact.format(value) : money(micros);
-  }
+  const { money } = window.TokenHubMoney;
+  const moneyTick = window.TokenHubMoney.tickFormatter("en");
   function percent(i) {
     const revenue = data.revenue[i];
     if (!revenue) return "-";
