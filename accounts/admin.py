@@ -258,3 +258,6 @@ class AnnouncementAdmin(admin.ModelAdmin[Announcement]):
 
 # Support work orders: their admin lives with them.
 import accounts.support.admin  # noqa: E402, F401
+
+# Verified organizations: their admin lives with them.
+from accounts.verification import admin as _verification_admin  # noqa: E402, F401

@@ -82,6 +82,10 @@ class Organization(models.Model):
     billing_address = models.TextField(max_length=1000, blank=True)
     billing_country = models.CharField(max_length=2, blank=True, help_text="ISO 3166 code")
     tax_id = models.CharField(max_length=64, blank=True, help_text="VAT number, EIN, ...")
+    # Set when staff approve a verification request, cleared when they revoke it
+    # (accounts/verification); what it unlocks is the operator's VERIFICATION_* settings.
+    # Not editable: only those audited steps change it.
+    verified_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     def __str__(self) -> str:
@@ -409,6 +413,92 @@ class WorkOrderAttachment(models.Model):
     size = models.PositiveIntegerField()
     data = EncryptedTextField()
     created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+# --- Verified organizations (accounts/verification) -------------------------------------
+
+
+class VerificationRequest(models.Model):
+    """An organization's legal details and documents, reviewed by staff.
+
+    At most one open request (submitted or waiting for more information) per organization.
+    Its documents are deleted VERIFICATION_DOCUMENT_RETENTION_DAYS after it closed
+    (accounts/verification/services.py); the details and the decision stay.
+    """
+
+    class State(models.TextChoices):
+        SUBMITTED = "submitted", _("Under review")
+        MORE_INFO = "more_info", _("More information requested")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    OPEN_STATES: ClassVar = (State.SUBMITTED, State.MORE_INFO)
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="verification_requests"
+    )
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.SUBMITTED)
+    legal_name = models.CharField(max_length=200)
+    registration_number = models.CharField(max_length=64)
+    country = models.CharField(max_length=2, help_text="ISO 3166 code")
+    address = models.TextField(max_length=1000)
+    contact_name = models.CharField(max_length=150)
+    contact_email = models.EmailField()
+    # The customer's answer to a request for more information.
+    customer_note = models.TextField(max_length=4000, blank=True)
+    # Staff's reason for a rejection, or what more they need; shown to the customer.
+    staff_message = models.TextField(max_length=4000, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(default=timezone.now)
+    # When it was approved, rejected or withdrawn: the retention period starts here.
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["-created_at", "-pk"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["organization"],
+                condition=models.Q(state__in=["submitted", "more_info"]),
+                name="uniq_open_verification_request",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.legal_name}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in self.OPEN_STATES
+
+
+class VerificationDocument(models.Model):
+    """A document of a verification request: PDF, PNG or JPEG by its content, at most
+    10 MB, its bytes base64-encoded inside a Fernet token. When purged, `data` is emptied
+    and the name, size and SHA-256 stay as the record of what was seen."""
+
+    request = models.ForeignKey(
+        VerificationRequest, on_delete=models.CASCADE, related_name="documents"
+    )
+    name = models.CharField(max_length=120)
+    content_type = models.CharField(max_length=32)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    data = EncryptedTextField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    purged_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering: ClassVar = ["created_at", "pk"]
 
     def __str__(self) -> str:
         return self.name

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -12,13 +12,15 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
-from accounts.models import Organization
+from accounts.models import Organization, User
 from billing.codes import MAX_BATCH, redemption_batch_create, redemption_batch_download
 from billing.exceptions import RedemptionError
+from billing.invoices import invoice_label, invoice_mark_received
 from billing.models import (
     PRICE_FIELDS,
     CreditNote,
     Hold,
+    Invoice,
     LedgerEntry,
     PaymentEvent,
     Plan,
@@ -149,16 +151,20 @@ class WalletAdmin(ReadOnlyAdmin):
             request.POST or None, initial={"limit": micros_to_usd(wallet.credit_limit)}
         )
         if request.method == "POST" and form.is_valid():
-            wallet = wallet_credit_limit_set(
-                organization=wallet.organization,
-                limit=form.cleaned_data["limit"],
-                reason=form.cleaned_data["reason"],
-                set_by=request.user,
-            )
-            messages.success(
-                request, f"Credit line set to {micros_to_usd(wallet.credit_limit)} USD."
-            )
-            return HttpResponseRedirect(reverse("admin:billing_wallet_changelist"))
+            try:
+                wallet = wallet_credit_limit_set(
+                    organization=wallet.organization,
+                    limit=form.cleaned_data["limit"],
+                    reason=form.cleaned_data["reason"],
+                    set_by=request.user,
+                )
+            except ValueError as exc:  # e.g. the organization is not verified
+                form.add_error(None, str(exc))
+            else:
+                messages.success(
+                    request, f"Credit line set to {micros_to_usd(wallet.credit_limit)} USD."
+                )
+                return HttpResponseRedirect(reverse("admin:billing_wallet_changelist"))
         context = {
             **self.admin_site.each_context(request),
             "title": f"Credit line: {wallet.organization}",
@@ -747,3 +753,82 @@ class CreditNoteAdmin(ReadOnlyAdmin):
     search_fields = ("=number", "organization__name", "reason")
     raw_id_fields = ("organization", "ledger_entry", "topup")
     date_hierarchy = "issued_at"
+
+
+class InvoiceReceivedForm(forms.Form):
+    reference = forms.CharField(
+        max_length=200, help_text="The bank transfer's reference, as on the statement."
+    )
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(ReadOnlyAdmin):
+    """Issued on the 1st (billing/invoices.py). Staff with the "change invoice" permission
+    record a bank transfer here: the wallet is credited once and a suspension lifted."""
+
+    list_display = ("number", "organization", "amount_usd", "state", "issued_at", "due_at",
+                    "paid_at", "payment_reference", "received_link")  # fmt: skip
+    list_filter = ("state",)
+    search_fields = ("=number", "organization__name", "payment_reference")
+    raw_id_fields = ("organization", "statement", "paid_by")
+    list_select_related = ("organization",)
+    date_hierarchy = "issued_at"
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return bool(request.user.is_staff)
+
+    @admin.display(description="amount (USD)")
+    def amount_usd(self, obj: Invoice) -> str:
+        return micros_to_usd(obj.amount)
+
+    @admin.display(description="")
+    def received_link(self, obj: Invoice) -> str:
+        if obj.state != Invoice.State.OPEN:
+            return ""
+        url = reverse("admin:billing_invoice_received", args=[obj.pk])
+        return format_html('<a href="{}">Mark received (bank transfer)</a>', url)
+
+    def get_urls(self) -> list[URLPattern]:
+        custom = [
+            path(
+                "<int:pk>/received/",
+                self.admin_site.admin_view(self.received_view),
+                name="billing_invoice_received",
+            )
+        ]
+        return custom + super().get_urls()
+
+    def received_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        changelist = reverse("admin:billing_invoice_changelist")
+        if not request.user.has_perm("billing.change_invoice"):
+            messages.error(request, "You may not record invoice payments.")
+            return HttpResponseRedirect(changelist)
+        invoice = get_object_or_404(Invoice.objects.select_related("organization"), pk=pk)
+        label = invoice_label(invoice.number)
+        form = InvoiceReceivedForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            paid = invoice_mark_received(
+                invoice_id=invoice.pk,
+                reference=form.cleaned_data["reference"],
+                marked_by=cast(User, request.user),
+            )
+            if paid:
+                messages.success(
+                    request, f"{label} paid: {micros_to_usd(invoice.amount)} USD credited."
+                )
+            else:  # a double submission, or paid by its top-up meanwhile: nothing credited
+                messages.warning(
+                    request,
+                    f"{label} was no longer open; nothing credited. Record money received "
+                    "twice as a balance adjustment.",
+                )
+            return HttpResponseRedirect(changelist)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Mark {label} received: {invoice.organization}",
+            "invoice": invoice,
+            "amount": micros_to_usd(invoice.amount),
+            "form": form,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "billing/invoice_admin_received.html", context)

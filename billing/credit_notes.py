@@ -38,14 +38,15 @@ def tax_included(amount: int, rate: Decimal) -> int:
     return int(part.to_integral_value(rounding=ROUND_HALF_UP))
 
 
-def _next_number() -> int:
-    """Take the next credit-note number. The sequence row stays locked until the caller's
-    transaction ends, so concurrent refunds take consecutive numbers one after the other,
-    and a rolled-back refund gives its number back."""
+def _next_number(name: str = SEQUENCE) -> int:
+    """Take the next number of the document sequence NAME (credit notes; invoices share
+    it). The sequence row stays locked until the caller's transaction ends, so concurrent
+    refunds take consecutive numbers one after the other, and a rolled-back refund gives
+    its number back."""
     # INSERT ... ON CONFLICT DO NOTHING: the first refund ever creates the row, a racing
     # one waits for it instead of failing.
-    DocumentSequence.objects.bulk_create([DocumentSequence(name=SEQUENCE)], ignore_conflicts=True)
-    sequence = DocumentSequence.objects.select_for_update().get(name=SEQUENCE)
+    DocumentSequence.objects.bulk_create([DocumentSequence(name=name)], ignore_conflicts=True)
+    sequence = DocumentSequence.objects.select_for_update().get(name=name)
     sequence.last += 1
     sequence.save(update_fields=["last"])
     return sequence.last

@@ -84,6 +84,9 @@ class Wallet(models.Model):
     # A credit line granted by staff: the balance may go down to -credit_limit (the hold
     # checks this floor as it checks zero without one). 0: prepaid only.
     credit_limit = models.BigIntegerField(default=0, db_default=0, help_text="micro-USD")
+    # The number of the invoice whose non-payment suspends every key (billing/invoices.py);
+    # on the wallet because the relay reads it with every key load anyway.
+    overdue_invoice = models.CharField(max_length=32, blank=True, default="", db_default="")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -243,6 +246,10 @@ class TopUp(models.Model):
     disputed_amount = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
+    # "Pay now" of an invoice: crediting this top-up pays it, in the same transaction.
+    invoice = models.ForeignKey(
+        "Invoice", null=True, blank=True, on_delete=models.PROTECT, related_name="topups"
+    )
 
     class Meta:
         constraints: ClassVar = [
@@ -589,3 +596,51 @@ class CreditNote(models.Model):
 
     def __str__(self) -> str:
         return f"credit note {self.number}"
+
+
+class Invoice(models.Model):
+    """What an organization with a credit line owes at the end of a month: minus its
+    statement's closing balance, due INVOICE_DUE_DAYS later. Numbered in one unbroken
+    sequence (DocumentSequence "invoice"); one per statement.
+
+    States: open -> paid (by its own "Pay now" top-up or a transfer staff marked received)
+    or void (staff cancelled it)."""
+
+    class State(models.TextChoices):
+        OPEN = "open", _("Open")
+        PAID = "paid", _("Paid")
+        VOID = "void", _("Void")
+
+    number = models.BigIntegerField(unique=True)
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.PROTECT, related_name="invoices"
+    )
+    statement = models.OneToOneField(
+        Statement, null=True, blank=True, on_delete=models.PROTECT, related_name="invoice"
+    )
+    amount = models.BigIntegerField(help_text="micro-USD owed")
+    state = models.CharField(max_length=8, choices=State.choices, default=State.OPEN)
+    issued_at = models.DateTimeField(default=timezone.now)
+    due_at = models.DateTimeField(db_index=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    # "top-up 42", or the bank transfer's reference staff typed in.
+    payment_reference = models.CharField(max_length=200, blank=True)
+    paid_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    billed_to = models.JSONField(default=dict, blank=True)
+    issuer = models.JSONField(default=dict, blank=True)
+    # Each email claimed once (set before sending, given back if the send fails).
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    reminded_before_at = models.DateTimeField(null=True, blank=True)
+    reminded_due_at = models.DateTimeField(null=True, blank=True)
+    suspended_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-number",)
+        constraints: ClassVar = [
+            models.CheckConstraint(condition=models.Q(amount__gt=0), name="invoice_amount_pos"),
+        ]
+
+    def __str__(self) -> str:
+        return f"invoice {self.number}"

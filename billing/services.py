@@ -94,6 +94,8 @@ def wallet_credit_limit_set(
         raise ValueError("a credit line cannot be negative")
     if not reason.strip():
         raise ValueError("a credit line change needs a reason")
+    if limit > 0 and organization.verified_at is None:  # see accounts/verification
+        raise ValueError("credit lines are granted to verified organizations only")
     with transaction.atomic():
         wallet = Wallet.objects.select_for_update().get(organization=organization)
         before = wallet.credit_limit

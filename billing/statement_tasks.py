@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from billing.invoice_tasks import invoices_issue_for
 from billing.statements import (
     previous_period,
     statement_email,
@@ -20,6 +21,7 @@ def statements_issue_previous_month() -> int:
     issued = statements_issue_month(period=period)
     for statement_id in statements_to_email(period=period):
         send_statement_email.delay(statement_id)
+    invoices_issue_for(period)  # credit lines: what the statements show owed
     return len(issued)
 
 

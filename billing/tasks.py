@@ -11,6 +11,11 @@ from django.utils import timezone
 
 from billing import services
 from billing.holds import holds_sweep
+from billing.invoice_tasks import (  # noqa: F401  (autodiscovery imports tasks.py only)
+    invoices_overdue,
+    send_invoice_email,
+    send_invoice_reminder,
+)
 from billing.statement_tasks import (  # noqa: F401  (autodiscovery imports tasks.py only)
     send_statement_email,
     statements_issue_previous_month,

@@ -21,10 +21,12 @@ from django.utils.translation import gettext as _
 from accounts.models import Organization, User
 from billing.credit_notes import credit_note_issue
 from billing.exceptions import InvalidTopUp, PaymentMismatch, PaymentNotReady
+from billing.invoices import invoice_paid_by_topup
 from billing.models import LedgerEntry, PricingGroup, TopUp
 from billing.money import MICROS_PER_USD, InvalidAmount, usd_to_micros
 from billing.providers import PaymentStatus, ProviderError, provider_get
 from billing.services import DEFAULT_GROUP, wallet_credit
+from logs.anomalies.velocity import topup_velocity_check
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,13 @@ def topup_quote(*, organization: Organization, amount_usd: str | Decimal) -> Quo
         raise InvalidTopUp(
             _("A top-up is between %(low)s and %(high)s USD.") % {"low": low, "high": high}
         )
+    # Operator setting: larger top-ups only for organizations staff verified.
+    above = settings.VERIFICATION_REQUIRED_ABOVE_USD
+    if above and amount > Decimal(above) and organization.verified_at is None:
+        raise InvalidTopUp(
+            _("Top-ups above %(limit)s USD need a verified organization (organization page).")
+            % {"limit": Decimal(above)}
+        )
     percent = next((p for t, p in bonus_tiers() if amount >= t), Decimal(0))
     bonus = int((micros * percent / 100).to_integral_value(rounding=ROUND_HALF_UP))
     rate = topup_rate(organization=organization)
@@ -99,6 +108,7 @@ def topup_create(
     Raises InvalidTopUp, ProviderUnavailable or ProviderError (the top-up is then failed).
     Nothing is credited here: only a confirmed payment credits.
     """
+    topup_velocity_check(organization=organization)  # frozen while flagged for review
     payment = provider_get(provider)
     quote = topup_quote(organization=organization, amount_usd=amount_usd)
     topup = TopUp.objects.create(
@@ -149,6 +159,8 @@ def topup_confirm(*, topup_id: int, payment_id: str, amount: int, currency: str)
             topup.paid_at = timezone.now()
             topup.provider_payment_id = payment_id or topup.provider_payment_id
             topup.save(update_fields=["state", "paid_at", "provider_payment_id"])
+        if topup.invoice_id is not None:  # its invoice is paid in this same transaction
+            invoice_paid_by_topup(topup=topup)
     return created
 
 

@@ -44,6 +44,27 @@ urlpatterns = [
     ),
 ]
 
+# Invoices of credit lines (billing/invoices.py).
+from billing import invoice_views  # noqa: E402
+
+urlpatterns += [
+    path(
+        "dashboard/billing/invoices/<int:number>/",
+        invoice_views.invoice_page,
+        name="billing-invoice",
+    ),
+    path(
+        "dashboard/billing/invoices/<int:number>/pdf",
+        invoice_views.invoice_pdf_download,
+        name="billing-invoice-pdf",
+    ),
+    path(
+        "dashboard/billing/invoices/<int:number>/pay",
+        invoice_views.invoice_pay,
+        name="billing-invoice-pay",
+    ),
+]
+
 # Monthly statements (billing/statements.py).
 from billing import statement_views  # noqa: E402
 

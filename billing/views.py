@@ -37,6 +37,8 @@ from billing.forms import (
     RedeemForm,
     TopUpForm,
 )
+from billing.invoice_views import invoice_facts
+from billing.invoices import invoices_for_organization
 from billing.models import Plan, Subscription, TopUp
 from billing.money import micros_to_usd
 from billing.plans import WINDOWS, subscription_current
@@ -209,6 +211,7 @@ def _page(request: HttpRequest, **forms: object) -> HttpResponse:
         "next_month": month_after(month) if month < this_month else None,
         "topups": topups_for_organization(organization=org)[:20],
         "statements": statements_for_organization(organization=org)[:24],
+        "invoices": [invoice_facts(i) for i in invoices_for_organization(organization=org)[:24]],
         "credit_notes": [
             credit_note_facts(n) for n in credit_notes_for_organization(organization=org)[:20]
         ],

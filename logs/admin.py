@@ -137,3 +137,7 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+# Registers the anomaly alerts and review flags (logs/anomalies/admin.py).
+from logs.anomalies import admin as _anomalies_admin  # noqa: E402, F401

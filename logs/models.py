@@ -186,3 +186,129 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- Abuse and anomaly detection (logs/anomalies/) ----------------------------------------
+
+
+class AnomalyPolicy(models.Model):
+    """What an organization wants done when one of its keys spends far above its baseline
+    or is used from a new network. No row: both off."""
+
+    organization = models.OneToOneField(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="anomaly_policy"
+    )
+    suspend_keys = models.BooleanField(default=False)
+    alert_new_network = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        verbose_name_plural = "anomaly policies"
+
+    def __str__(self) -> str:
+        return f"org {self.organization_id}"
+
+
+class AnomalyAlert(models.Model):
+    """One alert that was sent: a spend anomaly of a key or organization, or a key's new
+    network. `api_key_id` 0 is the whole organization. `detail` holds amounts and the
+    network, never request content."""
+
+    class Kind(models.TextChoices):
+        KEY_SPEND = "key_spend", _("Key spend anomaly")
+        ORG_SPEND = "org_spend", _("Organization spend anomaly")
+        NEW_NETWORK = "new_network", _("Key used from a new network")
+
+    organization_id = models.BigIntegerField()
+    api_key_id = models.BigIntegerField(default=0)
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["organization_id", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.kind} org {self.organization_id} key {self.api_key_id}"
+
+
+class AnomalyCooldown(models.Model):
+    """Until when a subject (kind, organization, key) stays quiet after an alert. Claimed
+    with a conditional update, so two overlapping scans alert once."""
+
+    kind = models.CharField(max_length=16)
+    organization_id = models.BigIntegerField()
+    api_key_id = models.BigIntegerField(default=0)
+    until = models.DateTimeField()
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["kind", "organization_id", "api_key_id"], name="uniq_anomaly_cooldown"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.organization_id}/{self.api_key_id} until {self.until}"
+
+
+class KeyNetwork(models.Model):
+    """A client network (IPv4 /24, IPv6 /48) a key was used from, and when first."""
+
+    api_key_id = models.BigIntegerField()
+    network = models.CharField(max_length=64)
+    first_seen = models.DateTimeField()
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["api_key_id", "network"], name="uniq_key_network")
+        ]
+
+    def __str__(self) -> str:
+        return f"key {self.api_key_id} {self.network}"
+
+
+class AnomalyWatermark(models.Model):
+    """The last RequestLog id a scan has read (name: what the scan is)."""
+
+    name = models.CharField(max_length=32, primary_key=True)
+    last_id = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.last_id}"
+
+
+class ReviewFlag(models.Model):
+    """An organization flagged for review by the payment velocity rules. While a flag is
+    open (not cleared) the organization's new top-ups are refused; redemption codes still
+    work. At most one open flag per reason."""
+
+    class Reason(models.TextChoices):
+        FAILED_PAYMENTS = "failed_payments", _("Repeated failed payments")
+        SMALL_TOPUPS = "small_topups", _("Many small top-ups")
+        DISPUTE = "dispute", _("Payment disputed")
+
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+"
+    )
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    detail = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    cleared_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    clear_note = models.TextField(blank=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["organization", "reason"],
+                condition=models.Q(cleared_at__isnull=True),
+                name="uniq_open_review_flag",
+            )
+        ]
+        indexes: ClassVar = [models.Index(fields=["organization", "cleared_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.reason} org {self.organization_id}"

@@ -54,6 +54,7 @@ class KeyInfo:
     caps: tuple[Cap, ...] = ()  # the key's and its organization's (billing/caps.py)
     plan: PlanInfo | None = None  # the organization's current subscription
     plan_fallback: bool = True  # beyond the plan, pay from the balance (else 429)
+    overdue_invoice: str = ""  # an unpaid invoice's number: every request is refused (402)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,7 @@ def _load_key(key_hash: str) -> KeyInfo | None:
         ),
         plan=plan_info(subscription) if subscription else None,
         plan_fallback=org.plan_fallback,
+        overdue_invoice=org.wallet.overdue_invoice,
     )
 
 

@@ -54,6 +54,17 @@ def insufficient_quota(message: str) -> RelayError:
     return RelayError(402, message, type="insufficient_quota", code="insufficient_quota")
 
 
+def invoice_overdue(number: str, billing_url: str) -> RelayError:
+    # 402 like insufficient_quota (SDKs do not retry it), with its own code to tell them apart.
+    return RelayError(
+        402,
+        f"Invoice {number} is overdue: requests are refused until it is paid. Pay it on "
+        f"the billing page ({billing_url}) or by bank transfer quoting {number}.",
+        type="insufficient_quota",
+        code="invoice_overdue",
+    )
+
+
 def rate_limited(message: str, retry_after: int) -> RelayError:
     return RelayError(
         429,

@@ -556,3 +556,82 @@ CELERY_BEAT_SCHEDULE["margin-alerts"] = {
 # --- Support work orders (accounts/support) -------------------------------------------
 # Where new work orders and customer replies are announced; empty: every active staff user.
 SUPPORT_EMAIL = envstr("SUPPORT_EMAIL")
+
+# --- Verified organizations (accounts/verification) ------------------------------------
+# Documents of a closed (approved, rejected, withdrawn) request are deleted this many days
+# after it closed; the decision, the legal details and the documents' names, sizes and
+# hashes are kept.
+VERIFICATION_DOCUMENT_RETENTION_DAYS = envint("VERIFICATION_DOCUMENT_RETENTION_DAYS", 90)
+# Top-ups above this amount in USD need a verified organization (empty: no limit); credit
+# lines always do (billing.services.wallet_credit_limit_set).
+VERIFICATION_REQUIRED_ABOVE_USD = envstr("VERIFICATION_REQUIRED_ABOVE_USD")
+try:
+    _verification_above = (
+        Decimal(VERIFICATION_REQUIRED_ABOVE_USD) if VERIFICATION_REQUIRED_ABOVE_USD else None
+    )
+except InvalidOperation:
+    _verification_above = Decimal(-1)
+if (
+    _verification_above is not None
+    and not (_verification_above.is_finite() and _verification_above >= 0)
+) or VERIFICATION_DOCUMENT_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured(
+        "VERIFICATION_REQUIRED_ABOVE_USD must be empty or an amount in USD and "
+        "VERIFICATION_DOCUMENT_RETENTION_DAYS at least 1"
+    )
+# Autodiscovery imports each app's tasks.py only: the purge task lives in a subpackage.
+CELERY_IMPORTS = (*globals().get("CELERY_IMPORTS", ()), "accounts.verification.tasks")
+CELERY_BEAT_SCHEDULE["purge-verification-documents"] = {
+    "task": "accounts.verification.tasks.verification_documents_purge",
+    "schedule": _crontab(hour=3, minute=43),
+}
+
+# --- Abuse and anomaly detection, payment velocity (logs/anomalies) ----------------------
+# A key's (or organization's) last hour of spend alerts when it is over MULTIPLE times its
+# average hour of the previous 7 days and at least MIN_SPEND, or over the CEILING (empty:
+# no ceiling). One alert per key per COOLDOWN. Amounts in USD, as decimal strings.
+ANOMALY_SPEND_MULTIPLE = envint("ANOMALY_SPEND_MULTIPLE", 10)
+ANOMALY_MIN_SPEND_USD = envstr("ANOMALY_MIN_SPEND_USD", "5")
+ANOMALY_CEILING_USD_PER_HOUR = envstr("ANOMALY_CEILING_USD_PER_HOUR")
+ANOMALY_COOLDOWN_HOURS = envint("ANOMALY_COOLDOWN_HOURS", 6)
+# Within the window, this many failed top-ups, this many top-ups under SMALL_USD, or any
+# dispute flag the organization for review and freeze its top-ups until staff clear it.
+PAYMENT_VELOCITY_WINDOW_HOURS = envint("PAYMENT_VELOCITY_WINDOW_HOURS", 24)
+PAYMENT_VELOCITY_MAX_FAILED = envint("PAYMENT_VELOCITY_MAX_FAILED", 5)
+PAYMENT_VELOCITY_SMALL_USD = envstr("PAYMENT_VELOCITY_SMALL_USD", "5")
+PAYMENT_VELOCITY_MAX_SMALL = envint("PAYMENT_VELOCITY_MAX_SMALL", 10)
+for _name in (
+    "ANOMALY_MIN_SPEND_USD",
+    "ANOMALY_CEILING_USD_PER_HOUR",
+    "PAYMENT_VELOCITY_SMALL_USD",
+):
+    _value = globals()[_name]
+    try:
+        _usd = Decimal(_value) if _value else Decimal(0)
+    except InvalidOperation:
+        _usd = Decimal(-1)
+    if not _usd.is_finite() or _usd < 0:
+        raise ImproperlyConfigured(f"{_name} must be an amount in USD, got {_value!r}")
+if ANOMALY_SPEND_MULTIPLE < 1 or ANOMALY_COOLDOWN_HOURS < 1 or PAYMENT_VELOCITY_WINDOW_HOURS < 1:
+    raise ImproperlyConfigured(
+        "ANOMALY_SPEND_MULTIPLE, ANOMALY_COOLDOWN_HOURS and PAYMENT_VELOCITY_WINDOW_HOURS "
+        "must be at least 1"
+    )
+CELERY_BEAT_SCHEDULE["anomalies-scan"] = {
+    "task": "logs.anomalies.tasks.anomalies_scan",
+    "schedule": 300.0,
+}
+
+# --- Invoices of credit lines (billing/invoices.py) -------------------------------------
+# Issued on the 1st with the statements, due INVOICE_DUE_DAYS later; reminders
+# INVOICE_REMINDER_DAYS_BEFORE the due date and on it; INVOICE_GRACE_DAYS after it the
+# organization's keys are refused (402 invoice_overdue) until it is paid.
+INVOICE_DUE_DAYS = envint("INVOICE_DUE_DAYS", 30)
+INVOICE_REMINDER_DAYS_BEFORE = envint("INVOICE_REMINDER_DAYS_BEFORE", 7)
+INVOICE_GRACE_DAYS = envint("INVOICE_GRACE_DAYS", 7)
+if min(INVOICE_DUE_DAYS, INVOICE_REMINDER_DAYS_BEFORE, INVOICE_GRACE_DAYS) < 0:
+    raise ImproperlyConfigured("INVOICE_*_DAYS cannot be negative")
+CELERY_BEAT_SCHEDULE["invoices-overdue"] = {
+    "task": "billing.invoice_tasks.invoices_overdue",
+    "schedule": 3600.0,
+}

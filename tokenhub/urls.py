@@ -34,6 +34,8 @@ urlpatterns = [
     # --- media (relay) ---
     path("dashboard/media/", include("relay.urls")),
     path("dashboard/support/", include("accounts.support.urls")),
+    path("dashboard/org/anomaly-policy/", include("logs.anomalies.urls")),
+    path("dashboard/org/verification/", include("accounts.verification.urls")),
     path("", include("logs.urls")),
     # billing: portal page, provider webhooks, return page
     path("", include("billing.urls")),

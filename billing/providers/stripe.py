@@ -29,6 +29,7 @@ from billing.providers import (
     ProviderError,
     StatusReport,
 )
+from logs.anomalies.velocity import dispute_flag_raise
 
 if TYPE_CHECKING:
     from accounts.models import Organization
@@ -242,6 +243,7 @@ def event_apply(event: dict[str, Any]) -> str:
         entry = topup_dispute_record(
             topup_id=topup.pk, dispute_id=str(obj.get("id")), amount=int(obj.get("amount") or 0)
         )
+        dispute_flag_raise(organization_id=topup.organization_id, topup_id=topup.pk)
         return "debited" if entry else "already debited"
     return f"ignored: {kind}"
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import fnmatch
 
+from django.conf import settings
+
 from accounts.network import client_ip as resolve_client_ip
 from accounts.network import ip_allowed
 from relay.asgi_io import Request
 from relay.catalog import KeyInfo
-from relay.errors import forbidden, unauthorized
+from relay.errors import forbidden, invoice_overdue, unauthorized
 from relay.ratelimit import Limit, limiter
 
 
@@ -30,6 +32,9 @@ def authorize(key: KeyInfo, ip: str | None, now: dt.datetime) -> None:
         raise unauthorized("This API key has expired.")
     if key.allowed_networks and not ip_allowed(ip, key.allowed_networks):
         raise forbidden(f"Your IP address {ip} is not allowed to use this key.", "ip_not_allowed")
+    if key.overdue_invoice:  # last: only a caller who may use the key learns of the invoice
+        billing_url = settings.SITE_URL.rstrip("/") + "/dashboard/billing/"
+        raise invoice_overdue(key.overdue_invoice, billing_url)
 
 
 def authorize_model(key: KeyInfo, model: str) -> None:

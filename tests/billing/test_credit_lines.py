@@ -7,6 +7,7 @@ import pytest
 from django.core import mail
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from accounts.models import Organization, User
 from billing.models import LedgerEntry, Wallet
@@ -16,6 +17,12 @@ from logs.models import AuditEvent
 
 pytestmark = pytest.mark.embedded
 USD = 1_000_000
+
+
+@pytest.fixture(autouse=True)
+def _verified(org: Organization) -> None:
+    """Credit lines are granted to verified organizations only (docs/enterprise.md)."""
+    Organization.objects.filter(pk=org.pk).update(verified_at=timezone.now())
 
 
 @pytest.mark.django_db

@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
+from django.utils import timezone
 
 from accounts.models import Organization
 from billing.models import LedgerEntry, UncollectedUsage
@@ -19,6 +20,13 @@ from logs.models import RequestLog
 from tests.conftest import balance_set
 from tests.fakes.upstream import Usage
 from tests.relay.conftest import Customer, wait_for
+
+
+@pytest.fixture(autouse=True)
+def _verified(ready: Customer) -> None:
+    """Credit lines are granted to verified organizations only (docs/enterprise.md)."""
+    Organization.objects.filter(pk=ready.org.pk).update(verified_at=timezone.now())
+
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
 USD = 1_000_000
