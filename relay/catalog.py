@@ -55,6 +55,7 @@ class KeyInfo:
     plan: PlanInfo | None = None  # the organization's current subscription
     plan_fallback: bool = True  # beyond the plan, pay from the balance (else 429)
     overdue_invoice: str = ""  # an unpaid invoice's number: every request is refused (402)
+    verified: bool = False  # staff verified the organization (accounts/verification)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class ChannelInfo:
 
 def _load_key(key_hash: str) -> KeyInfo | None:
     from accounts.models import ApiKey
+    from billing.models import PricingGroup
     from billing.services import DEFAULT_GROUP
 
     key = (
@@ -96,8 +98,12 @@ def _load_key(key_hash: str) -> KeyInfo | None:
     org = key.organization
     subscription = subscription_current(organization_id=org.pk)
     plan_group = subscription.plan.pricing_group if subscription else None
-    # A key's own group wins, then the plan's, then the organization's.
+    verified = org.verified_at is not None
+    # A key's own group wins, then the plan's, then the organization's, then the one
+    # verification unlocks (VERIFIED_PRICING_GROUP).
     group = key.pricing_group or plan_group or org.pricing_group
+    if group is None and verified and settings.VERIFIED_PRICING_GROUP:
+        group = PricingGroup.objects.filter(name=settings.VERIFIED_PRICING_GROUP).first()
     return KeyInfo(
         id=key.pk,
         organization_id=org.pk,
@@ -109,7 +115,10 @@ def _load_key(key_hash: str) -> KeyInfo | None:
         allowed_networks=tuple(ipaddress.ip_network(n, strict=False) for n in key.allowed_ips),
         rpm_limit=key.rpm_limit,
         tpm_limit=key.tpm_limit,
-        org_rpm_limit=org.rpm_limit,
+        # Unverified organizations without their own limit get UNVERIFIED_RPM_LIMIT.
+        org_rpm_limit=org.rpm_limit
+        if org.rpm_limit is not None or verified
+        else settings.UNVERIFIED_RPM_LIMIT,
         org_tpm_limit=org.tpm_limit,
         group=group.name if group else DEFAULT_GROUP,
         multiplier=group.multiplier if group else Decimal(1),
@@ -124,6 +133,7 @@ def _load_key(key_hash: str) -> KeyInfo | None:
         plan=plan_info(subscription) if subscription else None,
         plan_fallback=org.plan_fallback,
         overdue_invoice=org.wallet.overdue_invoice,
+        verified=verified,
     )
 
 

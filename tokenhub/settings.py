@@ -635,3 +635,13 @@ CELERY_BEAT_SCHEDULE["invoices-overdue"] = {
     "task": "billing.invoice_tasks.invoices_overdue",
     "schedule": 3600.0,
 }
+
+# --- What verification unlocks in the relay (docs/enterprise.md) ------------------------
+# Models (shell-style patterns) only verified organizations may call; the pricing group a
+# verified organization without one of its own gets; the requests-per-minute limit of an
+# unverified organization that has none of its own (empty: none).
+VERIFIED_ONLY_MODELS = envlist("VERIFIED_ONLY_MODELS")
+VERIFIED_PRICING_GROUP = envstr("VERIFIED_PRICING_GROUP")
+UNVERIFIED_RPM_LIMIT: int | None = envint("UNVERIFIED_RPM_LIMIT", 0) or None
+if UNVERIFIED_RPM_LIMIT is not None and UNVERIFIED_RPM_LIMIT < 0:
+    raise ImproperlyConfigured("UNVERIFIED_RPM_LIMIT cannot be negative")

@@ -20,9 +20,16 @@ def client_ip(request: Request) -> str | None:
 
 
 def model_allowed(key: KeyInfo, model: str) -> bool:
+    if not key.verified and verified_only(model):
+        return False
     if not key.allowed_models:
         return True
     return any(fnmatch.fnmatchcase(model, pattern) for pattern in key.allowed_models)
+
+
+def verified_only(model: str) -> bool:
+    """MODEL is one verification unlocks (VERIFIED_ONLY_MODELS, shell-style patterns)."""
+    return any(fnmatch.fnmatchcase(model, p) for p in settings.VERIFIED_ONLY_MODELS)
 
 
 def authorize(key: KeyInfo, ip: str | None, now: dt.datetime) -> None:
@@ -38,6 +45,12 @@ def authorize(key: KeyInfo, ip: str | None, now: dt.datetime) -> None:
 
 
 def authorize_model(key: KeyInfo, model: str) -> None:
+    if not key.verified and verified_only(model):
+        raise forbidden(
+            f"The model '{model[:200]}' is available to verified organizations only: ask for "
+            "verification on your organization's page.",
+            "verification_required",
+        )
     if not model_allowed(key, model):
         raise forbidden(
             f"This API key is not allowed to use the model '{model[:200]}'.", "model_not_allowed"
