@@ -22,7 +22,8 @@ USD = 1_000_000
 @pytest.fixture(autouse=True)
 def _verified(org: Organization) -> None:
     """Credit lines are granted to verified organizations only (docs/enterprise.md)."""
-    Organization.objects.filter(pk=org.pk).update(verified_at=timezone.now())
+    org.verified_at = timezone.now()
+    org.save(update_fields=["verified_at"])
 
 
 @pytest.mark.django_db

@@ -25,7 +25,8 @@ from tests.relay.conftest import Customer, wait_for
 @pytest.fixture(autouse=True)
 def _verified(ready: Customer) -> None:
     """Credit lines are granted to verified organizations only (docs/enterprise.md)."""
-    Organization.objects.filter(pk=ready.org.pk).update(verified_at=timezone.now())
+    ready.org.verified_at = timezone.now()
+    ready.org.save(update_fields=["verified_at"])
 
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
