@@ -84,7 +84,7 @@ def _open(client: Client, **fields: object) -> Any:
         "body": "Since 9:00 every call answers 502.",
         "request_ids": "",
     } | fields
-    return client.post("/dashboard/support/new", data)
+    return client.post("/dashboard/support/new/", data)
 
 
 def _membership(user: User, organization: Organization) -> Membership:
@@ -271,7 +271,7 @@ def test_an_empty_list_leads_to_a_new_order(owner: User) -> None:
     html = _client(owner).get("/dashboard/support/").content.decode()
 
     assert "No work orders yet." in html
-    assert 'href="/dashboard/support/new"' in html
+    assert 'href="/dashboard/support/new/"' in html
     assert 'href="/dashboard/support/" aria-current="page"' in html
 
 
