@@ -18,7 +18,7 @@ import logging
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -62,9 +62,10 @@ def invoice_suspends_at(invoice: Invoice) -> dt.datetime:
 
 
 def invoice_issue(*, statement: Statement, now: dt.datetime | None = None) -> Invoice | None:
-    """Invoice what STATEMENT's organization owes: minus its closing balance, due
-    INVOICE_DUE_DAYS after NOW. None when nothing is owed or the organization has no
-    credit line (a prepaid balance below zero after a refund is not invoiced).
+    """Invoice what STATEMENT's organization owes: minus its closing balance, less what its
+    earlier invoices still open ask for, due INVOICE_DUE_DAYS after NOW. None when nothing
+    more is owed or the organization has no credit line (a prepaid balance below zero
+    after a refund is not invoiced).
 
     Atomic and idempotent: the statement row is locked, so concurrent runs issue one
     invoice per statement and take one number."""
@@ -80,11 +81,24 @@ def invoice_issue(*, statement: Statement, now: dt.datetime | None = None) -> In
         wallet = Wallet.objects.get(organization_id=statement.organization_id)
         if wallet.credit_limit <= 0:
             return None
+        # What earlier invoices still open already ask for is not asked for twice: the
+        # closing balance carries every unpaid month.
+        invoiced = (
+            Invoice.objects.filter(
+                organization_id=statement.organization_id,
+                state=Invoice.State.OPEN,
+                statement__period__lt=statement.period,
+            ).aggregate(total=Sum("amount"))["total"]
+            or 0
+        )
+        owed = -statement.closing_balance - invoiced
+        if owed <= 0:
+            return None
         invoice = Invoice.objects.create(
             number=_next_number(SEQUENCE),
             organization=statement.organization,
             statement=statement,
-            amount=-statement.closing_balance,
+            amount=owed,
             issued_at=now,
             due_at=now + dt.timedelta(days=settings.INVOICE_DUE_DAYS),
             # The parties as the statement froze them: the two documents agree.

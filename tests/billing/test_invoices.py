@@ -104,6 +104,21 @@ def test_it_invoices_only_credit_lines_that_owe_and_only_once(org: Organization)
     assert (invoice.issued_at, invoice.due_at) == (JUNE_1, DUE)
 
 
+def test_a_month_left_unpaid_is_not_invoiced_again_the_next_month(owing: Invoice) -> None:
+    org = owing.organization
+    spend(org, 2 * USD, dt.datetime(2025, 6, 15, tzinfo=dt.UTC))  # June's own usage
+    july_1 = dt.datetime(2025, 7, 1, 2, 30, tzinfo=dt.UTC)
+    statements_issue_month(period=dt.date(2025, 6, 1), now=july_1)
+
+    [june_id] = invoices_issue_month(period=dt.date(2025, 6, 1), now=july_1)
+
+    june = Invoice.objects.get(pk=june_id)
+    assert Statement.objects.get(organization=org, period=dt.date(2025, 6, 1)).closing_balance == (
+        -owing.amount - 2 * USD
+    )
+    assert (june.amount, june.number) == (2 * USD, owing.number + 1)  # June only: May is open
+
+
 def test_the_task_on_the_1st_invoices_after_the_statements_and_emails_once(
     org: Organization, monkeypatch: pytest.MonkeyPatch
 ) -> None:
