@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils.translation import gettext as _
-from fpdf import FPDF
-from fpdf.fonts import FontFace, TTFFont
 
 from billing.documents import party_lines
+
+if TYPE_CHECKING:
+    from fpdf import FPDF
+
+# fpdf2 (with fontTools and Pillow, about 20 MB) is imported when a document is drawn,
+# not with the URLs: relay workers never draw one.
 
 FONT_DIR = Path(settings.BASE_DIR) / "static" / "fonts"
 FONT = "DejaVu"
@@ -26,6 +31,9 @@ Table = tuple[str, list[str], list[list[str]]]
 
 @cache
 def _font_codepoints() -> frozenset[int]:
+    from fpdf import FPDF
+    from fpdf.fonts import TTFFont
+
     probe = FPDF()
     probe.add_font(FONT, "", FONT_DIR / "DejaVuSans.ttf")
     font = probe.fonts[FONT.lower()]
@@ -38,6 +46,8 @@ def _font_codepoints() -> frozenset[int]:
 
 
 def _close_fonts(pdf: FPDF) -> None:
+    from fpdf.fonts import TTFFont
+
     # fontTools keeps each font file open (lazy loading) until told otherwise.
     for font in pdf.fonts.values():
         if isinstance(font, TTFFont):
@@ -61,6 +71,8 @@ def pdf_document(
 ) -> bytes:
     """Render one document. In each table the first column is left-aligned and the others
     right-aligned (amounts); rows are strings already formatted by the caller."""
+    from fpdf import FPDF
+
     pdf = FPDF(format="A4")
     try:
         _render(pdf, title, issuer, billed_to, meta, tables, notes)
@@ -78,6 +90,8 @@ def _render(
     tables: list[Table],
     notes: list[str],
 ) -> None:
+    from fpdf.fonts import FontFace
+
     pdf.set_title(printable(title))
     pdf.set_creator("TokenHub")
     pdf.add_font(FONT, "", FONT_DIR / "DejaVuSans.ttf")
