@@ -38,7 +38,7 @@ def tax_included(amount: int, rate: Decimal) -> int:
     return int(part.to_integral_value(rounding=ROUND_HALF_UP))
 
 
-def _next_number(name: str = SEQUENCE) -> int:
+def document_number_next(name: str = SEQUENCE) -> int:
     """Take the next number of the document sequence NAME (credit notes; invoices share
     it). The sequence row stays locked until the caller's transaction ends, so concurrent
     refunds take consecutive numbers one after the other, and a rolled-back refund gives
@@ -82,7 +82,7 @@ def credit_note_issue(
             return existing
         organization = Organization.objects.get(wallet__pk=entry.wallet_id)
         return CreditNote.objects.create(
-            number=_next_number(),
+            number=document_number_next(),
             organization=organization,
             ledger_entry=entry,
             topup=topup,

@@ -61,14 +61,13 @@ from billing.finance_selectors import (
     finance_position,
     finance_rows,
 )
+from logs.csv_export import spreadsheet_safe
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 CSV_BATCH = 1000
 _BIGINT = 2**63 - 1
 _DIGITS = re.compile(r"[0-9]{1,19}")
-# A spreadsheet runs a cell that starts with one of these as a formula.
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 # --- Who may read it ----------------------------------------------------------------------
@@ -300,9 +299,7 @@ def _csv_cell(value: Any) -> Any:
         return ""
     if isinstance(value, dict | list):
         value = json.dumps(value, ensure_ascii=False, sort_keys=True)
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value  # text, not a formula, in a spreadsheet
-    return value
+    return spreadsheet_safe(value)
 
 
 def _csv_lines(

@@ -27,7 +27,7 @@ from django.utils.translation import gettext as _
 from accounts.models import Organization, User
 from accounts.revocations import key_change_publish
 from accounts.templatetags.portal_format import money_exact
-from billing.credit_notes import _next_number
+from billing.credit_notes import document_number_next
 from billing.documents import issuer_details
 from billing.models import Invoice, LedgerEntry, Statement, TopUp, Wallet
 from billing.pdf import pdf_document
@@ -95,7 +95,7 @@ def invoice_issue(*, statement: Statement, now: dt.datetime | None = None) -> In
         if owed <= 0:
             return None
         invoice = Invoice.objects.create(
-            number=_next_number(SEQUENCE),
+            number=document_number_next(SEQUENCE),
             organization=statement.organization,
             statement=statement,
             amount=owed,

@@ -41,7 +41,7 @@ from django.utils.translation import gettext as _
 
 from billing.models import UncollectedUsage, Wallet
 from billing.money import micros_to_usd
-from logs.csv_export import _cell as _spreadsheet_safe
+from logs.csv_export import spreadsheet_safe as _spreadsheet_safe
 from logs.models import UNCOSTED, DailyUsage, RequestLog, RolledUpDay
 from logs.selectors import MAX_CUSTOM_DAYS
 

@@ -26,7 +26,8 @@ HEADER = [f"{c}_usd" if c in MONEY else c for c in COLUMNS]
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: Any) -> Any:
+def spreadsheet_safe(value: Any) -> Any:
+    """VALUE for a CSV cell: text a spreadsheet would run as a formula gets a leading '."""
     if isinstance(value, str) and value.startswith(_FORMULA_START):
         return "'" + value
     return value
@@ -49,7 +50,7 @@ async def csv_rows(logs: QuerySet[RequestLog]) -> AsyncIterator[bytes]:
     while True:
         rows = await sync_to_async(_batch)(logs, after)
         for row in rows:
-            values = [_cell(v) for v in row[:-1]]
+            values = [spreadsheet_safe(v) for v in row[:-1]]
             values[0] = row[0].isoformat()
             for at in money_at:
                 whole, micros = divmod(row[at], 1_000_000)
