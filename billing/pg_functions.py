@@ -188,9 +188,13 @@ _SELECT_COLS = ", ".join(_DERIVED.get(col, f"r.{col}") for col in LOG_COLUMNS)
 # JSON array of {reference, wallet_id, api_key_id, cost, ord} and a JSON array of log rows.
 # A charge never exceeds its hold: cost beyond it goes to billing_uncollectedusage.
 # Wallets are locked in id order before any key (like th_hold_place), so batches from
-# several processes cannot deadlock. The log row (unique request_id) is the idempotence
-# guard: items already settled drop out at the log insert and change nothing (their hold
-# was deleted when they settled, so there is none left to release).
+# several processes cannot deadlock. The log row is the idempotence guard: items already
+# settled drop out at the log insert and change nothing (their hold was deleted when they
+# settled, so there is none left to release). The log is partitioned by created_at
+# (logs/partitions.py), so its unique key is (request_id, created_at): a check with both
+# reads one partition. An item whose hold is gone was settled (or never held): it is
+# checked on request_id alone, in every partition, since another path (the sweep, from
+# an older snapshot) may have logged it at another time (docs/architecture.md).
 # It interpolates only the constant column names above.
 SETTLE_BATCH = f"""
 WITH items AS (
@@ -200,9 +204,10 @@ WITH items AS (
 ), rows AS (
     SELECT * FROM jsonb_populate_recordset(NULL::logs_requestlog, %(logs)s::jsonb)
 ), released AS (
-    DELETE FROM billing_hold h USING items i
+    DELETE FROM billing_hold h USING items i JOIN rows x ON x.request_id = i.reference
      WHERE h.reference = i.reference
-       AND NOT EXISTS (SELECT 1 FROM logs_requestlog l WHERE l.request_id = i.reference)
+       AND NOT EXISTS (SELECT 1 FROM logs_requestlog l
+                        WHERE l.request_id = i.reference AND l.created_at = x.created_at)
     RETURNING h.reference, h.amount, h.api_key_id, h.subscription_id, h.meters
 ), funded AS (
     SELECT i.*, least(i.cost, coalesce(r.amount, 0)) AS capped_cost,
@@ -210,7 +215,8 @@ WITH items AS (
            r.subscription_id, coalesce(r.meters, '[]'::jsonb) AS meters,
            -- a plan's hold took nothing from the wallet or the key
            CASE WHEN r.subscription_id IS NULL THEN coalesce(r.amount, 0) ELSE 0 END AS held,
-           r.api_key_id IS NOT NULL AND r.subscription_id IS NULL AS key_held
+           r.api_key_id IS NOT NULL AND r.subscription_id IS NULL AS key_held,
+           r.reference IS NOT NULL AS released
     FROM items i LEFT JOIN released r ON r.reference = i.reference
 ), capped AS (
     SELECT f.*,
@@ -220,7 +226,10 @@ WITH items AS (
 ), logged AS (
     INSERT INTO logs_requestlog ({_COLS})
     SELECT {_SELECT_COLS} FROM rows r JOIN capped c ON c.reference = r.request_id
-    ON CONFLICT (request_id) DO NOTHING
+     WHERE CASE WHEN c.released THEN true  -- its hold was here: not settled before
+           ELSE NOT EXISTS (SELECT 1 FROM logs_requestlog l WHERE l.request_id = r.request_id)
+           END
+    ON CONFLICT (request_id, created_at) DO NOTHING
     RETURNING request_id
 ), settled AS (
     SELECT c.* FROM capped c JOIN logged l ON l.request_id = c.reference
