@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -108,6 +109,24 @@ def subscription_current(
         .filter(_covering(now))
         .first()
     )
+
+
+def subscriptions_current(
+    *, organization_ids: Collection[int], now: dt.datetime | None = None
+) -> dict[int, Subscription]:
+    """`subscription_current` of many organizations in one query, by organization id;
+    organizations without a covering subscription are absent."""
+    now = now or timezone.now()
+    found: dict[int, Subscription] = {}
+    rows = (
+        Subscription.objects.select_related("plan", "plan__pricing_group")
+        .filter(organization_id__in=organization_ids)
+        .filter(_covering(now))
+        .order_by("pk")  # `.first()` of an unordered queryset takes the lowest pk
+    )
+    for subscription in rows:
+        found.setdefault(subscription.organization_id, subscription)
+    return found
 
 
 def plan_info(subscription: Subscription) -> PlanInfo:

@@ -1,19 +1,24 @@
 """In-process snapshots of keys, channels and prices, so the hot path reads no database.
 
-Key snapshots live at most RELAY_KEY_CACHE_SECONDS (1 s): a revoked key stops working on
-every process within that time without any cross-process signal. Channels and prices
-are reloaded as a whole every RELAY_CATALOG_SECONDS.
+A key snapshot is never older than RELAY_KEY_CACHE_SECONDS (plus the time of one load): a
+key changed outside the key services still stops working on every process within that
+time; the key-change broadcast (accounts/revocations.py) empties the cache at once. So that
+a request costs a dict lookup, one task per event loop reloads every key used in the last
+KEY_IDLE_SECONDS together, in a few queries, twice per lifetime; a key seen for the first
+time (or not refreshed in time) is loaded on demand, once for all the requests waiting for
+it. Channels and prices are reloaded as a whole every RELAY_CATALOG_SECONDS.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import ipaddress
 import logging
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -23,14 +28,22 @@ from django.db.models import Q
 
 from accounts.network import IPNetwork
 from billing.caps import Cap, key_caps
-from billing.plans import PlanInfo, plan_info, subscription_current
+from billing.plans import PlanInfo, plan_info, subscriptions_current
 from billing.pricing import PriceSheet
 from relay.db import in_db_thread
 
 if TYPE_CHECKING:
+    from billing.models import PricingGroup, Subscription
     from relay.models import Channel
 
 log = logging.getLogger(__name__)
+
+# Keys used within this many seconds are refreshed in bulk; the others are forgotten.
+KEY_IDLE_SECONDS = 60.0
+# At most this many cached lookups, unknown keys included: bogus keys must not grow memory.
+KEY_CACHE_MAX = 100_000
+# Hashes per query of a bulk load (SQLite bounds the parameters of one statement).
+_BULK_CHUNK = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,58 +94,92 @@ class ChannelInfo:
         return self.model_map.get(model, model)
 
 
-def _load_key(key_hash: str) -> KeyInfo | None:
+def _load_keys(key_hashes: Collection[str]) -> dict[str, KeyInfo | None]:
+    """Snapshots of the keys with these hashes (None: no such key), each chunk of
+    _BULK_CHUNK keys in two queries (keys, their organizations' current subscriptions),
+    plus one for the verified pricing group if a key falls back to it."""
     from accounts.models import ApiKey
     from billing.models import PricingGroup
+
+    @functools.cache
+    def verified_group() -> PricingGroup | None:
+        return PricingGroup.objects.filter(name=settings.VERIFIED_PRICING_GROUP).first()
+
+    found: dict[str, KeyInfo | None] = dict.fromkeys(key_hashes)
+    hashes = list(found)
+    for start in range(0, len(hashes), _BULK_CHUNK):
+        # Plain rows, not models: a refresh reads thousands, and model instances cost 3x.
+        rows = list(
+            ApiKey.objects.filter(key_hash__in=hashes[start : start + _BULK_CHUNK]).values(
+                *_KEY_COLUMNS
+            )
+        )
+        subscriptions = subscriptions_current(
+            organization_ids={row["organization_id"] for row in rows}
+        )
+        for row in rows:
+            found[row["key_hash"]] = _key_info(
+                row, subscriptions.get(row["organization_id"]), verified_group
+            )
+    return found
+
+
+def _load_key(key_hash: str) -> KeyInfo | None:
+    return _load_keys([key_hash])[key_hash]
+
+
+def _key_info(
+    row: Mapping[str, Any],
+    subscription: Subscription | None,
+    verified_group: Callable[[], PricingGroup | None],
+) -> KeyInfo:
+    from accounts.models import ApiKey
     from billing.services import DEFAULT_GROUP
 
-    key = (
-        ApiKey.objects.select_related(
-            "organization__wallet", "organization__pricing_group", "pricing_group"
-        )
-        .filter(key_hash=key_hash)
-        .first()
-    )
-    if key is None:
-        return None
-    org = key.organization
-    subscription = subscription_current(organization_id=org.pk)
+    verified = row["organization__verified_at"] is not None
     plan_group = subscription.plan.pricing_group if subscription else None
-    verified = org.verified_at is not None
     # A key's own group wins, then the plan's, then the organization's, then the one
     # verification unlocks (VERIFIED_PRICING_GROUP).
-    group = key.pricing_group or plan_group or org.pricing_group
-    if group is None and verified and settings.VERIFIED_PRICING_GROUP:
-        group = PricingGroup.objects.filter(name=settings.VERIFIED_PRICING_GROUP).first()
+    group, multiplier = DEFAULT_GROUP, Decimal(1)
+    if row["pricing_group__name"] is not None:
+        group, multiplier = row["pricing_group__name"], row["pricing_group__multiplier"]
+    elif plan_group is not None:
+        group, multiplier = plan_group.name, plan_group.multiplier
+    elif row["organization__pricing_group__name"] is not None:
+        group = row["organization__pricing_group__name"]
+        multiplier = row["organization__pricing_group__multiplier"]
+    elif verified and settings.VERIFIED_PRICING_GROUP and (unlocked := verified_group()):
+        group, multiplier = unlocked.name, unlocked.multiplier
+    org_rpm_limit = row["organization__rpm_limit"]
     return KeyInfo(
-        id=key.pk,
-        organization_id=org.pk,
-        wallet_id=org.wallet.pk,
-        active=key.status == ApiKey.Status.ACTIVE,
-        expires_at=key.expires_at,
-        scopes=frozenset(key.scopes),
-        allowed_models=tuple(key.allowed_models),
-        allowed_networks=tuple(ipaddress.ip_network(n, strict=False) for n in key.allowed_ips),
-        rpm_limit=key.rpm_limit,
-        tpm_limit=key.tpm_limit,
+        id=row["id"],
+        organization_id=row["organization_id"],
+        wallet_id=row["organization__wallet__id"],
+        active=row["status"] == ApiKey.Status.ACTIVE,
+        expires_at=row["expires_at"],
+        scopes=frozenset(row["scopes"]),
+        allowed_models=tuple(row["allowed_models"]),
+        allowed_networks=tuple(ipaddress.ip_network(n, strict=False) for n in row["allowed_ips"]),
+        rpm_limit=row["rpm_limit"],
+        tpm_limit=row["tpm_limit"],
         # Unverified organizations without their own limit get UNVERIFIED_RPM_LIMIT.
-        org_rpm_limit=org.rpm_limit
-        if org.rpm_limit is not None or verified
+        org_rpm_limit=org_rpm_limit
+        if org_rpm_limit is not None or verified
         else settings.UNVERIFIED_RPM_LIMIT,
-        org_tpm_limit=org.tpm_limit,
-        group=group.name if group else DEFAULT_GROUP,
-        multiplier=group.multiplier if group else Decimal(1),
-        store_responses=org.store_responses,
-        show_cost=key.show_cost,
+        org_tpm_limit=row["organization__tpm_limit"],
+        group=group,
+        multiplier=multiplier,
+        store_responses=row["organization__store_responses"],
+        show_cost=row["show_cost"],
         caps=key_caps(
-            key_id=key.pk,
-            organization_id=org.pk,
-            key={name: getattr(key, name) for name in _CAP_FIELDS},
-            org={name: getattr(org, name) for name in _CAP_FIELDS},
+            key_id=row["id"],
+            organization_id=row["organization_id"],
+            key={name: row[name] for name in _CAP_FIELDS},
+            org={name: row[f"organization__{name}"] for name in _CAP_FIELDS},
         ),
         plan=plan_info(subscription) if subscription else None,
-        plan_fallback=org.plan_fallback,
-        overdue_invoice=org.wallet.overdue_invoice,
+        plan_fallback=row["organization__plan_fallback"],
+        overdue_invoice=row["organization__wallet__overdue_invoice"],
         verified=verified,
     )
 
@@ -143,6 +190,19 @@ _CAP_FIELDS = (
     "spend_cap_day",
     "spend_cap_week",
     "spend_cap_month",
+)
+# The columns _key_info reads.
+_KEY_COLUMNS = (
+    *("id", "key_hash", "status", "expires_at", "scopes", "allowed_models", "allowed_ips"),
+    *("rpm_limit", "tpm_limit", "show_cost", "pricing_group__name"),
+    *("pricing_group__multiplier", *_CAP_FIELDS, "organization_id"),
+    *(f"organization__{name}" for name in ("verified_at", "rpm_limit", "tpm_limit")),
+    *(f"organization__{name}" for name in ("store_responses", "plan_fallback")),
+    *(f"organization__{name}" for name in _CAP_FIELDS),
+    "organization__pricing_group__name",
+    "organization__pricing_group__multiplier",
+    "organization__wallet__id",
+    "organization__wallet__overdue_invoice",
 )
 
 
@@ -234,34 +294,170 @@ def _load_catalog() -> tuple[list[ChannelInfo], dict[str, PriceSheet]]:
     return channels, prices
 
 
+@dataclass(slots=True)
+class _KeyEntry:
+    loaded_at: float  # when the load that read it started (time.monotonic)
+    info: KeyInfo | None
+    used_at: float
+
+
+@dataclass(slots=True)
+class _LoopKeys:
+    """One event loop's key loads: futures can only be awaited in their own loop."""
+
+    loading: dict[str, tuple[int, asyncio.Future[KeyInfo | None]]] = field(default_factory=dict)
+    queued: list[tuple[str, asyncio.Future[KeyInfo | None]]] = field(default_factory=list)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    refresher: asyncio.Task[None] | None = None
+
+
 class Catalog:
     """Per-process cache. Safe to share between tasks of one event loop."""
 
     def __init__(self) -> None:
-        self._keys: dict[str, tuple[float, KeyInfo | None]] = {}
+        self._keys: dict[str, _KeyEntry] = {}
+        # Bumped by clear(): what a load begun before it read is not cached.
+        self._keys_epoch = 0
+        self._keys_refreshed_at = -1e9
         self._channels: list[ChannelInfo] = []
         self._prices: dict[str, PriceSheet] = {}
         self._catalog_at = -1e9
-        # One lock per event loop: an asyncio.Lock belongs to the loop it first waited in,
-        # and a process may run more than one loop (tests, the admin's sync-to-async calls).
+        # Per event loop: an asyncio.Lock or Future belongs to one loop, and a process may
+        # run more than one loop (tests, the admin's sync-to-async calls).
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopKeys] = (
             weakref.WeakKeyDictionary()
         )
 
     def clear(self) -> None:
-        self._keys.clear()
+        self._keys_epoch += 1
+        # A new dict rather than clear(): a refresh in another thread may be walking it.
+        self._keys = {}
         self._catalog_at = -1e9
 
+    def key_count(self) -> int:
+        return len(self._keys)
+
     async def key(self, key_hash: str) -> KeyInfo | None:
+        entry = self._keys.get(key_hash)
+        if entry is not None:
+            now = time.monotonic()
+            if now - entry.loaded_at < settings.RELAY_KEY_CACHE_SECONDS:
+                entry.used_at = now
+                return entry.info
+        # Shielded: a request that gives up must not cancel the load others wait for.
+        return await asyncio.shield(self._load(key_hash))
+
+    def _loop_keys(self) -> _LoopKeys:
+        loop = asyncio.get_running_loop()
+        state = self._loops.get(loop)
+        if state is None:
+            state = self._loops[loop] = _LoopKeys()
+        if state.refresher is None or state.refresher.done():
+            state.refresher = loop.create_task(self._refresh_keys_forever())
+        return state
+
+    def _load(self, key_hash: str) -> asyncio.Future[KeyInfo | None]:
+        """The load of KEY_HASH this loop has in flight, else a new one. Misses of one
+        loop iteration are loaded together."""
+        state = self._loop_keys()
+        loading = state.loading.get(key_hash)
+        if loading is not None and loading[0] == self._keys_epoch:
+            return loading[1]
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[KeyInfo | None] = loop.create_future()
+        state.loading[key_hash] = (self._keys_epoch, future)
+        state.queued.append((key_hash, future))
+        if len(state.queued) == 1:
+            loop.call_soon(self._load_queued, state)
+        return future
+
+    def _load_queued(self, state: _LoopKeys) -> None:
+        batch, state.queued = state.queued, []
+        task = asyncio.get_running_loop().create_task(self._load_batch(state, batch))
+        state.tasks.add(task)  # a task nobody references may be collected mid-flight
+        task.add_done_callback(state.tasks.discard)
+
+    async def _load_batch(
+        self, state: _LoopKeys, batch: list[tuple[str, asyncio.Future[KeyInfo | None]]]
+    ) -> None:
+        epoch = self._keys_epoch
+        started = time.monotonic()
+        try:
+            infos = await in_db_thread(_load_keys)([key_hash for key_hash, _ in batch])
+        except BaseException as exc:  # the waiting requests fail as they did before
+            for key_hash, future in batch:
+                self._loaded(state, key_hash, future)
+                if future.done():
+                    continue
+                if isinstance(exc, Exception):
+                    future.set_exception(exc)
+                else:
+                    future.cancel()
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if epoch == self._keys_epoch:  # else a key change arrived: it may predate it
+            self._store(infos, started)
+        for key_hash, future in batch:
+            self._loaded(state, key_hash, future)
+            if not future.done():
+                future.set_result(infos[key_hash])
+
+    @staticmethod
+    def _loaded(state: _LoopKeys, key_hash: str, future: asyncio.Future[KeyInfo | None]) -> None:
+        loading = state.loading.get(key_hash)
+        if loading is not None and loading[1] is future:
+            del state.loading[key_hash]
+
+    def _store(self, infos: dict[str, KeyInfo | None], loaded_at: float) -> None:
+        keys = self._keys
         now = time.monotonic()
-        hit = self._keys.get(key_hash)
-        if hit is not None and now - hit[0] < settings.RELAY_KEY_CACHE_SECONDS:
-            return hit[1]
-        info = await in_db_thread(_load_key)(key_hash)
-        if len(self._keys) > 100_000:  # bogus keys must not grow memory without bound
-            self._keys.clear()
-        self._keys[key_hash] = (time.monotonic(), info)
-        return info
+        if len(keys) + len(infos) > KEY_CACHE_MAX:
+            for key_hash, entry in list(keys.items()):
+                if now - entry.used_at > KEY_IDLE_SECONDS:
+                    keys.pop(key_hash, None)
+            if len(keys) + len(infos) > KEY_CACHE_MAX:
+                keys.clear()  # all in use: a flood of bogus keys
+        for key_hash, info in infos.items():
+            keys[key_hash] = _KeyEntry(loaded_at, info, now)
+
+    async def refresh_keys(self) -> None:
+        """Reload every known key used within KEY_IDLE_SECONDS, together; forget the keys
+        used before. Unknown keys are not reloaded: they expire and load on demand."""
+        started = self._keys_refreshed_at = time.monotonic()
+        keys = self._keys
+        epoch = self._keys_epoch
+        recent = []
+        for key_hash, entry in list(keys.items()):
+            if started - entry.used_at > KEY_IDLE_SECONDS:
+                keys.pop(key_hash, None)
+            elif entry.info is not None:
+                recent.append(key_hash)
+        if not recent:
+            return
+        infos = await in_db_thread(_load_keys)(recent)
+        if epoch != self._keys_epoch:
+            return  # a key change arrived meanwhile: what this read may predate it
+        for key_hash, info in infos.items():
+            current = keys.get(key_hash)
+            if current is not None and current.loaded_at < started:
+                keys[key_hash] = _KeyEntry(started, info, current.used_at)
+
+    async def _refresh_keys_forever(self) -> None:
+        while True:
+            interval = max(settings.RELAY_KEY_CACHE_SECONDS / 2, 0.05)
+            await asyncio.sleep(interval)
+            if time.monotonic() - self._keys_refreshed_at < interval / 2:
+                continue  # another event loop of this process just did
+            try:
+                await self.refresh_keys()
+            except Exception as exc:
+                # Database down: snapshots age out meanwhile and requests load on demand
+                # (and fail as they did before). The type only: messages may hold values.
+                log.warning("key cache refresh failed: %s", type(exc).__name__)
 
     async def _refresh(self) -> None:
         if time.monotonic() - self._catalog_at < settings.RELAY_CATALOG_SECONDS:
