@@ -13,9 +13,10 @@ from typing import Any, TypeVar, cast
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.utils.translation import gettext as _
 
+from accounts.http import portal_request_bind
 from accounts.models import ApiKey, Membership, Organization, User
 
 ACTIVE_ORG_SESSION_KEY = "active_org_id"
@@ -100,24 +101,23 @@ def organization_activate(request: HttpRequest, *, organization_id: int) -> Memb
     return membership
 
 
-V = TypeVar("V", bound=Callable[..., HttpResponse])
+V = TypeVar("V", bound=Callable[..., HttpResponseBase])
 
 
 def capability_required(capability: Capability) -> Callable[[V], V]:
     """Portal view decorator: signed in, member of the active org, role allows `capability`.
 
-    Sets `request.organization` and `request.membership` for the view.
+    Hands the view a `PortalRequest` (`request.organization`, `request.membership`).
     """
 
     def decorator(view: V) -> V:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             organization, membership = organization_for_request(request)
             if not role_allows(membership.role, capability):
                 raise PermissionDenied(_("your role in this organization does not allow this"))
-            request.organization = organization  # type: ignore[attr-defined]
-            request.membership = membership  # type: ignore[attr-defined]
-            return view(request, *args, **kwargs)
+            portal = portal_request_bind(request, organization=organization, membership=membership)
+            return view(portal, *args, **kwargs)
 
         return cast(V, login_required(wrapped))
 

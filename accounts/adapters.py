@@ -17,13 +17,13 @@ from django.db import transaction
 from django.forms import BaseForm
 from django.http import HttpRequest
 
+from accounts.audit import request_ip
 from accounts.models import User
 from accounts.services import organization_create_personal
-from logs.services import request_ip
-from tokenhub.fields import decrypt, encrypt
+from sealed.fields import decrypt, encrypt
 
 
-class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
+class AccountAdapter(DefaultAccountAdapter):
     def save_user(
         self, request: HttpRequest, user: AbstractBaseUser, form: BaseForm, commit: bool = True
     ) -> AbstractBaseUser:
@@ -45,7 +45,7 @@ class AccountAdapter(DefaultAccountAdapter):  # type: ignore[misc]
         return request_ip(request) or "0.0.0.0"  # noqa: S104 - a rate-limit bucket, not a bind
 
 
-class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
+class SocialAccountAdapter(DefaultSocialAccountAdapter):
     def save_user(
         self, request: HttpRequest, sociallogin: SocialLogin, form: Any = None
     ) -> AbstractBaseUser:
@@ -68,7 +68,7 @@ class SocialAccountAdapter(DefaultSocialAccountAdapter):  # type: ignore[misc]
         return user
 
 
-class MFAAdapter(DefaultMFAAdapter):  # type: ignore[misc]
+class MFAAdapter(DefaultMFAAdapter):
     """TOTP secrets and recovery-code seeds are encrypted at rest with TOKENHUB_ENCRYPTION_KEYS."""
 
     def encrypt(self, text: str) -> str:

@@ -11,6 +11,7 @@ from accounts.forms import UsdAmountField
 from accounts.models import (
     Announcement,
     ApiKey,
+    AuditEvent,
     Invitation,
     LegalAcceptance,
     LegalDocument,
@@ -28,8 +29,9 @@ from accounts.services import (
 )
 
 
+# The stubs bind UserAdmin to AbstractUser; ours is AbstractBaseUser + PermissionsMixin.
 @admin.register(User)
-class UserAdmin(BaseUserAdmin):  # type: ignore[type-arg]
+class UserAdmin(BaseUserAdmin[Any]):
     ordering = ("email",)
     list_display = ("email", "name", "is_staff", "email_verified", "is_active", "date_joined")
     list_filter = ("is_staff", "is_active", "email_verified")
@@ -122,7 +124,7 @@ class OrganizationAdmin(admin.ModelAdmin[Organization]):
 
     @admin.display(description="balance (USD)")
     def balance(self, obj: Organization) -> str:
-        from billing.money import micros_to_usd
+        from money import micros_to_usd
 
         return micros_to_usd(obj.wallet.balance)
 
@@ -254,6 +256,27 @@ class AnnouncementAdmin(admin.ModelAdmin[Announcement]):
         for pk in pending:
             email_announcement.delay(pk)
         self.message_user(request, f"Emailing of {len(pending)} announcement(s) queued.")
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
+    """Read-only: the audit trail is append-only, admins see every event."""
+
+    list_display = ("created_at", "kind", "user", "actor", "organization", "ip")
+    list_filter = ("kind",)
+    search_fields = ("user__email", "actor__email", "organization__name")
+    date_hierarchy = "created_at"
+    list_select_related = ("user", "actor", "organization")
+    raw_id_fields = ("user", "actor", "organization")
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 # Support work orders: their admin lives with them.

@@ -24,6 +24,7 @@ from accounts.access import Capability, invoice_details_editable
 from accounts.api_permissions import OrgCapability, OrgIdCapability
 from accounts.api_schema import ValidationErrorSerializer
 from accounts.exceptions import AccountsError, RoleNotAllowed
+from accounts.http import api_request
 from accounts.models import ApiKey, Membership, User
 from accounts.selectors import (
     invitations_pending,
@@ -99,7 +100,7 @@ class _KeyView(APIView):
     required_capability = Capability.USE_KEYS
 
     def visible_keys(self, request: Request) -> QuerySet[ApiKey]:
-        return keys_visible_to(membership=cast(Membership, request.membership))  # type: ignore[attr-defined]
+        return keys_visible_to(membership=api_request(request).membership)
 
     def key(self, request: Request, key_id: int) -> ApiKey:
         return get_object_or_404(self.visible_keys(request), pk=key_id)
@@ -135,7 +136,7 @@ class KeyListView(_KeyView):
         settings.pop("status", None)
         try:
             key, secret = key_create(
-                organization=request.organization,  # type: ignore[attr-defined]
+                organization=api_request(request).organization,
                 created_by=user,
                 **settings,
             )
@@ -181,7 +182,7 @@ class KeyDetailView(_KeyView):
         tags=["keys"],
     )
     def delete(self, request: Request, key_id: int) -> Response:
-        key_delete(key=self.key(request, key_id), actor=request.user)  # type: ignore[arg-type]
+        key_delete(key=self.key(request, key_id), actor=api_request(request).user)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -201,7 +202,7 @@ class KeyRotateView(_KeyView):
     )
     def post(self, request: Request, key_id: int) -> Response:
         try:
-            key, secret = key_rotate(key=self.key(request, key_id), actor=request.user)  # type: ignore[arg-type]
+            key, secret = key_rotate(key=self.key(request, key_id), actor=api_request(request).user)
         except AccountsError as exc:
             _refuse(exc)
         return Response(ApiKeyWithSecretSerializer(key, context={"secret": secret}).data)
@@ -260,7 +261,7 @@ class OrganizationDetailView(APIView):
         return Capability.VIEW_ORG if invoice_only else Capability.MANAGE_ORG
 
     def _body(self, request: Request) -> Any:
-        membership: Membership = request.membership  # type: ignore[attr-defined]
+        membership = api_request(request).membership
         roles = {membership.organization_id: membership.role}
         return OrganizationSerializer(membership.organization, context={"roles": roles}).data
 
@@ -284,7 +285,7 @@ class OrganizationDetailView(APIView):
         tags=["organizations"],
     )
     def patch(self, request: Request, org_id: int) -> Response:
-        membership: Membership = request.membership  # type: ignore[attr-defined]
+        membership = api_request(request).membership
         if not invoice_details_editable(membership.role):
             raise exceptions.PermissionDenied(
                 _("your role in this organization does not allow this")
@@ -330,7 +331,7 @@ class MemberListView(APIView):
         tags=["members"],
     )
     def get(self, request: Request, org_id: int) -> Response:
-        org = request.organization  # type: ignore[attr-defined]
+        org = api_request(request).organization
         return Response(
             {
                 "data": MemberSerializer(members_of(organization=org), many=True).data,
@@ -352,7 +353,7 @@ class MemberListView(APIView):
         form.is_valid(raise_exception=True)
         try:
             invitation, _token = invitation_create(
-                actor=request.membership,  # type: ignore[attr-defined]
+                actor=api_request(request).membership,
                 email=form.validated_data["email"],
                 role=form.validated_data["role"],
             )
@@ -375,7 +376,7 @@ class MemberDetailView(APIView):
         return Capability.VIEW_ORG if leaving else Capability.MANAGE_MEMBERS
 
     def member(self, request: Request, user_id: int) -> Membership:
-        org = request.organization  # type: ignore[attr-defined]
+        org = api_request(request).organization
         return get_object_or_404(members_of(organization=org), user_id=user_id)
 
     @extend_schema(
@@ -390,7 +391,7 @@ class MemberDetailView(APIView):
         form.is_valid(raise_exception=True)
         try:
             member = membership_set_role(
-                actor=request.membership,  # type: ignore[attr-defined]
+                actor=api_request(request).membership,
                 member=self.member(request, user_id),
                 role=form.validated_data["role"],
             )
@@ -412,7 +413,7 @@ class MemberDetailView(APIView):
     def delete(self, request: Request, org_id: int, user_id: int) -> Response:
         try:
             membership_remove(
-                actor=request.membership,  # type: ignore[attr-defined]
+                actor=api_request(request).membership,
                 member=self.member(request, user_id),
             )
         except AccountsError as exc:
@@ -431,7 +432,7 @@ class InvitationDetailView(APIView):
         tags=["members"],
     )
     def delete(self, request: Request, org_id: int, invitation_id: int) -> Response:
-        org = request.organization  # type: ignore[attr-defined]
+        org = api_request(request).organization
         invitation_revoke(
             invitation=get_object_or_404(invitations_pending(organization=org), pk=invitation_id)
         )

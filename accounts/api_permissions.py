@@ -10,12 +10,14 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 from accounts.access import Capability, membership_for, organization_for_request, role_allows
+from accounts.http import portal_request_bind
 from accounts.models import ApiKey
 
 
 class OrgCapability(BasePermission):
     """Allows the call when the caller's role in the acting organization grants
-    `view.required_capability`; sets `request.organization` and `request.membership`."""
+    `view.required_capability`; binds the organization and membership for
+    `accounts.http.api_request`."""
 
     message = gettext_lazy("your role in this organization does not allow this")
 
@@ -23,8 +25,7 @@ class OrgCapability(BasePermission):
         if not (request.user and request.user.is_authenticated):
             return False
         organization, membership = organization_for_request(request)
-        request.organization = organization  # type: ignore[attr-defined]
-        request.membership = membership  # type: ignore[attr-defined]
+        portal_request_bind(request._request, organization=organization, membership=membership)
         capability: Capability = view.required_capability
         return role_allows(membership.role, capability)
 
@@ -46,7 +47,8 @@ class OrgIdCapability(BasePermission):
         membership = membership_for(user=request.user, organization_id=org_id)
         if membership is None:
             raise NotFound(gettext("no such organization"))
-        request.organization = membership.organization  # type: ignore[attr-defined]
-        request.membership = membership  # type: ignore[attr-defined]
+        portal_request_bind(
+            request._request, organization=membership.organization, membership=membership
+        )
         capability: Capability = view.required_capability
         return role_allows(membership.role, capability)

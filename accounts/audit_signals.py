@@ -1,7 +1,7 @@
 """Receivers that turn Django's and allauth's auth signals into audit events.
 
 Connected in AccountsConfig.ready(). Each receiver records one event through
-logs.services.audit_record; none stores an email address, password or token.
+accounts.audit.audit_record; none stores an email address, password or token.
 """
 
 from __future__ import annotations
@@ -18,10 +18,8 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 from django.http import HttpRequest
 
-from accounts.models import User
-from logs.models import AuditEvent
-from logs.selectors import audit_ip_seen_before
-from logs.services import audit_record, request_ip
+from accounts.audit import audit_ip_seen_before, audit_record, request_ip
+from accounts.models import AuditEvent, User
 
 Kind = AuditEvent.Kind
 

@@ -15,14 +15,13 @@ from django import forms
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from accounts.audit import audit_record
 from accounts.legal import legal_accept, legal_documents_current
-from accounts.models import User
+from accounts.models import AuditEvent, User
 from accounts.services import CAP_FIELDS, MAX_REQUEST_CAP, Caps
 from accounts.time_zones import zone_choices
 from accounts.turnstile import TurnstileFormMixin
-from billing.money import MAX_USD, MICROS_PER_USD, InvalidAmount, usd_to_micros
-from logs.models import AuditEvent
-from logs.services import audit_record
+from money import MAX_USD, MICROS_PER_USD, InvalidAmount, usd_to_micros
 
 
 class SignupForm(TurnstileFormMixin, forms.Form):
@@ -100,7 +99,7 @@ def usd_text(micros: int) -> str:
 
 class UsdAmountField(forms.Field):
     """An amount typed in USD ("5", "2.50"), cleaned to micro-USD: more than 0, at most
-    MAX_USD, at most six decimals (billing.money's precision). Empty is None: no cap."""
+    MAX_USD, at most six decimals (money's precision). Empty is None: no cap."""
 
     widget = forms.TextInput(attrs={"inputmode": "decimal", "autocomplete": "off"})
     default_error_messages = {

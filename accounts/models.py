@@ -4,28 +4,78 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from allauth.account.models import EmailAddress
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
-from django.db import models
+from django.contrib.auth.password_validation import validate_password
+from django.db import models, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
-from tokenhub.fields import EncryptedTextField
+from accounts.exceptions import EmailTaken
+from accounts.signals import organization_created
+from sealed.fields import EncryptedTextField
 
 
 class UserManager(BaseUserManager["User"]):
-    # Django's createsuperuser calls this; product code uses accounts.services.user_create.
-    def create_user(self, email: str, password: str | None = None, **extra: Any) -> User:
-        from accounts.services import user_create
+    """The one way users are created: accounts.services.user_create (the product's entry
+    point) and Django's createsuperuser both end here, so every user gets its personal
+    organization."""
 
-        return user_create(email=email, password=password, **extra)
+    def create_user(
+        self,
+        email: str,
+        password: str | None = None,
+        *,
+        name: str = "",
+        is_admin: bool = False,
+        email_verified: bool = False,
+        validate: bool = False,
+    ) -> User:
+        """A user with a personal organization (owner) and its empty wallet. Atomic."""
+        email = self.normalize_email(email.strip()).lower()
+        if not email or "@" not in email:
+            raise ValueError(gettext("a valid email address is required"))
+        if self.filter(email__iexact=email).exists():
+            raise EmailTaken(
+                gettext("a user with email %(email)s already exists") % {"email": email}
+            )
+        with transaction.atomic():
+            user = self.model(
+                email=email,
+                name=name,
+                is_staff=is_admin,
+                is_superuser=is_admin,
+                email_verified=email_verified or is_admin,
+            )
+            if password:
+                if validate:
+                    validate_password(password, user)
+                user.set_password(password)
+            else:
+                user.set_unusable_password()
+            user.save()
+            # allauth decides sign-in verification from its EmailAddress rows.
+            EmailAddress.objects.create(
+                user=user, email=email, primary=True, verified=user.email_verified
+            )
+            Organization.objects.create_personal(user=user)
+        return user
 
     def create_superuser(self, email: str, password: str | None = None, **extra: Any) -> User:
-        from accounts.services import user_create
+        return self.create_user(email, password, is_admin=True)
 
-        return user_create(email=email, password=password, is_admin=True)
+
+class OrganizationManager(models.Manager["Organization"]):
+    def create_personal(self, *, user: User) -> Organization:
+        """The user's own billed organization (owner role); billing adds its wallet. Atomic."""
+        with transaction.atomic():
+            org = self.create(name=user.email, is_personal=True)
+            Membership.objects.create(user=user, organization=org, role=Membership.Role.OWNER)
+            organization_created.send(sender=Organization, organization=org)
+        return org
 
 
 class User(AbstractBaseUser, PermissionsMixin):
@@ -50,6 +100,8 @@ class User(AbstractBaseUser, PermissionsMixin):
 
 class Organization(models.Model):
     """The billed party. Every user owns a personal one; teams share one."""
+
+    objects: ClassVar[OrganizationManager] = OrganizationManager()
 
     name = models.CharField(max_length=150)
     is_personal = models.BooleanField(default=False)
@@ -403,7 +455,7 @@ class WorkOrderMessage(models.Model):
 
 class WorkOrderAttachment(models.Model):
     """A file sent with a message: PNG, JPEG, PDF or plain text by its content, at most
-    5 MB, its bytes base64-encoded inside a Fernet token (tokenhub.fields)."""
+    5 MB, its bytes base64-encoded inside a Fernet token (sealed.fields)."""
 
     message = models.ForeignKey(
         WorkOrderMessage, on_delete=models.CASCADE, related_name="attachments"
@@ -502,3 +554,78 @@ class VerificationDocument(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AuditEvent(models.Model):
+    """A security or administrative action: who, what, where from, when. Append-only.
+
+    `user` is the person the event is about (signed in, changed their MFA, was added to an
+    organization); `actor` is who did it when that is someone else (an owner changing a
+    role, an admin adjusting a balance). `meta` holds small identifiers, never secrets,
+    prompt content or another person's email.
+    """
+
+    class Kind(models.TextChoices):
+        SIGN_IN = "sign_in", _("Signed in")
+        SIGN_IN_FAILED = "sign_in_failed", _("Sign-in failed")
+        SIGN_IN_NEW_IP = "sign_in_new_ip", _("Signed in from a new address")
+        SIGN_OUT = "sign_out", _("Signed out")
+        SIGN_UP = "sign_up", _("Signed up")
+        EMAIL_VERIFIED = "email_verified", _("Email verified")
+        PASSWORD_CHANGED = "password_changed", _("Password changed")
+        PASSWORD_RESET = "password_reset", _("Password reset")
+        MFA_ENABLED = "mfa_enabled", _("Two-factor method added")
+        MFA_DISABLED = "mfa_disabled", _("Two-factor method removed")
+        RECOVERY_CODES_GENERATED = "recovery_codes_generated", _("Recovery codes generated")
+        SOCIAL_LINKED = "social_linked", _("Sign-in provider linked")
+        SOCIAL_UNLINKED = "social_unlinked", _("Sign-in provider unlinked")
+        SESSIONS_ENDED = "sessions_ended", _("Other sessions signed out")
+        LEGAL_ACCEPTED = "legal_accepted", _("Legal documents accepted")
+        DATA_EXPORTED = "data_exported", _("Data export requested")
+        ACCOUNT_DELETED = "account_deleted", _("Account deleted")
+        KEY_CREATED = "key_created", _("API key created")
+        KEY_ROTATED = "key_rotated", _("API key rotated")
+        KEY_REVOKED = "key_revoked", _("API key revoked")
+        KEY_CHANGED = "key_changed", _("API key settings changed")
+        MEMBER_ADDED = "member_added", _("Member added")
+        ROLE_CHANGED = "role_changed", _("Role changed")
+        MEMBER_REMOVED = "member_removed", _("Member removed")
+        MFA_POLICY_CHANGED = "mfa_policy_changed", _("Organization MFA policy changed")
+        ORG_SETTINGS_CHANGED = "org_settings_changed", _("Organization settings changed")
+        REQUEST_LOGS_DELETED = "request_logs_deleted", _("Request logs deleted")
+        PAYMENT_SETTINGS_CHANGED = "payment_settings_changed", _("Payment settings changed")
+        BALANCE_ADJUSTED = "balance_adjusted", _("Balance adjusted")
+        SUBSCRIPTION_CHANGED = "subscription_changed", _("Subscription changed")
+        IMPERSONATION = "impersonation", _("Admin impersonation")
+
+    created_at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    user = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    organization = models.ForeignKey(
+        "accounts.Organization",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=300, blank=True)
+    meta = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        # Born in logs, moved here with its table (logs 0013, accounts 0015): the security
+        # trail is about people and organizations, and every app below the pages records it.
+        db_table = "logs_auditevent"
+        indexes: ClassVar = [
+            models.Index(fields=["user", "-created_at"]),
+            models.Index(fields=["organization", "-created_at"]),
+            models.Index(fields=["created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.created_at:%Y-%m-%d %H:%M:%S}"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from allauth.account.models import EmailAddress
 from allauth.mfa.utils import is_mfa_enabled
 from django.db.models import QuerySet
@@ -12,9 +10,6 @@ from django.utils import timezone
 from accounts.access import Capability, role_allows
 from accounts.keysecrets import hash_secret
 from accounts.models import ApiKey, Invitation, Membership, Organization, User
-from accounts.services import CAP_FIELDS
-from billing.caps import key_caps
-from billing.windows import CapUse, cap_use
 
 
 def organization_personal(*, user: User) -> Organization:
@@ -107,29 +102,3 @@ def user_mfa_required_but_missing(*, user: User) -> bool:
     """Does an organization of the user require MFA that the user has not set up?"""
     requires = Membership.objects.filter(user=user, organization__require_mfa=True).exists()
     return requires and not bool(is_mfa_enabled(user))
-
-
-def _cap_values(row: ApiKey | Organization) -> dict[str, int | None]:
-    return {name: getattr(row, name) for name in CAP_FIELDS}
-
-
-def key_cap_uses(*, key: ApiKey, now: dt.datetime | None = None) -> list[CapUse]:
-    """The key's own caps (not its organization's), each with how much of it is used now:
-    the same counting as the hold's admission (billing/windows.py)."""
-    caps = key_caps(
-        key_id=key.pk, organization_id=key.organization_id, key=_cap_values(key), org={}
-    )
-    now = now or timezone.now()
-    return [cap_use(cap, now=now) for cap in caps]
-
-
-def organization_cap_uses(
-    *, organization: Organization, now: dt.datetime | None = None
-) -> list[CapUse]:
-    """The organization's caps (across all its keys), each with its use now."""
-    # key_caps makes a key's caps from KEY's fields: none given, only the organization's.
-    caps = key_caps(
-        key_id=0, organization_id=organization.pk, key={}, org=_cap_values(organization)
-    )
-    now = now or timezone.now()
-    return [cap_use(cap, now=now) for cap in caps]

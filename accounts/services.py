@@ -6,11 +6,9 @@ import datetime as dt
 import ipaddress
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
-from allauth.account.models import EmailAddress
 from django.conf import settings
-from django.contrib.auth.password_validation import validate_password
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import F
@@ -23,9 +21,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from accounts.access import Capability, role_allows
+from accounts.audit import audit_record
 from accounts.exceptions import (
     AccountsError,
-    EmailTaken,
     InvalidKeySettings,
     InvalidOrganizationSettings,
     InvitationInvalid,
@@ -33,13 +31,14 @@ from accounts.exceptions import (
     RoleNotAllowed,
 )
 from accounts.keysecrets import display_prefix, generate_secret, hash_secret
-from accounts.models import ApiKey, Invitation, Membership, Organization, User
+from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
 from accounts.revocations import key_change_publish
-from billing.models import PricingGroup
-from billing.money import MAX_USD, MICROS_PER_USD
-from billing.services import wallet_create
-from logs.models import AuditEvent
-from logs.services import audit_record
+from accounts.signals import organization_created
+from money import MAX_USD, MICROS_PER_USD
+
+if TYPE_CHECKING:
+    # Annotations only: a key's pricing group is billing's, set by staff pages.
+    from billing.models import PricingGroup
 
 
 def user_create(
@@ -52,41 +51,20 @@ def user_create(
     validate: bool = False,
 ) -> User:
     """Create a user with a personal organization (owner) and its empty wallet. Atomic."""
-    email = User.objects.normalize_email(email.strip()).lower()
-    if not email or "@" not in email:
-        raise ValueError(_("a valid email address is required"))
-    if User.objects.filter(email__iexact=email).exists():
-        raise EmailTaken(_("a user with email %(email)s already exists") % {"email": email})
-    with transaction.atomic():
-        user = User(
-            email=email,
-            name=name,
-            is_staff=is_admin,
-            is_superuser=is_admin,
-            email_verified=email_verified or is_admin,
-        )
-        if password:
-            if validate:
-                validate_password(password, user)
-            user.set_password(password)
-        else:
-            user.set_unusable_password()
-        user.save()
-        # allauth decides sign-in verification from its EmailAddress rows.
-        EmailAddress.objects.create(
-            user=user, email=email, primary=True, verified=user.email_verified
-        )
-        organization_create_personal(user=user)
-    return user
+    # The body lives on the manager so Django's createsuperuser creates users the same way.
+    return User.objects.create_user(
+        email,
+        password,
+        name=name,
+        is_admin=is_admin,
+        email_verified=email_verified,
+        validate=validate,
+    )
 
 
 def organization_create_personal(*, user: User) -> Organization:
     """The user's own billed organization (owner role) with its empty wallet."""
-    with transaction.atomic():
-        org = Organization.objects.create(name=user.email, is_personal=True)
-        Membership.objects.create(user=user, organization=org, role=Membership.Role.OWNER)
-        wallet_create(organization=org)
-    return org
+    return Organization.objects.create_personal(user=user)
 
 
 def _validate_ips(networks: Sequence[str]) -> list[str]:
@@ -134,7 +112,7 @@ class Caps(TypedDict):
 
 
 # Request counts fit a PositiveIntegerField on every database; spend caps (micro-USD) stop
-# at the largest amount anyone may type anywhere (billing.money.MAX_USD).
+# at the largest amount anyone may type anywhere (money.MAX_USD).
 MAX_REQUEST_CAP = 2**31 - 1
 MAX_SPEND_CAP = MAX_USD * MICROS_PER_USD
 
@@ -431,7 +409,7 @@ def organization_create(*, name: str, owner: User) -> Organization:
     with transaction.atomic():
         org = Organization.objects.create(name=name[:150], is_personal=False)
         Membership.objects.create(user=owner, organization=org, role=Membership.Role.OWNER)
-        wallet_create(organization=org)
+        organization_created.send(sender=Organization, organization=org)
     return org
 
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from allauth.account.forms import LoginForm as AllauthLoginForm
 
+from accounts.audit import request_ip
 from accounts.turnstile import TurnstileFormMixin
-from logs.services import request_ip
 
 
-class LoginForm(TurnstileFormMixin, AllauthLoginForm):  # type: ignore[misc]
+class LoginForm(TurnstileFormMixin, AllauthLoginForm):
     """allauth's sign-in form with the Turnstile challenge, checked before the password."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
-from django.db.models import Count, Q
+from django.db.models import Count, Model, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -33,7 +33,6 @@ from billing.models import (
     UncollectedUsage,
     Wallet,
 )
-from billing.money import InvalidAmount, micros_to_usd, usd_to_micros
 from billing.providers import ProviderError, ProviderUnavailable
 from billing.services import wallet_adjust, wallet_credit_limit_set
 from billing.subscriptions import (
@@ -45,9 +44,12 @@ from billing.subscriptions import (
     subscription_grant,
 )
 from billing.topups import topup_refund_request
+from money import InvalidAmount, micros_to_usd, usd_to_micros
+
+_M = TypeVar("_M", bound=Model)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin[_M]):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
@@ -91,7 +93,7 @@ class CreditLineForm(forms.Form):
 
 
 @admin.register(Wallet)
-class WalletAdmin(ReadOnlyAdmin):
+class WalletAdmin(ReadOnlyAdmin[Wallet]):
     list_display = (
         "organization",
         "balance_usd",
@@ -204,7 +206,7 @@ class WalletAdmin(ReadOnlyAdmin):
 
 
 @admin.register(LedgerEntry)
-class LedgerEntryAdmin(ReadOnlyAdmin):
+class LedgerEntryAdmin(ReadOnlyAdmin[LedgerEntry]):
     list_display = (
         "created_at",
         "wallet",
@@ -236,7 +238,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Hold)
-class HoldAdmin(ReadOnlyAdmin):
+class HoldAdmin(ReadOnlyAdmin[Hold]):
     list_display = ("reference", "wallet", "amount", "created_at", "expires_at")
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -244,7 +246,7 @@ class HoldAdmin(ReadOnlyAdmin):
 
 
 @admin.register(UncollectedUsage)
-class UncollectedUsageAdmin(ReadOnlyAdmin):
+class UncollectedUsageAdmin(ReadOnlyAdmin[UncollectedUsage]):
     """What upstreams reported beyond the requests' holds: paid to them, not charged."""
 
     list_display = ("created_at", "reference", "channel_id", "model", "cost_usd", "amount_usd")
@@ -284,7 +286,7 @@ TopUp._meta.verbose_name_plural = "top-ups"
 
 
 @admin.register(TopUp)
-class TopUpAdmin(ReadOnlyAdmin):
+class TopUpAdmin(ReadOnlyAdmin[TopUp]):
     list_display = ("pk", "organization", "provider", "state", "credit_usd", "pay", "created_at")
     list_filter = ("provider", "state")
     search_fields = ("provider_ref", "provider_payment_id", "organization__name")
@@ -322,7 +324,7 @@ class TopUpAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PaymentEvent)
-class PaymentEventAdmin(ReadOnlyAdmin):
+class PaymentEventAdmin(ReadOnlyAdmin[PaymentEvent]):
     list_display = ("received_at", "provider", "event_type", "event_id", "processed_at", "error")
     list_filter = ("provider", "event_type")
     search_fields = ("event_id",)
@@ -369,7 +371,7 @@ class BatchForm(forms.Form):
 
 
 @admin.register(RedemptionBatch)
-class RedemptionBatchAdmin(ReadOnlyAdmin):
+class RedemptionBatchAdmin(ReadOnlyAdmin[RedemptionBatch]):
     list_display = ("name", "amount_usd", "plan_granted", "count", "redeemed", "expires_at",
                     "created_by", "created_at", "csv")  # fmt: skip
     exclude = ("pending_csv",)
@@ -479,7 +481,7 @@ class RedemptionBatchAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RedemptionCode)
-class RedemptionCodeAdmin(ReadOnlyAdmin):
+class RedemptionCodeAdmin(ReadOnlyAdmin[RedemptionCode]):
     list_display = ("hint", "batch", "redeemed_at", "redeemed_by", "redeemed_organization")
     list_filter = ("batch",)
     search_fields = ("hint",)
@@ -664,7 +666,7 @@ class GrantForm(forms.Form):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(ReadOnlyAdmin):
+class SubscriptionAdmin(ReadOnlyAdmin[Subscription]):
     list_display = ("pk", "organization", "plan", "status", "current_period_start",
                     "current_period_end", "provider", "cancel_at_period_end",
                     "grace_until")  # fmt: skip
@@ -744,7 +746,7 @@ class SubscriptionAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CreditNote)
-class CreditNoteAdmin(ReadOnlyAdmin):
+class CreditNoteAdmin(ReadOnlyAdmin[CreditNote]):
     """Issued with their refund and never edited: a mistake is corrected by a new document,
     as ledger rows are."""
 
@@ -762,7 +764,7 @@ class InvoiceReceivedForm(forms.Form):
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(ReadOnlyAdmin):
+class InvoiceAdmin(ReadOnlyAdmin[Invoice]):
     """Issued on the 1st (billing/invoices.py). Staff with the "change invoice" permission
     record a bank transfer here: the wallet is credited once and a suspension lifted."""
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from functools import partial
 
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -19,7 +20,7 @@ from django.utils.translation import gettext as _
 
 from accounts.models import Membership, Organization
 from billing.models import LowBalanceAlert, Wallet
-from billing.money import micros_to_usd
+from money import micros_to_usd
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,21 @@ def low_balance_check() -> list[int]:
             if LowBalanceAlert.objects.filter(pk=pk, alerted_at__isnull=True).update(
                 alerted_at=timezone.now()
             ):
-                from billing.tasks import send_low_balance_email
-
                 claimed.append(pk)
                 transaction.on_commit(partial(send_low_balance_email.delay, pk))
     return claimed
+
+
+# Defined beside the code that enqueues it (billing/tasks.py imports it for Celery's
+# autodiscovery); the name stays the one queued messages and the beat schedule carry.
+@shared_task(
+    autoretry_for=(OSError,),
+    max_retries=5,
+    retry_backoff=True,
+    name="billing.tasks.send_low_balance_email",
+)
+def send_low_balance_email(alert_id: int) -> int:
+    return low_balance_email_send(alert_id=alert_id)
 
 
 def low_balance_email_send(*, alert_id: int) -> int:

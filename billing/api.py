@@ -7,7 +7,7 @@ active organization: a code only ever adds credit, so it needs no billing rights
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
@@ -19,17 +19,18 @@ from rest_framework.views import APIView
 from accounts.access import Capability
 from accounts.api_permissions import OrgCapability
 from accounts.api_schema import ErrorSerializer, ValidationErrorSerializer
+from accounts.http import api_request
 from accounts.models import Organization, User
 from accounts.network import client_ip
 from billing.codes import code_redeem
 from billing.exceptions import InvalidTopUp, RedemptionError
-from billing.money import micros_to_usd
 from billing.plans import subscription_current
 from billing.providers import ProviderError, ProviderUnavailable
 from billing.selectors import topups_for_organization
 from billing.serializers import RedemptionSerializer, TopUpCreateSerializer, TopUpSerializer
 from billing.topups import topup_create
 from billing.windows import plan_windows
+from money import micros_to_usd
 
 _REDEEMED = inline_serializer(
     name="Redeemed",
@@ -38,7 +39,7 @@ _REDEEMED = inline_serializer(
 
 
 def _org(request: Request) -> Organization:
-    return cast(Organization, request.organization)  # type: ignore[attr-defined]
+    return api_request(request).organization
 
 
 class TopUpListView(APIView):
@@ -122,7 +123,7 @@ class RedemptionView(APIView):
         )
 
 
-class WindowSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class WindowSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(help_text="5-hour window, weekly window or monthly quota")
     unit = serializers.ChoiceField(choices=["usd", "requests"])
     limit = serializers.CharField(help_text="USD (decimal string) or a request count")
@@ -133,7 +134,7 @@ class WindowSerializer(serializers.Serializer):  # type: ignore[type-arg]
     )
 
 
-class SubscriptionSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class SubscriptionSerializer(serializers.Serializer[Any]):
     plan = serializers.CharField()
     status = serializers.ChoiceField(choices=["active", "past_due"])
     current_period_end = serializers.DateTimeField()

@@ -24,10 +24,10 @@ from django.utils.translation import gettext as _
 from accounts.models import Organization, User
 from billing.exceptions import RedemptionError, RedemptionRateLimited
 from billing.models import LedgerEntry, Plan, RedemptionBatch, RedemptionCode, Subscription, Wallet
-from billing.money import micros_to_usd
 from billing.services import wallet_credit
 from billing.subscriptions import SubscriptionError, subscription_grant
-from tokenhub.fields import decrypt, encrypt
+from money import micros_to_usd
+from sealed.fields import decrypt, encrypt
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
 GROUPS, GROUP_LEN = 4, 4

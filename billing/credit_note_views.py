@@ -6,21 +6,20 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from accounts.access import Capability, capability_required
-from accounts.models import Organization
+from accounts.http import PortalRequest
 from billing.credit_notes import credit_note_label, tax_included
 from billing.documents import party_lines
 from billing.models import CreditNote
-from billing.money import micros_to_usd
 from billing.pdf import pdf_document
 from billing.subscriptions import price_from_minor
+from money import micros_to_usd
 
 
 def minor_text(amount: int, currency: str) -> str:
@@ -63,8 +62,8 @@ def credit_note_facts(note: CreditNote) -> CreditNoteFacts:
     )
 
 
-def _note(request: HttpRequest, number: int) -> CreditNote:
-    organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
+def _note(request: PortalRequest, number: int) -> CreditNote:
+    organization = request.organization
     return get_object_or_404(
         CreditNote.objects.select_related("topup"), number=number, organization=organization
     )
@@ -72,7 +71,7 @@ def _note(request: HttpRequest, number: int) -> CreditNote:
 
 @require_GET
 @capability_required(Capability.BILLING)
-def credit_note_page(request: HttpRequest, number: int) -> HttpResponse:
+def credit_note_page(request: PortalRequest, number: int) -> HttpResponse:
     """A printable credit note of the active organization."""
     return render(
         request, "billing/credit_note.html", {"facts": credit_note_facts(_note(request, number))}
@@ -81,7 +80,7 @@ def credit_note_page(request: HttpRequest, number: int) -> HttpResponse:
 
 @require_GET
 @capability_required(Capability.BILLING)
-def credit_note_pdf(request: HttpRequest, number: int) -> HttpResponse:
+def credit_note_pdf(request: PortalRequest, number: int) -> HttpResponse:
     """The same credit note as a PDF download."""
     facts = credit_note_facts(_note(request, number))
     note = facts.note

@@ -12,13 +12,20 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from django.db import transaction
+from celery import shared_task
+from django.db import OperationalError, transaction
 from django.utils import timezone
 
 from billing.exceptions import PaymentMismatch, PaymentNotReady
 from billing.models import PaymentEvent
+from billing.provider_events import stripe_subscriptions
+from billing.provider_events.demo import callback_apply as demo_apply
+from billing.provider_events.epay import callback_apply as epay_apply
+from billing.provider_events.stripe_topups import event_apply as topup_apply
 
 log = logging.getLogger(__name__)
+
+NOT_READY_RETRIES = 12
 
 
 class Outcome(enum.StrEnum):
@@ -43,11 +50,25 @@ def payment_event_record(
             defaults={"event_type": event_type[:100], "payload": payload},
         )
         if enqueue and event.processed_at is None:
-            from billing.tasks import process_payment_event
-
             pk = event.pk
             transaction.on_commit(lambda: process_payment_event.delay(pk))
     return event, created
+
+
+# Defined beside the code that enqueues it (billing/tasks.py imports it for Celery's
+# autodiscovery); the name stays the one queued messages and the beat schedule carry.
+@shared_task(
+    bind=True,
+    max_retries=NOT_READY_RETRIES,
+    autoretry_for=(OSError, OperationalError),
+    name="billing.tasks.process_payment_event",
+)
+def process_payment_event(self: Any, event_pk: int) -> str:
+    """Apply a stored provider event; retries (backing off) while its payment is unknown."""
+    outcome = payment_event_process(event_pk=event_pk)
+    if outcome == Outcome.NOT_READY:
+        raise self.retry(countdown=min(5 * 2**self.request.retries, 900))
+    return str(outcome)
 
 
 def payment_event_process(*, event_pk: int) -> Outcome:
@@ -56,10 +77,6 @@ def payment_event_process(*, event_pk: int) -> Outcome:
     NOT_READY (the payment it refers to is not known yet) leaves the event unprocessed
     for a retry; a mismatched amount marks it processed with the error and credits nothing.
     """
-    from billing.providers import stripe_subscriptions
-    from billing.providers.demo import callback_apply as demo_apply
-    from billing.providers.epay import callback_apply as epay_apply
-    from billing.providers.stripe import event_apply as topup_apply
 
     def stripe_apply(event: dict[str, Any]) -> str:
         # One endpoint, two kinds of purchase: plans' events, and top-ups' (the rest).

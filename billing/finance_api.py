@@ -347,9 +347,7 @@ class FinanceExportSchema(ManagementApiSchema):
     ) -> Any:
         if media_types is None and status_code >= "400":
             media_types = ["application/json"]
-        return super()._get_response_for_code(  # type: ignore[no-untyped-call]
-            serializer, status_code, media_types, direction
-        )
+        return super()._get_response_for_code(serializer, status_code, media_types, direction)
 
 
 def _date_or_time(name: str, description: str) -> OpenApiParameter:

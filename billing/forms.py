@@ -8,8 +8,8 @@ from django import forms
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import Plan
-from billing.money import InvalidAmount, usd_to_micros
 from billing.providers import plan_sellers_configured, providers_configured
+from money import InvalidAmount, usd_to_micros
 
 PROVIDER_LABELS = {
     "stripe": _("Card (Stripe)"),
@@ -37,8 +37,8 @@ class TopUpForm(forms.Form):
         data["amount"] = amount
         return data
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         choice = cast(forms.ChoiceField, self.fields["provider"])
         choice.choices = [
             (name, PROVIDER_LABELS.get(name, name)) for name in providers_configured()
@@ -73,8 +73,8 @@ class PlanSubscribeForm(forms.Form):
     plan = forms.ModelChoiceField(queryset=Plan.objects.filter(active=True))
     provider = forms.ChoiceField(label=_("Pay with"))
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         choice = cast(forms.ChoiceField, self.fields["provider"])
         choice.choices = [
             (name, PROVIDER_LABELS.get(name, name)) for name in plan_sellers_configured()

@@ -9,14 +9,14 @@ from typing import cast
 
 from django.contrib import messages
 from django.forms import ChoiceField
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import Capability, capability_required
-from accounts.models import Organization, User
+from accounts.http import PortalRequest
 from billing.documents import party_lines
 from billing.exceptions import InvalidTopUp
 from billing.forms import TopUpForm
@@ -56,8 +56,8 @@ def invoice_facts(invoice: Invoice, *, now: dt.datetime | None = None) -> Invoic
     )
 
 
-def _invoice(request: HttpRequest, number: int) -> Invoice:
-    organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
+def _invoice(request: PortalRequest, number: int) -> Invoice:
+    organization = request.organization
     return get_object_or_404(
         Invoice.objects.select_related("statement", "organization"),
         number=number,
@@ -67,7 +67,7 @@ def _invoice(request: HttpRequest, number: int) -> Invoice:
 
 @require_GET
 @capability_required(Capability.BILLING)
-def invoice_page(request: HttpRequest, number: int) -> HttpResponse:
+def invoice_page(request: PortalRequest, number: int) -> HttpResponse:
     """A printable invoice of the active organization."""
     facts = invoice_facts(_invoice(request, number))
     choices = cast(ChoiceField, TopUpForm().fields["provider"]).choices
@@ -76,7 +76,7 @@ def invoice_page(request: HttpRequest, number: int) -> HttpResponse:
 
 @require_GET
 @capability_required(Capability.BILLING)
-def invoice_pdf_download(request: HttpRequest, number: int) -> HttpResponse:
+def invoice_pdf_download(request: PortalRequest, number: int) -> HttpResponse:
     invoice = _invoice(request, number)
     response = HttpResponse(invoice_pdf(invoice), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{invoice_filename(invoice)}"'
@@ -85,16 +85,14 @@ def invoice_pdf_download(request: HttpRequest, number: int) -> HttpResponse:
 
 @require_POST
 @capability_required(Capability.BILLING)
-def invoice_pay(request: HttpRequest, number: int) -> HttpResponse:
+def invoice_pay(request: PortalRequest, number: int) -> HttpResponse:
     """Pay now: a top-up of the invoice's amount at the chosen provider's checkout."""
     invoice = _invoice(request, number)
     provider = request.POST.get("provider", "")
     try:
         if provider not in providers_configured():
             raise ProviderUnavailable(_("This payment method is not available."))
-        topup = invoice_pay_start(
-            invoice=invoice, created_by=cast(User, request.user), provider=provider
-        )
+        topup = invoice_pay_start(invoice=invoice, created_by=request.user, provider=provider)
     except (InvalidTopUp, ProviderUnavailable, ProviderError) as exc:
         messages.error(request, str(exc))
         return HttpResponseRedirect(reverse("billing") + "#invoices")

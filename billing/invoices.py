@@ -24,6 +24,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.audit import audit_record
 from accounts.models import Organization, User
 from accounts.revocations import key_change_publish
 from accounts.templatetags.portal_format import money_exact
@@ -33,7 +34,6 @@ from billing.models import Invoice, LedgerEntry, Statement, TopUp, Wallet
 from billing.pdf import pdf_document
 from billing.services import wallet_credit
 from billing.subscriptions import billing_recipients
-from logs.services import audit_record
 
 log = logging.getLogger(__name__)
 

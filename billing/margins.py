@@ -40,10 +40,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from billing.models import UncollectedUsage, Wallet
-from billing.money import micros_to_usd
 from logs.csv_export import spreadsheet_safe as _spreadsheet_safe
 from logs.models import UNCOSTED, DailyUsage, RequestLog, RolledUpDay
 from logs.selectors import MAX_CUSTOM_DAYS
+from money import micros_to_usd
 
 GROUPS = ("day", "model", "channel", "organization")
 DEFAULT_DAYS = 30
@@ -216,12 +216,12 @@ def _spans(days: list[dt.date]) -> Q:
     return q
 
 
-def _key(group: str, value: Any) -> GroupKey:
+def _key(group: str, value: GroupKey) -> GroupKey:
     if group == "channel":
         return value or None  # the rollup's 0 and the log's NULL: no channel
     if group == "model":
         return value or ""
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _collect(query: MarginQuery) -> tuple[dict[GroupKey, MarginRow], list[dt.date]]:

@@ -18,7 +18,7 @@ from accounts.api_schema import ValidationErrorSerializer
 from billing.margins import GROUPS, MarginQueryError, MarginRow, margin_query_from, margin_report
 
 
-class MarginFiguresSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class MarginFiguresSerializer(serializers.Serializer[Any]):
     requests = serializers.IntegerField()
     revenue = serializers.IntegerField(help_text="micro-USD: charged plus drawn from plans")
     cost = serializers.IntegerField(help_text="micro-USD charged to balances")
@@ -51,7 +51,7 @@ class MarginRowSerializer(MarginFiguresSerializer):
     )
 
 
-class MarginReportSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class MarginReportSerializer(serializers.Serializer[Any]):
     # "from" is a Python keyword: declared below.
     to = serializers.DateField()
     group = serializers.ChoiceField(choices=GROUPS)

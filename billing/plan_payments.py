@@ -2,8 +2,8 @@
 statements list as plan charges.
 
 Recorded by the paths that confirm a period was paid, in their transaction: Stripe's
-`invoice.paid` (billing/providers/stripe_subscriptions.py; the invoice id is the
-reference), the demo provider's checkout (billing/providers/demo.py) and its renewals
+`invoice.paid` (billing/provider_events/stripe_subscriptions.py; the invoice id is the
+reference), the demo provider's checkout (billing/provider_events/demo.py) and its renewals
 (billing/subscriptions.subscriptions_demo_renew). Plans granted by a redemption code or by
 staff are not payments and get no row: nothing was paid, there is no provider reference
 to keep them unique, and the subscription itself records the grant.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.money import round_micros
+from money import round_micros
 
 _PER_MILLION = 1_000_000
 _ONE = Decimal(1)

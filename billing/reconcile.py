@@ -24,11 +24,11 @@ from django.db.models import BigIntegerField, Count, F, OuterRef, Q, QuerySet, S
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from accounts.models import ApiKey
+from accounts.models import ApiKey, AuditEvent
 from billing.models import Hold, Lease, LedgerEntry, PaymentEvent, TopUp, UncollectedUsage, Wallet
-from billing.money import micros_to_usd
 from billing.topups import SOURCE_TOPUP
-from logs.models import UNCOSTED, AuditEvent, RequestLog
+from logs.models import UNCOSTED, RequestLog
+from money import micros_to_usd
 
 # Holds are swept every minute; one this far past its expiry means the sweep is not running.
 HOLD_GRACE = dt.timedelta(minutes=15)

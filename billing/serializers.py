@@ -8,8 +8,8 @@ from rest_framework import serializers
 
 from accounts.serializers import StrictInput
 from billing.models import TopUp
-from billing.money import micros_to_usd
 from billing.providers import provider_names
+from money import micros_to_usd
 
 
 class TopUpCreateSerializer(StrictInput):

@@ -8,9 +8,9 @@ import uuid
 from django.db import IntegrityError, transaction
 from django.db.models import F
 
+from accounts.audit import audit_record
 from accounts.models import Organization, User
 from billing.models import LedgerEntry, Price, PricingGroup, UsageBucket, Wallet
-from logs.services import audit_record
 
 DEFAULT_GROUP = "default"
 
@@ -111,6 +111,11 @@ def wallet_credit_limit_set(
 def wallet_create(*, organization: Organization) -> Wallet:
     wallet, _ = Wallet.objects.get_or_create(organization=organization)
     return wallet
+
+
+def wallet_create_on_signal(*, organization: Organization, **_signal: object) -> None:
+    """Receiver of accounts' organization_created: every organization has a wallet."""
+    wallet_create(organization=organization)
 
 
 def pricing_group_default() -> PricingGroup:

@@ -3,14 +3,12 @@ see billing, of the active organization only."""
 
 from __future__ import annotations
 
-from typing import cast
-
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
 from accounts.access import Capability, capability_required
-from accounts.models import Organization
+from accounts.http import PortalRequest
 from billing.documents import party_lines
 from billing.models import Statement
 from billing.statements import (
@@ -22,9 +20,9 @@ from billing.statements import (
 )
 
 
-def _statement(request: HttpRequest, month: str) -> Statement:
+def _statement(request: PortalRequest, month: str) -> Statement:
     """The active organization's statement of MONTH (YYYY-MM), else 404."""
-    organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
+    organization = request.organization
     found = statement_for_month(organization=organization, month=month)
     if found is None:
         raise Http404("no statement for that month")
@@ -33,7 +31,7 @@ def _statement(request: HttpRequest, month: str) -> Statement:
 
 @require_GET
 @capability_required(Capability.BILLING)
-def statement_page(request: HttpRequest, month: str) -> HttpResponse:
+def statement_page(request: PortalRequest, month: str) -> HttpResponse:
     statement = _statement(request, month)
     context = {
         "statement": statement,
@@ -47,7 +45,7 @@ def statement_page(request: HttpRequest, month: str) -> HttpResponse:
 
 @require_GET
 @capability_required(Capability.BILLING)
-def statement_pdf_download(request: HttpRequest, month: str) -> HttpResponse:
+def statement_pdf_download(request: PortalRequest, month: str) -> HttpResponse:
     statement = _statement(request, month)
     response = HttpResponse(statement_pdf(statement), content_type="application/pdf")
     response["Content-Disposition"] = f'attachment; filename="{statement_filename(statement)}"'

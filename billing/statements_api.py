@@ -3,7 +3,7 @@ capability): the list, one month as JSON, and its PDF."""
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from django.http import HttpResponse
 from django.urls import reverse
@@ -18,9 +18,8 @@ from rest_framework.views import APIView
 from accounts.access import Capability
 from accounts.api_permissions import OrgCapability
 from accounts.api_schema import ErrorSerializer
-from accounts.models import Organization
+from accounts.http import api_request
 from billing.models import Statement
-from billing.money import micros_to_usd
 from billing.statements import (
     statement_filename,
     statement_for_month,
@@ -28,18 +27,19 @@ from billing.statements import (
     statements_for_organization,
 )
 from billing.subscriptions import price_from_minor
+from money import micros_to_usd
 
 _LIMIT = 120  # ten years of months
 
 
-class UsageByModelSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class UsageByModelSerializer(serializers.Serializer[Any]):
     model = serializers.CharField()
     requests = serializers.IntegerField()
     cost_usd = serializers.CharField(help_text="charged to the balance")
     plan_cost_usd = serializers.CharField(help_text="drawn from a plan instead")
 
 
-class StatementSerializer(serializers.Serializer):  # type: ignore[type-arg]
+class StatementSerializer(serializers.Serializer[Any]):
     """A statement's figures: USD decimal strings, signed as in the ledger (usage and
     refunds negative), so opening + movements = closing."""
 
@@ -94,7 +94,7 @@ def _body(statement: Statement) -> dict[str, Any]:
 
 
 def _statement(request: Request, month: str) -> Statement:
-    organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
+    organization = api_request(request).organization
     found = statement_for_month(organization=organization, month=month)
     if found is None:
         raise NotFound("no statement for that month")
@@ -114,7 +114,7 @@ class StatementListView(APIView):
         tags=["billing"],
     )
     def get(self, request: Request) -> Response:
-        organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
+        organization = api_request(request).organization
         statements = statements_for_organization(organization=organization)[:_LIMIT]
         return Response(
             {"data": StatementSerializer([_body(s) for s in statements], many=True).data}

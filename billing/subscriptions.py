@@ -6,7 +6,7 @@ arrives late, since provider events come twice and out of order: a period never 
 backwards, and an ended subscription does not come back unless its provider confirms it
 was paid for. Every transition locks the organization's row first, then the subscription's.
 The request path reads subscriptions through billing/plans.py; Stripe's events are
-translated into these calls by billing/providers/stripe_subscriptions.py.
+translated into these calls by billing/provider_events/stripe_subscriptions.py.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
@@ -26,6 +27,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.audit import audit_record
 from accounts.models import Membership, Organization, User
 from billing.caps import next_start
 from billing.exceptions import BillingError
@@ -35,7 +37,6 @@ from billing.plans import covers, plan_caps
 from billing.providers import Checkout, plan_seller_get
 from billing.providers import stripe as stripe_api
 from billing.windows import CapUse, cap_use
-from logs.services import audit_record
 
 log = logging.getLogger(__name__)
 
@@ -643,12 +644,22 @@ def plan_quota_check(*, now: dt.datetime | None = None) -> list[QuotaAlert]:
             locked.save(update_fields=["quota_alert", "updated_at"])
             alert = QuotaAlert(subscription_id=locked.pk, level=level, month=month)
             claimed.append(alert)
-            from billing.tasks import send_plan_quota_email
-
             transaction.on_commit(
                 partial(send_plan_quota_email.delay, alert.subscription_id, level, month)
             )
     return claimed
+
+
+# Defined beside the code that enqueues it (billing/tasks.py imports it for Celery's
+# autodiscovery); the name stays the one queued messages and the beat schedule carry.
+@shared_task(
+    autoretry_for=(OSError,),
+    max_retries=5,
+    retry_backoff=True,
+    name="billing.tasks.send_plan_quota_email",
+)
+def send_plan_quota_email(subscription_id: int, level: int, month: str) -> int:
+    return plan_quota_email_send(subscription_id=subscription_id, level=level, month=month)
 
 
 def billing_recipients(organization_id: int) -> list[str]:

@@ -23,10 +23,10 @@ from billing.credit_notes import credit_note_issue
 from billing.exceptions import InvalidTopUp, PaymentMismatch, PaymentNotReady
 from billing.invoices import invoice_paid_by_topup
 from billing.models import LedgerEntry, PricingGroup, TopUp
-from billing.money import MICROS_PER_USD, InvalidAmount, usd_to_micros
 from billing.providers import PaymentStatus, ProviderError, provider_get
 from billing.services import DEFAULT_GROUP, wallet_credit
-from logs.anomalies.velocity import topup_velocity_check
+from billing.velocity import topup_velocity_check
+from money import MICROS_PER_USD, InvalidAmount, usd_to_micros
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@
 
 from django.urls import path
 
-from billing import credit_note_views, views, webhooks
+from billing import credit_note_views, invoice_views, statement_views, views, webhooks
 
 urlpatterns = [
     path("billing/webhooks/stripe/", webhooks.stripe_webhook, name="billing-webhook-stripe"),
@@ -42,12 +42,7 @@ urlpatterns = [
         credit_note_views.credit_note_pdf,
         name="billing-credit-note-pdf",
     ),
-]
-
-# Invoices of credit lines (billing/invoices.py).
-from billing import invoice_views  # noqa: E402
-
-urlpatterns += [
+    # Invoices of credit lines (billing/invoices.py).
     path(
         "dashboard/billing/invoices/<int:number>/",
         invoice_views.invoice_page,
@@ -63,12 +58,7 @@ urlpatterns += [
         invoice_views.invoice_pay,
         name="billing-invoice-pay",
     ),
-]
-
-# Monthly statements (billing/statements.py).
-from billing import statement_views  # noqa: E402
-
-urlpatterns += [
+    # Monthly statements (billing/statements.py).
     path(
         "dashboard/billing/statements/<str:month>/",
         statement_views.statement_page,

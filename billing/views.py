@@ -8,11 +8,10 @@ import json
 import logging
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,7 +19,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import Capability, capability_required, role_allows
-from accounts.models import Membership, Organization, User
+from accounts.http import PortalRequest
+from accounts.models import Organization
 from accounts.network import client_ip
 from billing.alerts import low_balance_set
 from billing.codes import code_redeem
@@ -40,7 +40,6 @@ from billing.forms import (
 from billing.invoice_views import invoice_facts
 from billing.invoices import invoices_for_organization
 from billing.models import Plan, Subscription, TopUp
-from billing.money import micros_to_usd
 from billing.plans import WINDOWS, subscription_current
 from billing.providers import (
     InvalidCallback,
@@ -71,15 +70,12 @@ from billing.subscriptions import (
 )
 from billing.topups import bonus_tiers, topup_create, topup_rate
 from billing.windows import CapUse, plan_windows
+from money import micros_to_usd
 
 log = logging.getLogger(__name__)
 
 
-def _org(request: HttpRequest) -> Organization:
-    return cast(Organization, request.organization)  # type: ignore[attr-defined]
-
-
-def _month(request: HttpRequest) -> dt.date:
+def _month(request: PortalRequest) -> dt.date:
     """The statement month asked for (?month=YYYY-MM), this month by default."""
     this_month = month_start(timezone.now().astimezone(dt.UTC).date())
     try:
@@ -186,8 +182,8 @@ def _plans_context(org: Organization) -> dict[str, object]:
     return context
 
 
-def _page(request: HttpRequest, **forms: object) -> HttpResponse:
-    org = _org(request)
+def _page(request: PortalRequest, **forms: object) -> HttpResponse:
+    org = request.organization
     wallet = wallet_for_organization(organization=org)
     month = _month(request)
     first = ledger_first_month(organization=org)
@@ -228,20 +224,20 @@ def _page(request: HttpRequest, **forms: object) -> HttpResponse:
 
 @require_GET
 @capability_required(Capability.BILLING)
-def billing_page(request: HttpRequest) -> HttpResponse:
+def billing_page(request: PortalRequest) -> HttpResponse:
     return _page(request)
 
 
 @require_POST
 @capability_required(Capability.BILLING)
-def topup_start(request: HttpRequest) -> HttpResponse:
+def topup_start(request: PortalRequest) -> HttpResponse:
     form = TopUpForm(request.POST)
     if not form.is_valid():
         return _page(request, topup_form=form)
     try:
         topup = topup_create(
-            organization=_org(request),
-            created_by=cast(User, request.user),
+            organization=request.organization,
+            created_by=request.user,
             amount_usd=form.cleaned_data["amount"],
             provider=form.cleaned_data["provider"],
         )
@@ -257,7 +253,7 @@ def _back_to_plans() -> HttpResponseRedirect:
 
 @require_POST
 @capability_required(Capability.BILLING)
-def plan_subscribe(request: HttpRequest) -> HttpResponse:
+def plan_subscribe(request: PortalRequest) -> HttpResponse:
     """Send the customer to pay for a plan; it starts when the provider confirms."""
     form = PlanSubscribeForm(request.POST)
     if not form.is_valid():
@@ -265,10 +261,10 @@ def plan_subscribe(request: HttpRequest) -> HttpResponse:
         return _back_to_plans()
     try:
         checkout = subscription_checkout(
-            organization=_org(request),
+            organization=request.organization,
             plan=form.cleaned_data["plan"],
             provider=form.cleaned_data["provider"],
-            user=cast(User, request.user),
+            user=request.user,
         )
     except (SubscriptionError, ProviderUnavailable, ProviderError) as exc:
         messages.error(request, str(exc))
@@ -276,8 +272,8 @@ def plan_subscribe(request: HttpRequest) -> HttpResponse:
     return HttpResponseRedirect(checkout.url)
 
 
-def _current(request: HttpRequest) -> Subscription | None:
-    subscription = subscription_current(organization_id=_org(request).pk)
+def _current(request: PortalRequest) -> Subscription | None:
+    subscription = subscription_current(organization_id=request.organization.pk)
     if subscription is None:
         messages.error(request, _("Your organization has no plan."))
     return subscription
@@ -285,12 +281,12 @@ def _current(request: HttpRequest) -> Subscription | None:
 
 @require_POST
 @capability_required(Capability.BILLING)
-def plan_cancel(request: HttpRequest) -> HttpResponse:
+def plan_cancel(request: PortalRequest) -> HttpResponse:
     """Cancel at the end of the paid period."""
     subscription = _current(request)
     if subscription is not None:
         try:
-            subscription_cancel(subscription=subscription, actor=cast(User, request.user))
+            subscription_cancel(subscription=subscription, actor=request.user)
         except (SubscriptionError, ProviderError) as exc:
             messages.error(request, str(exc))
         else:
@@ -303,11 +299,11 @@ def plan_cancel(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @capability_required(Capability.BILLING)
-def plan_resume(request: HttpRequest) -> HttpResponse:
+def plan_resume(request: PortalRequest) -> HttpResponse:
     subscription = _current(request)
     if subscription is not None:
         try:
-            subscription_resume(subscription=subscription, actor=cast(User, request.user))
+            subscription_resume(subscription=subscription, actor=request.user)
         except (SubscriptionError, ProviderError) as exc:
             messages.error(request, str(exc))
         else:
@@ -317,7 +313,7 @@ def plan_resume(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @capability_required(Capability.BILLING)
-def plan_change(request: HttpRequest) -> HttpResponse:
+def plan_change(request: PortalRequest) -> HttpResponse:
     subscription = _current(request)
     form = PlanChangeForm(request.POST)
     if subscription is None:
@@ -327,9 +323,7 @@ def plan_change(request: HttpRequest) -> HttpResponse:
         return _back_to_plans()
     plan = form.cleaned_data["plan"]
     try:
-        done = subscription_change_plan(
-            subscription=subscription, plan=plan, actor=cast(User, request.user)
-        )
+        done = subscription_change_plan(subscription=subscription, plan=plan, actor=request.user)
     except (SubscriptionError, ProviderError) as exc:
         messages.error(request, str(exc))
     else:
@@ -349,15 +343,15 @@ def plan_change(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @capability_required(Capability.VIEW_ORG)
-def redeem(request: HttpRequest) -> HttpResponse:
+def redeem(request: PortalRequest) -> HttpResponse:
     form = RedeemForm(request.POST)
     back = reverse("billing")
     if form.is_valid():
         try:
             redemption = code_redeem(
                 raw_code=form.cleaned_data["code"],
-                user=cast(User, request.user),
-                organization=_org(request),
+                user=request.user,
+                organization=request.organization,
                 ip=client_ip(
                     request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR", "")
                 )
@@ -383,28 +377,28 @@ def redeem(request: HttpRequest) -> HttpResponse:
                     _("%(amount)s USD added to your balance.")
                     % {"amount": micros_to_usd(redemption.amount)},
                 )
-    membership = cast(Membership, request.membership)  # type: ignore[attr-defined]
+    membership = request.membership
     if not role_allows(membership.role, Capability.BILLING):
-        back = "/dashboard/"  # members without billing rights cannot see the billing page
+        back = reverse("dashboard")  # members without billing rights cannot see the billing page
     return HttpResponseRedirect(back)
 
 
 @require_POST
 @capability_required(Capability.BILLING)
-def alert_set(request: HttpRequest) -> HttpResponse:
+def alert_set(request: PortalRequest) -> HttpResponse:
     form = AlertForm(request.POST)
     if not form.is_valid():
         return _page(request, alert_form=form)
-    low_balance_set(organization=_org(request), threshold=form.cleaned_data["threshold_usd"])
+    low_balance_set(organization=request.organization, threshold=form.cleaned_data["threshold_usd"])
     messages.success(request, _("Low-balance alert saved."))
     return HttpResponseRedirect(reverse("billing"))
 
 
 @require_GET
 @capability_required(Capability.BILLING)
-def receipt(request: HttpRequest, pk: int) -> HttpResponse:
+def receipt(request: PortalRequest, pk: int) -> HttpResponse:
     """A printable receipt for a paid top-up of the active organization."""
-    topup = get_object_or_404(TopUp, pk=pk, organization=_org(request))
+    topup = get_object_or_404(TopUp, pk=pk, organization=request.organization)
     if topup.state != TopUp.State.PAID:
         raise Http404("no receipt for an unpaid top-up")
     # Amounts are tax included; the tax part is exact, rounded half up to the minor unit.
@@ -414,27 +408,27 @@ def receipt(request: HttpRequest, pk: int) -> HttpResponse:
         "credit": micros_to_usd(topup.credit),
         "bonus": micros_to_usd(topup.bonus),
         "paid": f"{topup.pay_amount // 100}.{topup.pay_amount % 100:02d}",
-        "organization": _org(request),
+        "organization": request.organization,
         "issuer_lines": party_lines(issuer_details()),
-        "billed_to_lines": party_lines(billed_to_details(_org(request))),
+        "billed_to_lines": party_lines(billed_to_details(request.organization)),
         "tax_rate": rate_text(rate) if rate > 0 else "",
         "tax": minor_text(tax_included(topup.pay_amount, rate), topup.currency),
     }
     return render(request, "billing/receipt.html", context)
 
 
-def _demo_topup(request: HttpRequest, ref: str) -> TopUp:
+def _demo_topup(request: PortalRequest, ref: str) -> TopUp:
     """The active organization's demo top-up REF; 404 when demo payments are off."""
     if not demo_provider.DemoProvider().configured():
         raise Http404("demo payments are off")
     return get_object_or_404(
-        TopUp, provider=demo_provider.NAME, provider_ref=ref, organization=_org(request)
+        TopUp, provider=demo_provider.NAME, provider_ref=ref, organization=request.organization
     )
 
 
 @require_GET
 @capability_required(Capability.BILLING)
-def demo_checkout(request: HttpRequest, ref: str) -> HttpResponse:
+def demo_checkout(request: PortalRequest, ref: str) -> HttpResponse:
     """The demo provider's checkout page: Pay or Cancel, each a signed event."""
     topup = _demo_topup(request, ref)
     context = {
@@ -448,7 +442,7 @@ def demo_checkout(request: HttpRequest, ref: str) -> HttpResponse:
 
 @require_POST
 @capability_required(Capability.BILLING)
-def demo_event(request: HttpRequest, ref: str) -> HttpResponse:
+def demo_event(request: PortalRequest, ref: str) -> HttpResponse:
     """The demo provider's callback: verified, stored once like a webhook, then applied."""
     topup = _demo_topup(request, ref)
     try:
@@ -473,19 +467,19 @@ def demo_event(request: HttpRequest, ref: str) -> HttpResponse:
     return HttpResponseRedirect(back)
 
 
-def _demo_plan(request: HttpRequest, ref: str) -> Plan:
+def _demo_plan(request: PortalRequest, ref: str) -> Plan:
     """The plan a demo plan checkout REF of the active organization is for (else 404)."""
     if not demo_provider.DemoProvider().configured():
         raise Http404("demo payments are off")
     ids = demo_provider.plan_ref_parse(ref)
-    if ids is None or ids[0] != _org(request).pk:
+    if ids is None or ids[0] != request.organization.pk:
         raise Http404("no such demo checkout")
     return get_object_or_404(Plan, pk=ids[1])
 
 
 @require_GET
 @capability_required(Capability.BILLING)
-def demo_plan_checkout(request: HttpRequest, ref: str) -> HttpResponse:
+def demo_plan_checkout(request: PortalRequest, ref: str) -> HttpResponse:
     """The demo provider's checkout for a plan: Pay starts the subscription."""
     plan = _demo_plan(request, ref)
     context = {
@@ -500,7 +494,7 @@ def demo_plan_checkout(request: HttpRequest, ref: str) -> HttpResponse:
 
 @require_POST
 @capability_required(Capability.BILLING)
-def demo_plan_event(request: HttpRequest, ref: str) -> HttpResponse:
+def demo_plan_event(request: PortalRequest, ref: str) -> HttpResponse:
     """The plan checkout's callback: verified, stored once like a webhook, then applied."""
     _demo_plan(request, ref)
     try:

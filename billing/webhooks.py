@@ -20,12 +20,8 @@ from billing.events import Outcome, payment_event_process, payment_event_record
 from billing.exceptions import PaymentMismatch
 from billing.models import Subscription, TopUp
 from billing.plans import subscription_current
-from billing.providers import (
-    InvalidCallback,
-    ProviderError,
-    ProviderUnavailable,
-    stripe_subscriptions,
-)
+from billing.provider_events import stripe_subscriptions
+from billing.providers import InvalidCallback, ProviderError, ProviderUnavailable
 from billing.providers import epay as epay_provider
 from billing.providers import stripe as stripe_provider
 from billing.topups import topup_recover

@@ -15,7 +15,7 @@ from django.utils.html import format_html
 
 from accounts.models import Organization
 from accounts.templatetags.portal_format import money, money_exact
-from logs.models import AuditEvent, DailyUsage, RequestLog
+from logs.models import DailyUsage, RequestLog
 
 _NAME_WIDTH = 28  # characters of an organization or model name in a list column
 
@@ -116,27 +116,6 @@ class DailyUsageAdmin(_OrganizationColumn, admin.ModelAdmin[DailyUsage]):
     list_filter = ("day",)
     search_fields = ("model",)
     date_hierarchy = "day"
-
-
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
-    """Read-only: the audit trail is append-only, admins see every event."""
-
-    list_display = ("created_at", "kind", "user", "actor", "organization", "ip")
-    list_filter = ("kind",)
-    search_fields = ("user__email", "actor__email", "organization__name")
-    date_hierarchy = "created_at"
-    list_select_related = ("user", "actor", "organization")
-    raw_id_fields = ("user", "actor", "organization")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 # Registers the anomaly alerts and review flags (logs/anomalies/admin.py).

@@ -1,5 +1,4 @@
-"""Reads of request metadata for the dashboard and of security events, each filtered by
-who may see them."""
+"""Reads of request metadata for the dashboard, each filtered by who may see it."""
 
 from __future__ import annotations
 
@@ -18,8 +17,8 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from accounts.access import Capability, role_allows
-from accounts.models import ApiKey, Membership, Organization, User
-from logs.models import AuditEvent, DailyUsage, RequestLog, RolledUpDay
+from accounts.models import ApiKey, Membership, WorkOrder
+from logs.models import DailyUsage, RequestLog, RolledUpDay
 
 PAGE_SIZE = 50
 # Columns a page may be sorted by; time is the default and the only one backed by an index
@@ -40,6 +39,8 @@ class LogFilter:
     key_id: int | None = None
     status: str = ""  # "", "ok", "error" or an exact code
     channel_type: str = ""
+    # The channels of `channel_type`, resolved by the caller: logs sits below the relay.
+    channel_ids: list[int] = field(default_factory=list)
     min_cost: int | None = None  # micro-USD
     sort: str = "time"
     descending: bool = True
@@ -116,8 +117,6 @@ def visible_logs(*, membership: Membership) -> QuerySet[RequestLog]:
 
 
 def filtered_logs(*, membership: Membership, f: LogFilter) -> QuerySet[RequestLog]:
-    from relay.models import Channel
-
     logs = visible_logs(membership=membership)
     if f.since:
         logs = logs.filter(created_at__gte=f.since)
@@ -134,8 +133,7 @@ def filtered_logs(*, membership: Membership, f: LogFilter) -> QuerySet[RequestLo
     elif f.status:
         logs = logs.filter(status_code=int(f.status))
     if f.channel_type:
-        ids = Channel.objects.filter(type=f.channel_type).values_list("pk", flat=True)
-        logs = logs.filter(channel_id__in=list(ids))
+        logs = logs.filter(channel_id__in=f.channel_ids)
     if f.min_cost is not None:
         logs = logs.filter(cost__gte=f.min_cost)
     return logs
@@ -186,30 +184,52 @@ def log_page(*, logs: QuerySet[RequestLog], f: LogFilter, cursor: str = "") -> L
     return LogPage(rows=rows, next_cursor=next_cursor)
 
 
-def audit_events_for_user(*, user: User) -> QuerySet[AuditEvent]:
-    """Events about the user or done by them: what a person sees on their settings page."""
-    return (
-        AuditEvent.objects.filter(Q(user=user) | Q(actor=user))
-        .select_related("organization")
-        .order_by("-created_at", "-pk")
+# --- Requests named in support work orders (accounts/support) ---------------------------
+
+# What staff see of a request named in a work order: its metadata, as on the logs
+# explorer, no content.
+REQUEST_FIELDS = (
+    "request_id",
+    "created_at",
+    "api_key_id",
+    "endpoint",
+    "model",
+    "upstream_model",
+    "channel_id",
+    "stream",
+    "status_code",
+    "error_code",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost",
+    "latency_ms",
+    "attempts",
+)
+
+
+def request_ids_unknown(*, membership: Membership, request_ids: list[str]) -> list[str]:
+    """The ids among REQUEST_IDS that are not requests the member may see (their own
+    keys', or the whole organization's for roles that see all usage)."""
+    if not request_ids:
+        return []
+    known = set(
+        visible_logs(membership=membership)
+        .filter(request_id__in=request_ids)
+        .values_list("request_id", flat=True)
     )
+    return [rid for rid in request_ids if rid not in known]
 
 
-def audit_events_for_organization(*, organization: Organization) -> QuerySet[AuditEvent]:
-    """Every event recorded against the organization: what its owners see."""
-    return (
-        AuditEvent.objects.filter(organization=organization)
-        .select_related("user", "actor")
-        .order_by("-created_at", "-pk")
+def workorder_requests(*, work_order: WorkOrder) -> list[dict[str, Any]]:
+    """Metadata of the requests the customer named, of the order's organization only, for
+    staff; requests purged since are simply missing."""
+    return list(
+        RequestLog.objects.filter(
+            organization_id=work_order.organization_id, request_id__in=work_order.request_ids
+        )
+        .order_by("created_at")
+        .values(*REQUEST_FIELDS)
     )
-
-
-def audit_ip_seen_before(*, user: User, ip: str | None, before_pk: int | None = None) -> bool:
-    """Has the user signed in from this address before (the new-address alert's test)?"""
-    events = AuditEvent.objects.filter(user=user, ip=ip, kind=AuditEvent.Kind.SIGN_IN)
-    if before_pk is not None:
-        events = events.filter(pk__lt=before_pk)
-    return events.exists()
 
 
 # --- Usage over time, for the overview's charts ------------------------------------------------

@@ -1,10 +1,10 @@
-"""Writes for request metadata (the daily usage rollup, retention purges) and security
-events (the audit trail)."""
+"""Writes for request metadata: the daily usage rollup, retention purges, an owner's deletion.
+
+Security events (the audit trail) are recorded by accounts.audit."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -12,12 +12,11 @@ from django.db.models import Count, Min, Q, Sum
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import Organization, User
-from accounts.network import client_ip
-from logs.models import UNCOSTED, AuditEvent, DailyUsage, RequestLog, RolledUpDay
+from accounts.audit import audit_record
+from accounts.models import AuditEvent, Organization
+from logs.models import UNCOSTED, DailyUsage, RequestLog, RolledUpDay
 
 PURGE_BATCH = 5000
-_USER_AGENT_MAX = 300
 # A day is rolled up only once it has been over this long: a stream that started just
 # before midnight is logged (with its start time) when it ends.
 ROLLUP_GRACE = dt.timedelta(hours=2)
@@ -145,63 +144,6 @@ def request_logs_purge(*, older_than_days: int | None = None) -> int:
         if not ids:
             return total
         total += RequestLog.objects.filter(pk__in=ids).delete()[0]
-
-
-def request_ip(request: HttpRequest) -> str | None:
-    """The caller's address as the relay sees it (X-Forwarded-For only from TRUSTED_PROXIES)."""
-    return client_ip(request.META.get("REMOTE_ADDR"), request.META.get("HTTP_X_FORWARDED_FOR", ""))
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)
-
-
-def audit_record(
-    *,
-    kind: str,
-    user: User | None = None,
-    organization: Organization | None = None,
-    request: HttpRequest | None = None,
-    actor: User | None = None,
-    **meta: Any,
-) -> AuditEvent:
-    """Append one security event. Never raises on odd `meta` values (they are stringified).
-
-    With a request, its client address and user agent are kept, and the signed-in user
-    becomes the event's `actor` when they are not the `user` the event is about; services
-    that know who acted pass `actor` themselves. Callers pass identifiers in `meta` (key
-    ids, roles), never secrets or content.
-    """
-    if kind not in AuditEvent.Kind.values:
-        raise ValueError(f"unknown audit event kind {kind!r}")
-    ip: str | None = None
-    user_agent = ""
-    if request is not None:
-        ip = request_ip(request)
-        user_agent = request.META.get("HTTP_USER_AGENT", "")[:_USER_AGENT_MAX]
-        signed_in = getattr(request, "user", None)
-        if isinstance(signed_in, User) and signed_in.is_authenticated:
-            if user is None:
-                user = signed_in
-            elif signed_in.pk != user.pk and actor is None:
-                actor = signed_in
-    if actor is not None and user is not None and actor.pk == user.pk:
-        actor = None  # they did it themselves
-    return AuditEvent.objects.create(
-        kind=kind,
-        user=user,
-        actor=actor,
-        organization=organization,
-        ip=ip,
-        user_agent=user_agent,
-        meta=_plain(meta),
-    )
 
 
 def request_logs_delete_for_organization(

@@ -1,8 +1,7 @@
-from django.urls import path
+"""Portal URLs owned by logs: the organization's anomaly policy."""
 
-from logs.views import logs_explorer, overview
+from django.urls import include, path
 
 urlpatterns = [
-    path("dashboard/", overview, name="dashboard"),
-    path("dashboard/logs/", logs_explorer, name="logs-explorer"),
+    path("dashboard/org/anomaly-policy/", include("logs.anomalies.urls")),
 ]

@@ -15,8 +15,8 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 
 from billing.models import PRICE_FIELDS
-from billing.money import micros_to_usd
 from billing.selectors import uncollected_recent
+from money import micros_to_usd
 from relay import cooldown
 from relay.channel_health import channel_test
 from relay.models import Channel, CostPrice, MediaTask

@@ -5,7 +5,6 @@ from __future__ import annotations
 from django.utils import timezone
 
 from relay.asgi_io import Receive, Request, Scope, Send, read_body, send_json
-from relay.call import Call
 from relay.catalog import KeyInfo, catalog
 from relay.dashboard_billing import billing_answer
 from relay.errors import RelayError, bad_request, model_not_found
@@ -14,6 +13,7 @@ from relay.generations import generation_answer
 from relay.media import endpoints as media
 from relay.pipeline.authenticate import authenticate
 from relay.pipeline.authorize import authorize, authorize_model, client_ip, model_allowed
+from relay.pipeline.call import Call
 from relay.protocols import ANTHROPIC, GEMINI, OPENAI, RESPONSES, WireProtocol
 from relay.proxy import Inbound, proxy
 from relay.token_count import count_tokens
@@ -88,6 +88,11 @@ def _protocol_of(request: Request, path: str) -> WireProtocol:
     return OPENAI
 
 
+def _gemini_model(model: str) -> dict[str, object]:
+    methods = ["generateContent", "streamGenerateContent", "countTokens"]
+    return {"name": f"models/{model}", "displayName": model, "supportedGenerationMethods": methods}
+
+
 def _models_body(protocol: WireProtocol, models: dict[str, str]) -> dict[str, object]:
     names = sorted(models)
     if protocol is ANTHROPIC:
@@ -102,13 +107,7 @@ def _models_body(protocol: WireProtocol, models: dict[str, str]) -> dict[str, ob
             "last_id": names[-1] if names else None,
         }
     if protocol is GEMINI:
-        methods = ["generateContent", "streamGenerateContent", "countTokens"]
-        return {
-            "models": [
-                {"name": f"models/{m}", "displayName": m, "supportedGenerationMethods": methods}
-                for m in names
-            ]
-        }
+        return {"models": [_gemini_model(m) for m in names]}
     return {"object": "list", "data": [_model_object(m, models[m]) for m in names]}
 
 
@@ -176,8 +175,7 @@ async def application(scope: Scope, receive: Receive, send: Send) -> None:
             model = path.split("/models/", 1)[1]
             if model not in await _visible_models(key):
                 raise model_not_found(model)
-            body = _models_body(GEMINI, {model: ""})["models"]
-            await send_json(send, 200, body[0], headers)  # type: ignore[index]
+            await send_json(send, 200, _gemini_model(model), headers)
         elif method == "GET" and path.startswith("/v1/models/"):
             key = await _authorized(request)
             model = path[len("/v1/models/") :]

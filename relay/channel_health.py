@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import aiohttp
 import orjson
+from celery import shared_task
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db.models import Q
@@ -160,3 +161,10 @@ def last_channel_alert(*, channel_id: int) -> list[str]:
             recipients,
         )
     return orphaned
+
+
+# Queued by relay.services.channel_auto_disable; defined here, next to what it runs, so
+# services need not import the task modules (registered under its historical name).
+@shared_task(name="relay.tasks.alert_last_channel")
+def alert_last_channel(channel_id: int) -> list[str]:
+    return last_channel_alert(channel_id=channel_id)

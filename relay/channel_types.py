@@ -12,15 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
+from relay.affinity import pick_key
 from relay.catalog import ChannelInfo
-from relay.formats import seedance, sora
-from relay.formats.videos import VideoAdapter
 from relay.models import Channel
-from relay.pipeline.forward import pick_key
 from relay.protocols import ANTHROPIC, GEMINI, OPENAI, RESPONSES, WireProtocol
 
 ANTHROPIC_VERSION = "2023-06-01"
 ImageStyle = Literal["openai", "doubao", "gemini"]
+# Which video task client (relay/media/video_clients/) serves the type's videos.
+VideoClient = Literal["sora", "seedance"]
 _BASE_HEADERS = {"content-type": "application/json", "accept-encoding": "identity"}
 
 
@@ -66,7 +66,7 @@ class ChannelType:
     openai_endpoints: bool = False  # /completions, /embeddings in OpenAI's format
     gemini_embeddings: bool = False  # :embedContent, :batchEmbedContents
     images: ImageStyle | None = None
-    videos: VideoAdapter | None = None
+    videos: VideoClient | None = None
 
     def target(
         self, channel: ChannelInfo, upstream_model: str, path: str, *,
@@ -90,7 +90,7 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
         chat_path=_chat_completions,
         openai_endpoints=True,
         images="openai",
-        videos=sora.ADAPTER,
+        videos="sora",
     ),
     Channel.Type.AZURE_OPENAI: ChannelType(
         protocol=OPENAI,
@@ -106,7 +106,7 @@ CHANNEL_TYPES: dict[str, ChannelType] = {
         chat_path=_chat_completions,
         openai_endpoints=True,
         images="doubao",
-        videos=seedance.ADAPTER,
+        videos="seedance",
     ),
     Channel.Type.OPENAI_RESPONSES: ChannelType(
         protocol=RESPONSES, url=_plain_url, auth=_bearer, chat_path=lambda stream: "/responses"
@@ -137,15 +137,15 @@ IMAGE_TYPES = frozenset(t for t, k in CHANNEL_TYPES.items() if k.images)
 VIDEO_TYPES = frozenset(t for t, k in CHANNEL_TYPES.items() if k.videos)
 
 
-def video_adapter(channel_type: str) -> VideoAdapter | None:
-    """The video task adapter of a channel type (None: it serves no video)."""
+def video_client(channel_type: str) -> VideoClient | None:
+    """The name of the video task client of a channel type (None: it serves no video)."""
     kind = CHANNEL_TYPES.get(channel_type)
     return kind.videos if kind else None
 
 
 def is_seedance(channel_type: str) -> bool:
     """Seedance bills video by output tokens and serves no thumbnails: its tasks differ."""
-    return video_adapter(channel_type) is seedance.ADAPTER
+    return video_client(channel_type) == "seedance"
 
 
 def protocol_of(channel: ChannelInfo) -> WireProtocol:

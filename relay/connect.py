@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import cast
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -23,7 +22,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from accounts.access import Capability, capability_required, role_allows
-from accounts.models import ApiKey, Membership, Organization
+from accounts.http import PortalRequest
+from accounts.models import ApiKey, Membership
 from accounts.selectors import keys_visible_to
 from billing.services import DEFAULT_GROUP
 from relay.pages import models_priced
@@ -239,9 +239,9 @@ def _relay_keys(membership: Membership) -> list[ApiKey]:
 
 
 @capability_required(Capability.VIEW_ORG)
-def connect_page(request: HttpRequest) -> HttpResponse:
-    organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
-    membership = cast(Membership, request.membership)  # type: ignore[attr-defined]
+def connect_page(request: PortalRequest) -> HttpResponse:
+    organization = request.organization
+    membership = request.membership
     group = organization.pricing_group
     models = [
         row.model

@@ -94,6 +94,15 @@ def no_channel(model: str) -> RelayError:
     )
 
 
+# Server shutdown outlasted its drain: answered, or written into a stream, as a retryable error.
+SHUTDOWN = RelayError(
+    503,
+    "The server is restarting and could not finish this request. Retry it.",
+    type="service_unavailable",
+    code="shutdown",
+)
+
+
 def stack_of(exc: BaseException) -> str:
     """Where EXC was raised: its type and each frame's file, line and function, outermost
     first. Never its message or any value: those can quote request content."""

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.selectors import operator_emails
 from billing.margins import MarginRow, channel_margins
-from billing.money import micros_to_usd
+from money import micros_to_usd
 from relay.models import Channel
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from billing.models import PriceFields
-from tokenhub.fields import EncryptedTextField, reveal
+from sealed.fields import EncryptedTextField, reveal
 
 
 class Channel(models.Model):

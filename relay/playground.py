@@ -9,14 +9,12 @@ the usual request metadata.
 
 from __future__ import annotations
 
-from typing import cast
-
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
 from accounts.access import Capability, capability_required
-from accounts.models import Organization, User
+from accounts.http import PortalRequest
 from accounts.selectors import user_can_create_keys
 from accounts.services import playground_key_issue
 
@@ -25,9 +23,9 @@ SESSION_KEY = "playground_secrets"  # {organization id: the secret last handed o
 
 @never_cache
 @capability_required(Capability.USE_KEYS)
-def playground(request: HttpRequest) -> HttpResponse:
-    user = cast(User, request.user)
-    organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
+def playground(request: PortalRequest) -> HttpResponse:
+    user = request.user
+    organization = request.organization
     secret = ""
     if user_can_create_keys(user=user):
         # The secret is kept in the session so that the next visit (or a second tab) reuses

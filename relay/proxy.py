@@ -18,11 +18,11 @@ from typing import Any
 import aiohttp
 import orjson
 from django.conf import settings
-from django.utils import timezone
 
 from billing.journal import progress_snapshot
 from billing.pricing import Usage, worst_case_micros
 from relay import response_store, tokens
+from relay.affinity import affinity_key
 from relay.asgi_io import (
     ClientDisconnected,
     Receive,
@@ -32,10 +32,8 @@ from relay.asgi_io import (
     read_body,
     send_bytes,
     send_chunk,
-    send_json,
     start_stream,
 )
-from relay.call import Call
 from relay.catalog import ChannelInfo, KeyInfo, catalog
 from relay.channel_types import (
     CHAT_TYPES,
@@ -45,25 +43,17 @@ from relay.channel_types import (
     openai_target,
     protocol_of,
 )
-from relay.errors import (
-    RelayError,
-    bad_request,
-    model_not_found,
-    model_not_priced,
-    no_channel,
-    stack_of,
-)
+from relay.errors import SHUTDOWN, RelayError, bad_request, stack_of
 from relay.formats import anthropic, cost, fields, gemini, ir, openai, responses
-from relay.pipeline import failover
-from relay.pipeline.affinity import affinity_key
+from relay.pipeline import failover, frame
 from relay.pipeline.authenticate import authenticate, extract_secret
 from relay.pipeline.authorize import (
     authorize,
     authorize_model,
     check_rate_limits,
-    client_ip,
     tpm_keys,
 )
+from relay.pipeline.call import Call
 from relay.pipeline.forward import (
     UpstreamFailure,
     failure_from_response,
@@ -71,11 +61,10 @@ from relay.pipeline.forward import (
 )
 from relay.pipeline.journal import StreamJournal
 from relay.pipeline.reserve import reserve
-from relay.pipeline.route import candidates
+from relay.pipeline.route import candidates, routable_price
 from relay.pipeline.settle import (
     Bill,
     call_bill,
-    in_flight,
     log_row,
     opening_progress,
     settle_call,
@@ -90,6 +79,9 @@ from relay.stream_adapters import (
     Translating,
 )
 
+# The steps the request frame (relay/pipeline/frame.py) and this module run, importable
+# from here for tools that look them up by the chat relay's name (benchmarks/).
+__all__ = ["Inbound", "authenticate", "authorize", "proxy", "reserve", "settle_call"]
 log = logging.getLogger(__name__)
 DROPPED_HEADER = "x-tokenhub-dropped-params"
 _JSON_KINDS: dict[type, str] = {list: "array", str: "string", dict: "object"}
@@ -106,12 +98,6 @@ _BODY_COST = frozenset({"openai", "responses"})
 # Same-protocol streams whose last usage event carries the cost, re-written on the way
 # (Gemini's SDK drops the field, so Gemini streams carry none: docs/protocols.md).
 _STREAM_COST = {"anthropic": anthropic.COST_CARRIER, "responses": responses.COST_CARRIER}
-SHUTDOWN = RelayError(
-    503,
-    "The server is restarting and could not finish this request. Retry it.",
-    type="service_unavailable",
-    code="shutdown",
-)
 
 
 @dataclass(frozen=True)
@@ -160,57 +146,20 @@ async def proxy(
     path_model: str | None = None,
     path_stream: bool = False,
 ) -> None:
-    """Relay one call and settle it, also when the client leaves or anything fails."""
-    call = Call.start(request, endpoint=inbound.endpoint)
-    call.client_ip = client_ip(request)
-    headers = {"x-request-id": call.public_id}
-    with in_flight():
-        try:
-            await _serve(call, request, receive, send_, headers, inbound, path_model, path_stream)
-        except _PassThrough as err:
-            call.status, call.error_code = err.status, "upstream_error"
-            if err.protocol is inbound.protocol:
-                ctype = err.content_type.encode("latin-1")
-                await send_bytes(send_, err.status, err.body, headers, ctype)
-            else:
-                # Another protocol's error envelope: keep its status and message only.
-                message = (
-                    failover.upstream_message(err.body) or f"The upstream answered {err.status}."
-                )
-                translated = RelayError(err.status, message, type="upstream_error")
-                await send_json(send_, err.status, inbound.protocol.error_body(translated), headers)
-        except RelayError as err:
-            call.status, call.error_code = err.status, err.code or err.type
-            if not call.response_started:
-                body = inbound.protocol.error_body(err)
-                await send_json(send_, err.status, body, {**headers, **err.headers})
-        except ClientDisconnected:
-            call.status, call.error_code, call.client_gone = 499, "client_disconnected", True
-        except asyncio.CancelledError:
-            # Server shutdown outlasted its drain: a retryable error, then settle below.
-            if not call.response_started:
-                call.status, call.error_code = 503, SHUTDOWN.code or ""
-                with contextlib.suppress(Exception):
-                    async with asyncio.timeout(1):
-                        body = inbound.protocol.error_body(SHUTDOWN)
-                        await send_json(send_, 503, body, {**headers, "retry-after": "1"})
-            raise
-        except Exception as exc:
-            # Where, never what: exception messages can quote request content.
-            log.error("request %s failed: %s", call.request_id, stack_of(exc))
-            call.status, call.error_code = 500, "internal_error"
-            if not call.response_started:
-                internal = RelayError(
-                    500, "Internal error.", type="server_error", code="internal_error"
-                )
-                await send_json(send_, 500, inbound.protocol.error_body(internal), headers)
-        finally:
-            if call.key is not None:
-                await _finish(call)
+    """Relay one call in the request frame (relay/pipeline/frame.py), which settles it."""
+
+    async def serve(call: Call, key: KeyInfo, headers: dict[str, str]) -> None:
+        await _serve(call, key, request, receive, send_, headers, inbound, path_model, path_stream)
+
+    await frame.run(
+        request, send_, endpoint=inbound.endpoint, protocol=inbound.protocol, serve=serve,
+        settle=_finish,
+    )  # fmt: skip
 
 
 async def _serve(
     call: Call,
+    key: KeyInfo,
     request: Request,
     receive: Receive,
     send_: Send,
@@ -219,10 +168,6 @@ async def _serve(
     path_model: str | None,
     path_stream: bool,
 ) -> None:
-    # Headers first: an unauthenticated caller never gets us to read a large body.
-    key = await authenticate(request)
-    call.key = key
-    authorize(key, call.client_ip, timezone.now())
     raw = await read_body(receive, settings.RELAY_MAX_BODY_MB * 1024 * 1024)
     payload = openai.parse_body(raw)
     model = call.model = path_model or openai.requested_model(payload)
@@ -271,13 +216,9 @@ async def _serve(
     conversation = affinity_key(key_id=key.id, headers=request.headers, payload=payload, raw=raw)
     all_routes = await candidates(model, key.group, conversation)
     route = [c for c in all_routes if c.type in usable]
-    price = call.price = await catalog.price(model)
-    if not route:
-        # A priced model is one the operator offers: its channels are just all down.
-        raise no_channel(model) if price is not None or all_routes else model_not_found(model)
-    if price is None:
-        log.error("model %s has channels but no price; refusing to serve it unbilled", model)
-        raise model_not_priced(model)
+    price = call.price = routable_price(
+        model, await catalog.price(model), routed=bool(route), known=bool(all_routes)
+    )
 
     inbound.check_shape(payload)  # before anything is held, also for pass-through bodies
     hold_tokens = tokens.prompt_tokens(
@@ -484,40 +425,8 @@ async def _attempt(
             raise
         return response, prepared
 
-    try:
-        _, (response, prepared) = await failover.first_success(call, route, exchange)
-    except failover.Exhausted as exc:
-        if exc.last is None:
-            raise exc.unusable or no_channel(call.model) from None
-        raise _exhausted(call, exc.last) from None
-    call.ttfb_ms = call.elapsed_ms()
+    _, (response, prepared) = await failover.first_success(call, route, exchange)
     return response, prepared
-
-
-def _exhausted(call: Call, failure: UpstreamFailure) -> RelayError:
-    if failure.disable:
-        return no_channel(call.model)
-    if failure.status == 504:
-        return RelayError(
-            504, "The upstream did not answer in time.", type="timeout", code="upstream_timeout"
-        )
-    if not failure.body:
-        return RelayError(
-            502, "The upstream could not be reached.", type="upstream_error", code="upstream_error"
-        )
-    return _PassThrough(failure)
-
-
-class _PassThrough(RelayError):
-    """The upstream's own error, status and body, after every retry failed."""
-
-    def __init__(self, failure: UpstreamFailure) -> None:
-        super().__init__(
-            failure.status, failure.reason, type="upstream_error", code="upstream_error"
-        )
-        self.body = failure.body
-        self.content_type = failure.content_type
-        self.protocol = failure.protocol
 
 
 async def _relay_body(

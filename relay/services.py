@@ -15,8 +15,9 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.selectors import operator_emails
-from billing.money import micros_to_usd
 from billing.selectors import uncollected_counts
+from money import micros_to_usd
+from relay.channel_health import alert_last_channel
 from relay.models import Channel
 from relay.selectors import Overreporting, channel_overreporting
 
@@ -112,8 +113,6 @@ def channel_auto_disable(*, channel_id: int, reason: str) -> bool:
     """Take an enabled channel out of rotation because the upstream refused it (bad
     credentials, exhausted account). Only the call that flips it returns True, and that one
     asks the worker to alert operators if a model is left without a channel."""
-    from relay.tasks import alert_last_channel
-
     disabled = Channel.objects.filter(pk=channel_id, status=Channel.Status.ENABLED).update(
         status=Channel.Status.AUTO_DISABLED, disabled_reason=reason[:300]
     )

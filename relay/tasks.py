@@ -7,7 +7,7 @@ import asyncio
 
 from celery import shared_task
 
-from relay.channel_health import channels_probe, last_channel_alert
+from relay.channel_health import alert_last_channel, channels_probe  # noqa: F401
 from relay.margin_tasks import margin_alerts  # noqa: F401  # registered for beat
 from relay.media.polling import poll_due
 from relay.response_store import purge_expired
@@ -18,11 +18,6 @@ from relay.services import channels_overreport_check
 def probe_channels() -> int:
     """Probe auto-disabled and cooling channels; returns how many answered."""
     return sum(result.ok for result in channels_probe().values())
-
-
-@shared_task
-def alert_last_channel(channel_id: int) -> list[str]:
-    return last_channel_alert(channel_id=channel_id)
 
 
 @shared_task

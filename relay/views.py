@@ -6,33 +6,32 @@ import asyncio
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from http.client import HTTPResponse
-from typing import cast
 
 from django.core.handlers.asgi import ASGIRequest
 from django.core.paginator import Paginator
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from accounts.access import Capability, capability_required, role_allows
-from accounts.models import Membership, Organization
-from billing.money import micros_to_usd
-from relay.channel_types import video_adapter
+from accounts.http import PortalRequest
+from money import micros_to_usd
 from relay.media import selectors
+from relay.media.video_clients import video_adapter
 from relay.models import MediaTask
 
 _CHUNK = 64 * 1024
 DOWNLOAD_TIMEOUT = 60
 
 
-def _visible(request: HttpRequest) -> QuerySet[MediaTask]:
-    organization = cast(Organization, request.organization)  # type: ignore[attr-defined]
-    membership = cast(Membership, request.membership)  # type: ignore[attr-defined]
+def _visible(request: PortalRequest) -> QuerySet[MediaTask]:
+    organization = request.organization
+    membership = request.membership
     return selectors.media_tasks_visible(
         organization_id=organization.pk,
-        user_id=cast(int, request.user.pk),
+        user_id=request.user.pk,
         everyone=role_allows(membership.role, Capability.VIEW_USAGE),
     )
 
@@ -45,7 +44,7 @@ def _downloadable(task: MediaTask) -> bool:
 
 @require_GET
 @capability_required(Capability.VIEW_ORG)
-def media_list(request: HttpRequest) -> HttpResponse:
+def media_list(request: PortalRequest) -> HttpResponse:
     page = Paginator(_visible(request), 50).get_page(request.GET.get("page"))
     rows = [
         {
@@ -76,7 +75,7 @@ async def _async_chunks(upstream: HTTPResponse) -> AsyncIterator[bytes]:
 
 @require_GET
 @capability_required(Capability.VIEW_ORG)
-def media_content(request: HttpRequest, public_id: str) -> HttpResponse:
+def media_content(request: PortalRequest, public_id: str) -> HttpResponseBase:
     """The finished video, streamed from the upstream with the channel's key; not stored."""
     task = _visible(request).select_related("channel").filter(public_id=public_id).first()
     adapter = video_adapter(task.channel_type) if task else None
@@ -97,8 +96,7 @@ def media_content(request: HttpRequest, public_id: str) -> HttpResponse:
 
     # Under ASGI Django would buffer a synchronous iterator whole: give it an async one.
     content = _async_chunks(upstream) if isinstance(request, ASGIRequest) else _chunks(upstream)
-    # capability_required is typed for HttpResponse views; a streaming one works the same.
-    response: HttpResponse = StreamingHttpResponse(  # type: ignore[assignment]
+    response = StreamingHttpResponse(
         content, content_type=upstream.headers.get("content-type", "video/mp4")
     )
     length = upstream.headers.get("content-length")

@@ -17,7 +17,7 @@ from pytest_django.fixtures import Settings as SettingsWrapper
 
 from relay.models import Channel
 from relay.services import channel_create
-from tokenhub.fields import _fernet
+from sealed.fields import _fernet
 
 pytestmark = [pytest.mark.embedded]
 

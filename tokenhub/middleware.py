@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 from asgiref.sync import markcoroutinefunction, sync_to_async
 from django.core.handlers.asgi import ASGIRequest
-from django.http import HttpRequest, HttpResponseBadRequest, QueryDict
+from django.http import HttpRequest, HttpResponseBadRequest, QueryDict, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -35,9 +35,12 @@ class AsyncFileStreamsMiddleware:
     async def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = await self.get_response(request)
         under_asgi = isinstance(request, ASGIRequest)  # the test client is WSGI-like
-        if under_asgi and response.streaming and not getattr(response, "is_async", True):
-            iterator: Iterator[bytes] = iter(response.streaming_content)  # type: ignore[attr-defined]
-            response.streaming_content = _chunks(iterator)  # type: ignore[attr-defined]
+        if (
+            under_asgi
+            and isinstance(response, StreamingHttpResponse)
+            and isinstance(content := response.streaming_content, Iterator)  # not is_async
+        ):
+            response.streaming_content = _chunks(content)
         return response
 
 

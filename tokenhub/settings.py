@@ -87,7 +87,7 @@ ROOT_URLCONF = "tokenhub.urls"
 WSGI_APPLICATION = "tokenhub.wsgi.application"
 ASGI_APPLICATION = "tokenhub.asgi.application"
 
-TEMPLATES = [
+TEMPLATES: list[dict[str, Any]] = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
@@ -158,6 +158,11 @@ CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict[str, Any] = {
     "purge-request-logs": {"task": "logs.tasks.purge_request_logs", "schedule": 3600.0},
+    # The request log's daily partitions, days ahead (PostgreSQL; a no-op on SQLite).
+    "ensure-request-log-partitions": {
+        "task": "logs.tasks.ensure_request_log_partitions",
+        "schedule": 3600.0,
+    },
     "sweep-expired-holds": {"task": "billing.tasks.sweep_expired_holds", "schedule": 15.0},
     "purge-expired-records": {"task": "accounts.tasks.purge_expired_records", "schedule": 3600.0},
     "purge-stored-responses": {"task": "relay.tasks.purge_stored_responses", "schedule": 300.0},
@@ -181,7 +186,7 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-REST_FRAMEWORK = {
+REST_FRAMEWORK: dict[str, Any] = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "accounts.authentication.ManagementKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
@@ -267,7 +272,7 @@ RELAY_JOURNAL_SECONDS = envfloat("RELAY_JOURNAL_SECONDS", 1.0)
 # How long an opted-in organization's Responses conversations are kept (relay/response_store).
 RESPONSES_STORE_SECONDS = envint("RESPONSES_STORE_SECONDS", 3600)
 
-LOGGING = {
+LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
@@ -360,8 +365,7 @@ CELERY_BEAT_SCHEDULE |= {
 
 # --- OpenAPI schema of /api/v1 (drf-spectacular; Swagger UI assets from the sidecar) ----
 INSTALLED_APPS += ["drf_spectacular", "drf_spectacular_sidecar"]
-# (REST_FRAMEWORK is inferred as dict[str, list[str] | None] above; this one is a str.)
-REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "accounts.api_schema.ManagementApiSchema"  # type: ignore[assignment]
+REST_FRAMEWORK["DEFAULT_SCHEMA_CLASS"] = "accounts.api_schema.ManagementApiSchema"
 SPECTACULAR_SETTINGS = {
     "TITLE": "TokenHub management API",
     "DESCRIPTION": "Keys, organizations and members. Authenticate with a browser session "
@@ -454,7 +458,7 @@ CELERY_BEAT_SCHEDULE["purge-data-exports"] = {
     "schedule": 3600.0,
 }
 ACCOUNT_SIGNUP_FORM_CLASS = "accounts.forms.SignupForm"
-_context_processors: list[str] = TEMPLATES[0]["OPTIONS"]["context_processors"]  # type: ignore[index]
+_context_processors: list[str] = TEMPLATES[0]["OPTIONS"]["context_processors"]
 _context_processors.append("accounts.context_processors.legal_notice")
 _context_processors.append("accounts.context_processors.announcement")
 # Legal documents (and later the whole portal) in the visitor's language: en or zh-hans.
@@ -540,7 +544,7 @@ except InvalidOperation:
 if _tax_rate is None or not _tax_rate.is_finite() or not 0 <= _tax_rate < 100:
     raise ImproperlyConfigured(f"OPERATOR_TAX_RATE must be a percent, got {OPERATOR_TAX_RATE!r}")
 # fpdf2's font subsetting (fontTools) logs every glyph table at INFO.
-LOGGING["loggers"]["fontTools"] = {"level": "WARNING"}  # type: ignore[index]
+LOGGING["loggers"]["fontTools"] = {"level": "WARNING"}
 # Monthly statements of the previous month, issued and emailed on the 1st at 02:30 UTC.
 CELERY_BEAT_SCHEDULE["issue-monthly-statements"] = {
     "task": "billing.statement_tasks.statements_issue_previous_month",
@@ -619,6 +623,10 @@ if ANOMALY_SPEND_MULTIPLE < 1 or ANOMALY_COOLDOWN_HOURS < 1 or PAYMENT_VELOCITY_
     )
 CELERY_BEAT_SCHEDULE["anomalies-scan"] = {
     "task": "logs.anomalies.tasks.anomalies_scan",
+    "schedule": 300.0,
+}
+CELERY_BEAT_SCHEDULE["payment-velocity-scan"] = {
+    "task": "billing.tasks.payment_velocity_scan",
     "schedule": 300.0,
 }
 

@@ -5,7 +5,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import tokenhub.fields
+import sealed.fields
 
 
 class Migration(migrations.Migration):
@@ -133,7 +133,7 @@ class Migration(migrations.Migration):
                 ("name", models.CharField(max_length=120)),
                 ("content_type", models.CharField(max_length=32)),
                 ("size", models.PositiveIntegerField()),
-                ("data", tokenhub.fields.EncryptedTextField()),
+                ("data", sealed.fields.EncryptedTextField()),
                 ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
                 (
                     "message",

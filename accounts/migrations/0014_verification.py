@@ -5,7 +5,7 @@ import django.utils.timezone
 from django.conf import settings
 from django.db import migrations, models
 
-import tokenhub.fields
+import sealed.fields
 
 
 class Migration(migrations.Migration):
@@ -98,7 +98,7 @@ class Migration(migrations.Migration):
                 ("content_type", models.CharField(max_length=32)),
                 ("size", models.PositiveIntegerField()),
                 ("sha256", models.CharField(max_length=64)),
-                ("data", tokenhub.fields.EncryptedTextField(blank=True, null=True)),
+                ("data", sealed.fields.EncryptedTextField(blank=True, null=True)),
                 ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
                 ("purged_at", models.DateTimeField(blank=True, null=True)),
                 (

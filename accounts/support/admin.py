@@ -22,21 +22,15 @@ from django.utils.safestring import SafeString
 
 from accounts.models import User, WorkOrder, WorkOrderAttachment
 from accounts.support.forms import BODY_LENGTH
-from accounts.support.selectors import (
-    QUEUE_ORDER,
-    REQUEST_FIELDS,
-    duration,
-    staff_thread,
-    workorder_queue,
-    workorder_requests,
-)
+from accounts.support.selectors import QUEUE_ORDER, duration, staff_thread, workorder_queue
 from accounts.support.services import (
     workorder_assign,
     workorder_set_status,
     workorder_staff_reply,
 )
 from accounts.support.views import attachment_response
-from tokenhub.fields import reveal
+from logs.selectors import REQUEST_FIELDS, workorder_requests
+from sealed.fields import reveal
 
 
 def _span(value: dt.timedelta | None) -> str:
@@ -84,7 +78,8 @@ class WorkOrderAdmin(admin.ModelAdmin[WorkOrder]):
     list_filter = ("status", "category", ("assignee", admin.RelatedOnlyFieldListFilter))
     search_fields = ("subject", "organization__name", "opened_by__email")
     # The changelist applies its own ordering over get_queryset's: the queue's, here.
-    ordering = QUEUE_ORDER  # type: ignore[assignment]  # the stubs omit expressions
+    # django-stubs 5.2 types `ordering` as strings only (expressions allowed from 6.0 on).
+    ordering = QUEUE_ORDER  # type: ignore[assignment]
     list_select_related = ("organization", "assignee")
     readonly_fields = (
         "organization",

@@ -21,7 +21,7 @@ from accounts.support.attachments import (
     too_large,
 )
 from accounts.support.exceptions import AttachmentRefused
-from accounts.support.selectors import request_ids_unknown
+from logs.selectors import request_ids_unknown
 
 SUBJECT_LENGTH = 200
 BODY_LENGTH = 20_000

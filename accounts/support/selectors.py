@@ -9,27 +9,6 @@ from django.db.models import F, Prefetch, QuerySet
 
 from accounts.access import Capability, role_allows
 from accounts.models import Membership, User, WorkOrder, WorkOrderAttachment, WorkOrderMessage
-from logs.models import RequestLog
-from logs.selectors import visible_logs
-
-# What staff see of a named request: its metadata, as on the logs explorer, no content.
-REQUEST_FIELDS = (
-    "request_id",
-    "created_at",
-    "api_key_id",
-    "endpoint",
-    "model",
-    "upstream_model",
-    "channel_id",
-    "stream",
-    "status_code",
-    "error_code",
-    "prompt_tokens",
-    "completion_tokens",
-    "cost",
-    "latency_ms",
-    "attempts",
-)
 
 
 def sees_all_workorders(*, membership: Membership) -> bool:
@@ -74,31 +53,6 @@ def attachment_for_customer(
         )
         .select_related("message")
         .first()
-    )
-
-
-def request_ids_unknown(*, membership: Membership, request_ids: list[str]) -> list[str]:
-    """The ids among REQUEST_IDS that are not requests the member may see (their own
-    keys', or the whole organization's for roles that see all usage)."""
-    if not request_ids:
-        return []
-    known = set(
-        visible_logs(membership=membership)
-        .filter(request_id__in=request_ids)
-        .values_list("request_id", flat=True)
-    )
-    return [rid for rid in request_ids if rid not in known]
-
-
-def workorder_requests(*, work_order: WorkOrder) -> list[dict[str, Any]]:
-    """Metadata of the requests the customer named, of the order's organization only, for
-    staff; requests purged since are simply missing."""
-    return list(
-        RequestLog.objects.filter(
-            organization_id=work_order.organization_id, request_id__in=work_order.request_ids
-        )
-        .order_by("created_at")
-        .values(*REQUEST_FIELDS)
     )
 
 

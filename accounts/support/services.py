@@ -97,7 +97,7 @@ def workorder_open(
 ) -> WorkOrder:
     """A new order in MEMBERSHIP's organization, opened by its user, with its first message.
     REQUEST_IDS must already be checked against the logs the member may see (the form does:
-    selectors.request_ids_unknown). Atomic; staff are emailed after the commit."""
+    logs.selectors.request_ids_unknown). Atomic; staff are emailed after the commit."""
     now = now or timezone.now()
     with transaction.atomic():
         work_order = WorkOrder.objects.create(

@@ -4,17 +4,16 @@ selectors.workorders_visible_to."""
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from accounts.access import Capability, capability_required
-from accounts.models import Membership, User, WorkOrder
+from accounts.http import PortalRequest
+from accounts.models import WorkOrder
 from accounts.support.attachments import attachment_bytes
 from accounts.support.exceptions import WorkOrderRefused
 from accounts.support.forms import ReplyForm, WorkOrderForm
@@ -30,15 +29,11 @@ from accounts.support.services import (
     workorder_reopen,
     workorder_reply,
 )
-from tokenhub.fields import reveal
+from sealed.fields import reveal
 
 
-def _membership(request: HttpRequest) -> Membership:
-    return cast(Membership, request.membership)  # type: ignore[attr-defined]
-
-
-def _order(request: HttpRequest, order_id: int) -> WorkOrder:
-    order = workorders_visible_to(membership=_membership(request)).filter(pk=order_id).first()
+def _order(request: PortalRequest, order_id: int) -> WorkOrder:
+    order = workorders_visible_to(membership=request.membership).filter(pk=order_id).first()
     if order is None:
         raise Http404
     return order
@@ -46,15 +41,15 @@ def _order(request: HttpRequest, order_id: int) -> WorkOrder:
 
 @capability_required(Capability.VIEW_ORG)
 @require_GET
-def support_list(request: HttpRequest) -> HttpResponse:
-    orders = workorders_visible_to(membership=_membership(request))[:200]
+def support_list(request: PortalRequest) -> HttpResponse:
+    orders = workorders_visible_to(membership=request.membership)[:200]
     return render(request, "support/list.html", {"section": "support", "orders": orders})
 
 
 @capability_required(Capability.VIEW_ORG)
 @require_http_methods(["GET", "POST"])
-def support_new(request: HttpRequest) -> HttpResponse:
-    membership = _membership(request)
+def support_new(request: PortalRequest) -> HttpResponse:
+    membership = request.membership
     if request.method == "POST":
         form = WorkOrderForm(request.POST, request.FILES, membership=membership)
         if form.is_valid():
@@ -76,13 +71,13 @@ def support_new(request: HttpRequest) -> HttpResponse:
     return render(request, "support/new.html", {"section": "support", "form": form}, status=status)
 
 
-def _initial(request: HttpRequest) -> dict[str, str]:
+def _initial(request: PortalRequest) -> dict[str, str]:
     # The logs page may link here with ?request=<id> for a failing call.
     rid = request.GET.get("request", "")[:64]
     return {"request_ids": rid} if rid else {}
 
 
-def _detail(request: HttpRequest, order: WorkOrder, form: ReplyForm, status: int) -> HttpResponse:
+def _detail(request: PortalRequest, order: WorkOrder, form: ReplyForm, status: int) -> HttpResponse:
     context = {
         "section": "support",
         "order": order,
@@ -96,7 +91,7 @@ def _detail(request: HttpRequest, order: WorkOrder, form: ReplyForm, status: int
 
 @capability_required(Capability.VIEW_ORG)
 @require_http_methods(["GET", "POST"])
-def support_detail(request: HttpRequest, order_id: int) -> HttpResponse:
+def support_detail(request: PortalRequest, order_id: int) -> HttpResponse:
     order = _order(request, order_id)
     if request.method != "POST":
         return _detail(request, order, ReplyForm(), 200)
@@ -106,7 +101,7 @@ def support_detail(request: HttpRequest, order_id: int) -> HttpResponse:
     try:
         workorder_reply(
             work_order=order,
-            author=cast(User, request.user),
+            author=request.user,
             body=form.cleaned_data["body"],
             files=form.cleaned_data["attachments"],
         )
@@ -119,7 +114,7 @@ def support_detail(request: HttpRequest, order_id: int) -> HttpResponse:
 
 @capability_required(Capability.VIEW_ORG)
 @require_POST
-def support_close(request: HttpRequest, order_id: int) -> HttpResponse:
+def support_close(request: PortalRequest, order_id: int) -> HttpResponse:
     workorder_close(work_order=_order(request, order_id))
     messages.success(request, _("Work order closed."))
     return redirect("support-detail", order_id)
@@ -127,7 +122,7 @@ def support_close(request: HttpRequest, order_id: int) -> HttpResponse:
 
 @capability_required(Capability.VIEW_ORG)
 @require_POST
-def support_reopen(request: HttpRequest, order_id: int) -> HttpResponse:
+def support_reopen(request: PortalRequest, order_id: int) -> HttpResponse:
     try:
         workorder_reopen(work_order=_order(request, order_id))
     except WorkOrderRefused as exc:
@@ -139,9 +134,9 @@ def support_reopen(request: HttpRequest, order_id: int) -> HttpResponse:
 
 @capability_required(Capability.VIEW_ORG)
 @require_GET
-def support_attachment(request: HttpRequest, order_id: int, attachment_id: int) -> HttpResponse:
+def support_attachment(request: PortalRequest, order_id: int, attachment_id: int) -> HttpResponse:
     attachment = attachment_for_customer(
-        membership=_membership(request), work_order_id=order_id, attachment_id=attachment_id
+        membership=request.membership, work_order_id=order_id, attachment_id=attachment_id
     )
     if attachment is None:
         raise Http404

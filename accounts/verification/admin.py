@@ -29,7 +29,7 @@ from accounts.verification.services import (
     verification_reject,
     verification_request_more,
 )
-from tokenhub.fields import reveal
+from sealed.fields import reveal
 
 State = VerificationRequest.State
 DECISIONS = (

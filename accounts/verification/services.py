@@ -6,7 +6,7 @@ database constraint), writes an ORG_SETTINGS_CHANGED audit event with a `verific
 meta field naming the step, and emails the organization's owners after the commit;
 submissions and resubmissions also email the operator (emails.py).
 
-Retention: documents are stored encrypted at rest (tokenhub.fields) and deleted
+Retention: documents are stored encrypted at rest (sealed.fields) and deleted
 VERIFICATION_DOCUMENT_RETENTION_DAYS (default 90) days after the request closed, that is
 was approved, rejected or withdrawn, by the daily task in tasks.py. The decision, the
 legal details and each document's name, type, size and SHA-256 are kept.
@@ -24,7 +24,9 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from accounts.audit import audit_record
 from accounts.models import (
+    AuditEvent,
     Membership,
     Organization,
     User,
@@ -36,8 +38,6 @@ from accounts.verification.documents import MAX_FILES, sha256
 from accounts.verification.emails import notify_operator, notify_owners
 from accounts.verification.exceptions import VerificationRefused
 from accounts.verification.selectors import verification_can_submit
-from logs.models import AuditEvent
-from logs.services import audit_record
 
 State = VerificationRequest.State
 # The audit events' `verification` values, also the emails' steps.

@@ -4,16 +4,15 @@ withdrawal. Every member sees the status; only owners and admins act."""
 
 from __future__ import annotations
 
-from typing import cast
-
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import Capability, capability_required
+from accounts.http import PortalRequest
 from accounts.models import Membership, VerificationRequest
 from accounts.verification.exceptions import VerificationRefused
 from accounts.verification.forms import ResubmitForm, VerificationForm
@@ -32,12 +31,8 @@ from accounts.verification.services import (
 _DETAIL_FIELDS = tuple(VerificationDetails.__dataclass_fields__)
 
 
-def _membership(request: HttpRequest) -> Membership:
-    return cast(Membership, request.membership)  # type: ignore[attr-defined]
-
-
 def _form_for(
-    request: HttpRequest, latest: VerificationRequest | None, membership: Membership
+    request: PortalRequest, latest: VerificationRequest | None, membership: Membership
 ) -> VerificationForm | None:
     """The form this member may fill in now, bound to the POST if there is one."""
     if not verification_can_submit(membership=membership):
@@ -54,8 +49,8 @@ def _form_for(
 
 @capability_required(Capability.VIEW_ORG)
 @require_http_methods(["GET", "POST"])
-def verification_page(request: HttpRequest) -> HttpResponse:
-    membership = _membership(request)
+def verification_page(request: PortalRequest) -> HttpResponse:
+    membership = request.membership
     latest = verification_latest(organization=membership.organization)
     form = _form_for(request, latest, membership)
     status = 200
@@ -87,7 +82,7 @@ def verification_page(request: HttpRequest) -> HttpResponse:
 
 
 def _save(
-    request: HttpRequest,
+    request: PortalRequest,
     membership: Membership,
     latest: VerificationRequest | None,
     form: VerificationForm,
@@ -110,8 +105,8 @@ def _save(
 
 @capability_required(Capability.VIEW_ORG)
 @require_POST
-def verification_withdraw_view(request: HttpRequest, request_id: int) -> HttpResponse:
-    membership = _membership(request)
+def verification_withdraw_view(request: PortalRequest, request_id: int) -> HttpResponse:
+    membership = request.membership
     verification = VerificationRequest.objects.filter(
         pk=request_id, organization_id=membership.organization_id
     ).first()

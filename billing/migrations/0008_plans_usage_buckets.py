@@ -3,11 +3,13 @@
 import django.db.models.deletion
 import django.utils.timezone
 from django.db import migrations, models
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 from billing import pg_functions
 
 
-def replace_hold_place(apps, schema_editor):  # type: ignore[no-untyped-def]
+def replace_hold_place(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     # th_hold_place gains plans, caps and usage meters, and returns where it funded from.
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(pg_functions.DROP_V2)

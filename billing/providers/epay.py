@@ -20,7 +20,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from billing.models import TopUp
-from billing.providers import (
+from billing.providers.base import (
     Checkout,
     InvalidCallback,
     PaymentStatus,
@@ -118,27 +118,3 @@ def callback_verify(params: Mapping[str, str]) -> dict[str, str]:
         if not data.get(required):
             raise InvalidCallback(f"EPay callback without {required}")
     return data
-
-
-def callback_apply(data: Mapping[str, str]) -> str:
-    """Credit the top-up a verified callback reports paid. Idempotent; raises
-    PaymentMismatch when the amount differs from the top-up's."""
-    from billing.exceptions import PaymentMismatch
-    from billing.topups import topup_confirm
-
-    topup = TopUp.objects.filter(provider=NAME, provider_ref=data["out_trade_no"]).first()
-    if topup is None:
-        raise PaymentMismatch(f"no EPay top-up {data['out_trade_no']!r}")
-    if data["trade_status"] != TRADE_SUCCESS:
-        return f"ignored: {data['trade_status']}"
-    try:
-        amount = money_to_minor(data["money"])
-    except InvalidCallback as exc:
-        raise PaymentMismatch(str(exc)) from None
-    credited = topup_confirm(
-        topup_id=topup.pk,
-        payment_id=data["trade_no"],
-        amount=amount,
-        currency=topup.currency,
-    )
-    return "credited" if credited else "already credited"

@@ -3,7 +3,7 @@ calls plans make (Checkout in subscription mode, cancel/resume/change of a subsc
 
 Calls go through the official client pinned to STRIPE_API_VERSION; webhooks rendered in
 another API version are refused (their payload shapes could differ from what we read).
-What subscription events do is in billing/providers/stripe_subscriptions.py.
+What subscription and top-up events do is in billing/provider_events/.
 """
 
 from __future__ import annotations
@@ -22,16 +22,18 @@ from django.utils.translation import gettext as _
 
 from billing.exceptions import PaymentNotReady
 from billing.models import TopUp
-from billing.providers import (
+from billing.providers.base import (
     Checkout,
     InvalidCallback,
     PaymentStatus,
     ProviderError,
     StatusReport,
 )
-from logs.anomalies.velocity import dispute_flag_raise
 
 if TYPE_CHECKING:
+    from stripe.params import SubscriptionUpdateParams, SubscriptionUpdateParamsItemPriceData
+    from stripe.params.checkout import SessionCreateParams, SessionCreateParamsLineItemPriceData
+
     from accounts.models import Organization
     from billing.models import Plan
 
@@ -168,7 +170,7 @@ def webhook_verify(*, body: bytes, signature: str | None) -> dict[str, Any]:
     return event
 
 
-def _topup_for_session(session: dict[str, Any]) -> TopUp | None:
+def topup_for_session(session: dict[str, Any]) -> TopUp | None:
     topup = TopUp.objects.filter(provider=NAME, provider_ref=session.get("id", "")).first()
     ref = session.get("client_reference_id") or ""
     if topup is None and ref.isdigit():
@@ -177,7 +179,7 @@ def _topup_for_session(session: dict[str, Any]) -> TopUp | None:
     return topup
 
 
-def _topup_for_payment(payment_intent: Any, charge: Any = None) -> TopUp | None:
+def topup_for_payment(payment_intent: Any, charge: Any = None) -> TopUp | None:
     """The top-up a refund or dispute is about; None when it is not a TokenHub payment.
 
     Raises PaymentNotReady while that cannot be told yet (Stripe unreachable)."""
@@ -199,53 +201,6 @@ def _topup_for_payment(payment_intent: Any, charge: Any = None) -> TopUp | None:
     metadata = intent.metadata.to_dict() if intent.metadata else {}
     ref = str(metadata.get("topup_id", ""))
     return TopUp.objects.filter(provider=NAME, pk=int(ref)).first() if ref.isdigit() else None
-
-
-def event_apply(event: dict[str, Any]) -> str:
-    """Act on one verified event; returns what it did. Idempotent (see billing.topups)."""
-    from billing.topups import (
-        topup_close,
-        topup_confirm,
-        topup_dispute_record,
-        topup_refund_record,
-    )
-
-    kind = event.get("type", "")
-    obj: dict[str, Any] = event.get("data", {}).get("object", {})
-    if kind in SESSION_EVENTS or kind in CLOSING_EVENTS:
-        topup = _topup_for_session(obj)
-        if topup is None:
-            return "ignored: not a TokenHub session"
-        if kind in CLOSING_EVENTS:
-            closed = topup_close(topup_id=topup.pk, state=CLOSING_EVENTS[kind])
-            return "closed" if closed else "unchanged"
-        if obj.get("payment_status") != "paid":
-            return "waiting: payment not settled yet"  # delayed methods finish asynchronously
-        credited = topup_confirm(
-            topup_id=topup.pk,
-            payment_id=object_id(obj.get("payment_intent")),
-            amount=int(obj.get("amount_total") or 0),
-            currency=str(obj.get("currency") or ""),
-        )
-        return "credited" if credited else "already credited"
-    if kind == "charge.refunded":
-        topup = _topup_for_payment(obj.get("payment_intent"))
-        if topup is None:
-            return "ignored: not a TokenHub payment"
-        entry = topup_refund_record(
-            topup_id=topup.pk, refunded_total=int(obj.get("amount_refunded") or 0)
-        )
-        return "debited" if entry else "already debited"
-    if kind == "charge.dispute.created":
-        topup = _topup_for_payment(obj.get("payment_intent"), obj.get("charge"))
-        if topup is None:
-            return "ignored: not a TokenHub payment"
-        entry = topup_dispute_record(
-            topup_id=topup.pk, dispute_id=str(obj.get("id")), amount=int(obj.get("amount") or 0)
-        )
-        dispute_flag_raise(organization_id=topup.organization_id, topup_id=topup.pk)
-        return "debited" if entry else "already debited"
-    return f"ignored: {kind}"
 
 
 # --- Plans: Checkout in subscription mode, and the subscription's later changes ----------
@@ -331,16 +286,6 @@ def plan_product_ensure(plan: Plan) -> str:
     return product
 
 
-def _recurring_price(plan: Plan, product: str) -> dict[str, Any]:
-    # A plain dict: the client's typed parameters want literals where a Plan has strings.
-    return {
-        "currency": plan.currency.lower(),
-        "unit_amount": plan.price,
-        "recurring": {"interval": plan.interval},
-        "product": product,
-    }
-
-
 def subscription_checkout_create(
     *, organization: Organization, plan: Plan, email: str = ""
 ) -> Checkout:
@@ -349,12 +294,19 @@ def subscription_checkout_create(
     product = plan_product_ensure(plan)
     back = settings.SITE_URL.rstrip("/") + reverse("billing-return")
     metadata = {"organization_id": str(organization.pk), "plan_id": str(plan.pk)}
-    params: dict[str, Any] = {
+    # The price is written out at each call: every Stripe endpoint has its own typed shape.
+    price: SessionCreateParamsLineItemPriceData = {
+        "currency": plan.currency.lower(),
+        "unit_amount": plan.price,
+        "recurring": {"interval": plan.interval},
+        "product": product,
+    }
+    params: SessionCreateParams = {
         "mode": "subscription",
         "client_reference_id": f"plan-{organization.pk}-{plan.pk}",
         "metadata": metadata,
         "subscription_data": {"metadata": metadata},
-        "line_items": [{"quantity": 1, "price_data": _recurring_price(plan, product)}],
+        "line_items": [{"quantity": 1, "price_data": price}],
         # Stripe fills in the session id.
         "success_url": f"{back}?provider=stripe&plan_session={{CHECKOUT_SESSION_ID}}",
         "cancel_url": f"{back}?provider=stripe&plan_session=none&canceled=1",
@@ -362,7 +314,7 @@ def subscription_checkout_create(
     if email:
         params["customer_email"] = email
     try:
-        session = _client().v1.checkout.sessions.create(params)  # type: ignore[arg-type]
+        session = _client().v1.checkout.sessions.create(params)
     except stripe.StripeError as exc:
         raise _refused(_("the checkout"), exc) from None
     if not session.url:
@@ -402,13 +354,19 @@ def subscription_plan_change(subscription_id: str, *, plan: Plan) -> StripeSubsc
     current = subscription_retrieve(subscription_id)
     if not current.item_id:
         raise ProviderError("the Stripe subscription has no item to change")
-    params: dict[str, Any] = {
-        "items": [{"id": current.item_id, "price_data": _recurring_price(plan, product)}],
+    price: SubscriptionUpdateParamsItemPriceData = {
+        "currency": plan.currency.lower(),
+        "unit_amount": plan.price,
+        "recurring": {"interval": plan.interval},
+        "product": product,
+    }
+    params: SubscriptionUpdateParams = {
+        "items": [{"id": current.item_id, "price_data": price}],
         "proration_behavior": "always_invoice",
         "payment_behavior": "pending_if_incomplete",
     }
     try:
-        sub = _client().v1.subscriptions.update(subscription_id, params)  # type: ignore[arg-type]
+        sub = _client().v1.subscriptions.update(subscription_id, params)
     except stripe.StripeError as exc:
         raise _refused(_("the change"), exc) from None
     return subscription_state(sub.to_dict())

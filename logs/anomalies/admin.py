@@ -10,7 +10,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 
 from accounts.models import User
-from logs.anomalies.velocity import review_flag_clear
+from billing.velocity import review_flag_clear
 from logs.models import AnomalyAlert, ReviewFlag
 
 

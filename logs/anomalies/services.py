@@ -16,23 +16,20 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from accounts.models import ApiKey, Organization, User
+from accounts.audit import audit_record
+from accounts.models import ApiKey, AuditEvent, Organization, User
 from accounts.services import key_update
-from billing.models import TopUp
-from billing.money import usd_to_micros
 from logs.anomalies.emails import anomaly_network_email_send, anomaly_spend_email_send
 from logs.anomalies.selectors import BASELINE, HOUR, policy_of, spend_by
-from logs.anomalies.velocity import payment_velocity_check
 from logs.models import (
     AnomalyAlert,
     AnomalyCooldown,
     AnomalyPolicy,
     AnomalyWatermark,
-    AuditEvent,
     KeyNetwork,
     RequestLog,
 )
-from logs.services import audit_record
+from money import usd_to_micros
 
 log = logging.getLogger(__name__)
 
@@ -271,27 +268,15 @@ def key_networks_record(
 class ScanResult:
     spend_alerts: list[AnomalyAlert] = field(default_factory=list)
     network_alerts: list[AnomalyAlert] = field(default_factory=list)
-    flags_opened: int = 0
 
 
 def anomalies_scan(*, now: dt.datetime | None = None) -> ScanResult:
-    """One run of the periodic job: spend anomalies, new networks, and the payment
-    velocity rules of every organization that tried to top up within the window (so a
-    flag shows in the admin even if the organization does not try again)."""
+    """One run of the periodic job: spend anomalies and new networks. (Payment velocity,
+    billing's part, is scanned by billing.tasks.payment_velocity_scan.)"""
     now = now or timezone.now()
-    result = ScanResult(
+    return ScanResult(
         spend_alerts=spend_anomalies_check(now=now), network_alerts=key_networks_record(now=now)
     )
-    window = dt.timedelta(hours=settings.PAYMENT_VELOCITY_WINDOW_HOURS)
-    recent = (
-        TopUp.objects.filter(created_at__gte=now - window)
-        .values_list("organization_id", flat=True)
-        .distinct()
-        .order_by()
-    )
-    for organization_id in recent:
-        result.flags_opened += len(payment_velocity_check(organization_id=organization_id, now=now))
-    return result
 
 
 def anomaly_policy_set(

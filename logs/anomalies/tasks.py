@@ -10,10 +10,9 @@ from logs.anomalies.services import anomalies_scan as _scan
 
 @shared_task
 def anomalies_scan() -> dict[str, int]:
-    """Spend anomalies, new networks and payment velocity; returns what it found."""
+    """Spend anomalies and new networks; returns what it found."""
     result = _scan()
     return {
         "spend_alerts": len(result.spend_alerts),
         "network_alerts": len(result.network_alerts),
-        "flags_opened": result.flags_opened,
     }

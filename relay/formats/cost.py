@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
-from billing.money import micros_to_usd
 from billing.pricing import Usage
+from money import micros_to_usd
 
 COST_HEADER = "x-tokenhub-cost"
 BALANCE_HEADER = "x-tokenhub-balance"

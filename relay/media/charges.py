@@ -15,7 +15,8 @@ from decimal import Decimal
 
 from billing.pricing import PriceSheet, Usage, cost_micros
 from relay.catalog import catalog
-from relay.errors import bad_request, model_not_found, model_not_priced, no_channel
+from relay.errors import bad_request
+from relay.pipeline.route import routable_price
 
 # gpt-image-1 at high quality, 1024x1536: its most output tokens per image. A price's
 # max_output_tokens, when set, replaces it as the per-image bound.
@@ -50,12 +51,9 @@ def checked_price(
     model: str, price: PriceSheet | None, *, routed: bool, known: bool, makes: str
 ) -> PriceSheet:
     """PRICE, to bill a media request making MAKES ("images", "videos") by; else its
-    refusal: no channel of the kind (503; 404 for a model nobody knows), priced by input
-    only like an embedding model (400: it makes none), no price (503)."""
-    if not routed:
-        raise no_channel(model) if price is not None or known else model_not_found(model)
-    if price is None:
-        raise model_not_priced(model)
+    refusal: no channel or price (relay/pipeline/route.routable_price), or priced by input
+    only like an embedding model (400: it makes none)."""
+    price = routable_price(model, price, routed=routed, known=known)
     if not _PRICED_FOR[makes](price):
         raise bad_request(
             f"The model '{model[:200]}' does not generate {makes}.",

@@ -1,4 +1,4 @@
-"""The relay's media surface: authenticate, dispatch, render errors, settle image calls.
+"""The relay's media surface: images and video tasks, in the relay's request frame.
 
 Images settle like any relayed call (a request hold, charged the images and tokens the
 upstream reported), and their answers carry the cost headers. Videos settle later,
@@ -7,24 +7,17 @@ through their MediaTask (relay/media/services).
 
 from __future__ import annotations
 
-import logging
-
-from django.utils import timezone
-
 from billing.pricing import Usage
-from relay.asgi_io import ClientDisconnected, Message, Receive, Request, Send, send_json
-from relay.call import Call
+from relay.asgi_io import Message, Receive, Request, Send
 from relay.catalog import KeyInfo
 from relay.errors import RelayError
-from relay.formats import cost, openai
+from relay.formats import cost
 from relay.media import charges, images, videos
-from relay.pipeline.authenticate import authenticate
-from relay.pipeline.authorize import authorize, client_ip
-from relay.pipeline.settle import Bill, bill_for, in_flight, settle_call
+from relay.pipeline import frame
+from relay.pipeline.call import Call
+from relay.pipeline.settle import Bill, bill_for, settle_call
+from relay.protocols import OPENAI
 
-log = logging.getLogger(__name__)
-
-PREFIXES = ("/v1/videos", "/v1/images/")
 _IMAGE_PATHS = {"/v1/images/generations": False, "/v1/images/edits": True}
 
 
@@ -33,46 +26,32 @@ def handles(path: str) -> bool:
 
 
 async def application(request: Request, receive: Receive, send: Send, path: str) -> None:
-    endpoint = "videos" if path.startswith("/v1/videos") else path[len("/v1/") :][:64]
-    call = Call.start(request, endpoint=endpoint)
-    call.client_ip = client_ip(request)
-    headers = {"x-request-id": call.public_id}
-    with in_flight():
-        try:
-            key = await authenticate(request)
-            authorize(key, call.client_ip, timezone.now())
-            if path.startswith("/v1/videos"):
-                # A video is logged and settled through its MediaTask, when it finishes.
-                await videos.handle(call, key, request, receive, send, path, headers)
-            elif request.method == "POST" and path in _IMAGE_PATHS:
-                call.key = key  # every authenticated image call is settled and logged
-                answer = _with_cost_headers(send, call, key) if key.show_cost else send
-                await images.generate(
-                    call, key, request, receive, answer, headers, edit=_IMAGE_PATHS[path]
-                )
-            else:
-                raise RelayError(
-                    404, f"Unknown request URL: {request.method} {path[:200]}.", code="unknown_url"
-                )
-        except RelayError as err:
-            call.status, call.error_code = err.status, err.code or err.type
-            if not call.response_started:
-                await send_json(
-                    send, err.status, openai.error_body(err), {**headers, **err.headers}
-                )
-        except ClientDisconnected:
-            call.status, call.error_code, call.client_gone = 499, "client_disconnected", True
-        except Exception as exc:
-            log.error("request %s failed: %s", call.request_id, type(exc).__name__)
-            call.status, call.error_code = 500, "internal_error"
-            if not call.response_started:
-                internal = RelayError(
-                    500, "Internal error.", type="server_error", code="internal_error"
-                )
-                await send_json(send, 500, openai.error_body(internal), headers)
-        finally:
-            if call.key is not None:
-                await _settle_image_call(call)
+    """One media call in the request frame (relay/pipeline/frame.py), answered in OpenAI's
+    format: images settle like any relayed call, videos through their MediaTask."""
+    video = path.startswith("/v1/videos")
+    edit = _IMAGE_PATHS.get(path) if request.method == "POST" else None
+
+    async def serve(call: Call, key: KeyInfo, headers: dict[str, str]) -> None:
+        if video:
+            await videos.handle(call, key, request, receive, send, path, headers)
+        elif edit is not None:
+            answer = _with_cost_headers(send, call, key) if key.show_cost else send
+            await images.generate(call, key, request, receive, answer, headers, edit=edit)
+        else:
+            raise RelayError(
+                404, f"Unknown request URL: {request.method} {path[:200]}.", code="unknown_url"
+            )
+
+    await frame.run(
+        request,
+        send,
+        endpoint="videos" if video else path[len("/v1/") :][:64],
+        protocol=OPENAI,
+        serve=serve,
+        # Every authenticated image call is settled and logged here; a video is settled
+        # and logged through its MediaTask, when it finishes.
+        settle=_settle_image_call if edit is not None else None,
+    )
 
 
 def _image_bill(call: Call, key: KeyInfo) -> Bill:

@@ -25,18 +25,20 @@ from django.conf import settings
 
 from billing.pricing import Usage
 from relay import tokens
+from relay.affinity import pick_key
 from relay.asgi_io import Receive, Request, Send, read_body, send_bytes
-from relay.call import Call
 from relay.catalog import ChannelInfo, KeyInfo
 from relay.channel_types import CHANNEL_TYPES, IMAGE_TYPES
 from relay.errors import bad_request
 from relay.formats import openai
-from relay.formats.videos import Target
 from relay.media import charges, multipart
-from relay.media.attempts import fetch_json, first_success
 from relay.media.multipart import FilePart
+from relay.media.request_fields import prompt_and_model
+from relay.media.upstream_calls import Target, fetch_json
+from relay.pipeline import failover
 from relay.pipeline.authorize import authorize_model, check_rate_limits
-from relay.pipeline.forward import UpstreamFailure, pick_key
+from relay.pipeline.call import Call
+from relay.pipeline.forward import UpstreamFailure
 from relay.pipeline.reserve import reserve
 from relay.pipeline.route import candidates
 from relay.pipeline.settle import opening_progress
@@ -93,12 +95,7 @@ def parse_request(raw: bytes, content_type: str, *, edit: bool) -> ImageRequest:
             raise bad_request(f"At most {MAX_INPUT_IMAGES} images can be edited.", param="image")
     else:
         payload = openai.parse_body(raw)
-    prompt = payload.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise bad_request("You must provide a prompt.", param="prompt")
-    model = payload.get("model") or DEFAULT_MODEL
-    if not isinstance(model, str):
-        raise bad_request("'model' must be a string.", param="model")
+    prompt, model = prompt_and_model(payload, DEFAULT_MODEL)
     response_format = payload.get("response_format")
     if response_format is not None and response_format not in _FORMATS:
         raise bad_request("'response_format' must be url or b64_json.", param="response_format")
@@ -311,7 +308,7 @@ async def generate(
             return await _pass_through(_doubao_target(channel, model, req))
         return await _pass_through(_openai_target(channel, model, req))
 
-    _, result = await first_success(call, route, exchange)
+    _, result = await failover.first_success(call, route, exchange)
     call.served = True
     call.reported_usage = result.usage
     call.response_started = True

@@ -16,11 +16,11 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 
-from relay.channel_types import video_adapter
 from relay.db import in_db_thread
-from relay.formats.videos import UpstreamVideo
 from relay.media import services
 from relay.media.selectors import channel_snapshot, task_key
+from relay.media.video_clients import video_adapter
+from relay.media.video_clients.base import UpstreamVideo
 from relay.models import MediaTask
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from billing.exceptions import InsufficientBalance
 from billing.holds import KeyLimitExceeded
+from relay.affinity import pick_key
 from relay.asgi_io import (
     Receive,
     Request,
@@ -30,23 +31,20 @@ from relay.asgi_io import (
     send_json,
     start_stream,
 )
-from relay.call import Call
 from relay.catalog import ChannelInfo, KeyInfo
-from relay.channel_types import VIDEO_TYPES, is_seedance, video_adapter
+from relay.channel_types import VIDEO_TYPES, is_seedance
 from relay.db import in_db_thread
 from relay.errors import RelayError, bad_request, insufficient_quota
-from relay.formats import seedance
-from relay.formats.videos import (
-    UpstreamVideo,
-    VideoRequest,
-    parse_request,
-)
 from relay.media import charges, selectors, services
-from relay.media.attempts import fetch_json, first_success, open_response
 from relay.media.polling import UpstreamBusy, poll_task, record
+from relay.media.upstream_calls import fetch_json, open_response
+from relay.media.video_clients import seedance, video_adapter
+from relay.media.video_clients.base import UpstreamVideo, VideoRequest, parse_request
 from relay.models import MediaTask
+from relay.pipeline import failover
 from relay.pipeline.authorize import authorize_model, check_rate_limits
-from relay.pipeline.forward import UpstreamFailure, pick_key
+from relay.pipeline.call import Call
+from relay.pipeline.forward import UpstreamFailure
 from relay.pipeline.route import candidates
 from relay.upstream import session
 
@@ -165,7 +163,7 @@ async def create(
         return video, channel_key
 
     try:
-        channel, (video, channel_key) = await first_success(call, route, exchange)
+        channel, (video, channel_key) = await failover.first_success(call, route, exchange)
     except BaseException as exc:
         status = exc.status if isinstance(exc, RelayError) else 500
         await asyncio.shield(

@@ -3,7 +3,7 @@
 import django.utils.timezone
 from django.db import migrations, models
 
-import tokenhub.fields
+import sealed.fields
 
 
 class Migration(migrations.Migration):
@@ -37,7 +37,7 @@ class Migration(migrations.Migration):
                     ),
                 ),
                 ("base_url", models.URLField(max_length=500)),
-                ("api_keys", tokenhub.fields.EncryptedTextField()),
+                ("api_keys", sealed.fields.EncryptedTextField()),
                 (
                     "model_names",
                     models.JSONField(

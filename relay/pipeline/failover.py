@@ -4,8 +4,8 @@ An exchange with one channel either returns, raises `UpstreamFailure` (counted a
 attempt: logged, metered, the channel cooled down or disabled; a retryable failure moves
 on to the next channel), or raises `Unusable` before calling the upstream when the
 channel's protocol cannot express the request (not the channel's fault: not counted).
-When no channel served, `Exhausted` carries the last failure for the caller to render in
-its own format.
+When no channel served, the caller gets one `RelayError`, which the request frame
+(relay/pipeline/frame.py) renders in the caller's format.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from typing import TypeVar
 import orjson
 from django.conf import settings
 
-from relay.call import Call
 from relay.catalog import ChannelInfo, catalog
 from relay.cooldown import cooldowns
 from relay.db import in_db_thread
-from relay.errors import RelayError
+from relay.errors import RelayError, no_channel
 from relay.metrics import collector
+from relay.pipeline.call import Call
 from relay.pipeline.forward import UpstreamFailure
 from relay.services import channel_auto_disable
 
@@ -39,20 +39,31 @@ class Unusable(Exception):
         self.error = error
 
 
-class Exhausted(Exception):
-    """No channel served: the last upstream failure, or why no channel could be used."""
+class UpstreamError(RelayError):
+    """The upstream's own error, status and body, after every channel failed: passed
+    through to a caller of the same protocol, its message only to any other."""
 
-    def __init__(self, last: UpstreamFailure | None, unusable: RelayError | None) -> None:
-        super().__init__("no channel served the request")
-        self.last = last
-        self.unusable = unusable
+    def __init__(self, failure: UpstreamFailure) -> None:
+        super().__init__(
+            failure.status, failure.reason, type="upstream_error", code="upstream_error"
+        )
+        self.body = failure.body
+        self.content_type = failure.content_type
+        self.protocol = failure.protocol
+
+    def translated(self) -> RelayError:
+        """The error for a caller of another protocol: the upstream's status and message."""
+        message = upstream_message(self.body) or f"The upstream answered {self.status}."
+        return RelayError(self.status, message, type="upstream_error", code="upstream_error")
 
 
 async def first_success(
     call: Call, route: list[ChannelInfo], exchange: Callable[[ChannelInfo], Awaitable[T]]
 ) -> tuple[ChannelInfo, T]:
     """Run EXCHANGE on ROUTE's channels in order until one succeeds, at most
-    RELAY_MAX_ATTEMPTS of them; stop at a failure that is not retryable."""
+    RELAY_MAX_ATTEMPTS of them; stop at a failure that is not retryable. When none
+    served, raises what the caller hears: the last failure (`exhausted`), else why no
+    channel could take the request, else that none is available."""
     last: UpstreamFailure | None = None
     unusable: RelayError | None = None
     attempts = 0
@@ -89,8 +100,27 @@ async def first_success(
                 break
             continue
         cooldowns.success(channel.id)
+        call.ttfb_ms = call.elapsed_ms()  # a stream's first chunk moves it later
         return channel, result
-    raise Exhausted(last, unusable)
+    if last is not None:
+        raise exhausted(call.model, last)
+    raise unusable or no_channel(call.model)
+
+
+def exhausted(model: str, failure: UpstreamFailure) -> RelayError:
+    """What the caller hears when FAILURE was the last attempt at MODEL."""
+    if failure.disable:
+        return no_channel(model)
+    if failure.status == 504:
+        return RelayError(
+            504, "The upstream did not answer in time.", type="timeout", code="upstream_timeout"
+        )
+    if not failure.body:
+        return RelayError(
+            502, "The upstream could not serve the request.", type="upstream_error",
+            code="upstream_error",
+        )  # fmt: skip
+    return UpstreamError(failure)
 
 
 def upstream_message(body: bytes) -> str:

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import aiohttp
 import orjson
 from django.conf import settings
 
-from relay.catalog import ChannelInfo
-from relay.pipeline import affinity as affinities
 from relay.upstream import session
-
-_rng = random.SystemRandom()
 
 
 class UpstreamFailure(Exception):
@@ -38,17 +33,6 @@ class UpstreamFailure(Exception):
         self.content_type = content_type
         self.disable = disable
         self.protocol: Any = None  # the failing channel's WireProtocol, set by the caller
-
-
-def pick_key(channel: ChannelInfo, affinity: bytes = b"") -> str:
-    """One of the channel's upstream keys: the conversation's own given an AFFINITY (the
-    provider's prompt cache is per account), else one at random, to spread load."""
-    keys = channel.keys
-    if len(keys) == 1:
-        return keys[0]
-    if affinity:
-        return keys[affinities.pick(affinity, channel.id, len(keys))]
-    return _rng.choice(keys)
 
 
 async def send(

@@ -18,12 +18,12 @@ from billing import fastledger
 from billing.caps import CONCURRENT, USD, Cap
 from billing.exceptions import CapReached, InsufficientBalance
 from billing.holds import Admission, KeyLimitExceeded, Placed, hold_place, hold_release
-from billing.money import micros_to_usd
 from billing.windows import CapUse, cap_use
-from relay.call import Call
+from money import micros_to_usd
 from relay.catalog import KeyInfo
 from relay.db import in_db_thread
 from relay.errors import RelayError, insufficient_quota
+from relay.pipeline.call import Call
 from relay.pipeline.lease import current_lease
 
 _place = in_db_thread(hold_place)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from itertools import groupby
 
+from billing.pricing import PriceSheet
+from relay import affinity as affinities
 from relay.catalog import ChannelInfo, catalog
 from relay.cooldown import cooldowns
-from relay.pipeline import affinity as affinities
+from relay.errors import model_not_found, model_not_priced, no_channel
 
+log = logging.getLogger(__name__)
 _rng = random.SystemRandom()
 
 
@@ -52,3 +56,18 @@ async def candidates(model: str, group: str, affinity: bytes = b"") -> list[Chan
             else:
                 ordered.extend(_weighted_order(same_priority))
     return ordered
+
+
+def routable_price(
+    model: str, price: PriceSheet | None, *, routed: bool, known: bool
+) -> PriceSheet:
+    """MODEL's PRICE when a channel of the endpoint's kind serves it (ROUTED); else the
+    refusal: 503 when the operator offers the model (it has a price, or channels of
+    another kind: KNOWN) but none can take this call, 404 for a model nobody offers.
+    A model with channels but no price is refused (503), never served unbilled."""
+    if not routed:
+        raise no_channel(model) if price is not None or known else model_not_found(model)
+    if price is None:
+        log.error("model %s has channels but no price; refusing to serve it unbilled", model)
+        raise model_not_priced(model)
+    return price

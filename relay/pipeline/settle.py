@@ -15,8 +15,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from django.utils import timezone
-
 from billing import fastledger
 from billing.holds import Settlement, hold_settle
 from billing.journal import progress_snapshot
@@ -27,8 +25,8 @@ from relay.metrics import collector
 from relay.pipeline.meter import metered_usage
 
 if TYPE_CHECKING:
-    from relay.call import Call
     from relay.catalog import KeyInfo
+    from relay.pipeline.call import Call
 
 log = logging.getLogger(__name__)
 _settle = in_db_thread(hold_settle)
@@ -70,7 +68,7 @@ def log_row(call: Call, key: KeyInfo, bill: Bill | None) -> RequestRecord:
     """The request's log row as settlement writes it: metadata only, never content."""
     usage = bill.usage if bill else _NO_USAGE
     return RequestRecord(
-        created_at=timezone.now(),
+        created_at=call.started_at,
         client_request_id=call.client_request_id,
         organization_id=key.organization_id,
         api_key_id=key.id,

@@ -15,7 +15,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from billing.money import micros_to_usd
+from money import micros_to_usd
 from relay.models import Channel, UpstreamBill
 from relay.upstream_bills.reading import MAX_BYTES
 from relay.upstream_bills.selectors import DRIFT_FLOOR, DriftRow, bill_drift

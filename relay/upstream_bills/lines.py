@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from billing.money import MAX_USD, MICROS_PER_USD, round_micros
+from money import MAX_USD, MICROS_PER_USD, round_micros
 
 # A row's token or request count beyond this is a broken file, not usage (and the sums of
 # MAX_ROWS of them stay far inside a bigint).

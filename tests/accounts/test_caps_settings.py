@@ -16,11 +16,10 @@ from django.urls import reverse
 
 from accounts import services
 from accounts.exceptions import InvalidKeySettings, InvalidOrganizationSettings
-from accounts.models import ApiKey, Membership, Organization, User
+from accounts.models import ApiKey, AuditEvent, Membership, Organization, User
 from accounts.services import key_update, organization_create, user_create
 from billing.caps import bucket_start
 from billing.models import UsageBucket
-from logs.models import AuditEvent
 from tests.conftest import MakeKey
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings
 from django.contrib.staticfiles import finders
 from django.test import Client
+from pytest_django.live_server_helper import LiveServer
 
 from accounts.models import User
 from accounts.selectors import organization_personal
@@ -61,12 +62,12 @@ def test_the_key_form_groups_limits_with_their_units(long_named: User) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_in_a_browser_the_zone_reaches_the_server_and_long_names_end_in_an_ellipsis(
-    live_server: object, long_named: User
+    live_server: LiveServer, long_named: User
 ) -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing: apt-get install -y chromium")
     sync_api = pytest.importorskip("playwright.sync_api")
-    url = str(live_server.url)  # type: ignore[attr-defined]
+    url = live_server.url
     client = Client()
     client.force_login(long_named)
     session = client.cookies[settings.SESSION_COOKIE_NAME].value

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from accounts.access import ACTIVE_ORG_SESSION_KEY
 from accounts.models import (
+    AuditEvent,
     Membership,
     Organization,
     User,
@@ -47,7 +48,6 @@ from billing.exceptions import InvalidTopUp
 from billing.models import Wallet
 from billing.services import wallet_credit_limit_set
 from billing.topups import topup_quote
-from logs.models import AuditEvent
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 

@@ -8,7 +8,7 @@ import base64
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +17,7 @@ import schemathesis
 from asgiref.sync import sync_to_async
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection, transaction
+from django.http import StreamingHttpResponse
 from django.test import AsyncClient, Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -417,8 +418,9 @@ async def test_under_asgi_the_csv_streams_from_an_async_iterator(
     )
 
     assert response.status_code == 200
-    assert response.is_async  # type: ignore[attr-defined]
-    chunks = response.streaming_content  # type: ignore[attr-defined]
+    assert isinstance(response, StreamingHttpResponse) and response.is_async
+    chunks = response.streaming_content
+    assert isinstance(chunks, AsyncIterator)
     body = b"".join([chunk async for chunk in chunks]).decode()
     assert [r["amount"] for r in csv.DictReader(io.StringIO(body))] == ["10", "11", "12"]
     await sync_to_async(lambda: connection.close())()  # the view thread's connection

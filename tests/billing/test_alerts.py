@@ -8,11 +8,10 @@ from django.core import mail
 
 from accounts.models import Membership, Organization, User
 from accounts.services import user_create
-from billing.alerts import low_balance_check, low_balance_set
+from billing.alerts import low_balance_check, low_balance_set, send_low_balance_email
 from billing.models import LowBalanceAlert, Wallet
 from billing.services import wallet_adjust
 from billing.tasks import low_balance_check as low_balance_check_task
-from billing.tasks import send_low_balance_email
 from tests.test_celery_worker import _until, worker
 
 __all__ = ["worker"]

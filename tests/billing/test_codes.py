@@ -16,6 +16,7 @@ from django.core.management import call_command
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from accounts.models import Organization, User
 from accounts.services import user_create
@@ -45,8 +46,8 @@ def _redeem(client: Client, code: str, ip: str = "203.0.113.7") -> tuple[int, di
     return response.status_code, response.json()
 
 
-def _one_code(amount: int = 5_000_000, **kwargs: object) -> str:
-    return redemption_batch_create(name="t", count=1, amount=amount, **kwargs).codes[0]  # type: ignore[arg-type]
+def _one_code(amount: int = 5_000_000, expires_at: dt.datetime | None = None) -> str:
+    return redemption_batch_create(name="t", count=1, amount=amount, expires_at=expires_at).codes[0]
 
 
 def test_the_command_prints_codes_and_stores_only_hashes() -> None:
@@ -124,9 +125,9 @@ def test_it_enforces_the_per_user_limit(owner: User, org: Organization, client: 
 
 
 def test_it_rate_limits_failed_attempts_per_user(
-    owner: User, org: Organization, client: Client, settings: object
+    owner: User, org: Organization, client: Client, settings: SettingsWrapper
 ) -> None:
-    settings.REDEEM_MAX_FAILURES = 3  # type: ignore[attr-defined]
+    settings.REDEEM_MAX_FAILURES = 3
     good = _one_code()
     client.force_login(owner)
     for n in range(3):
@@ -138,8 +139,8 @@ def test_it_rate_limits_failed_attempts_per_user(
     assert balance(org) == 0
 
 
-def test_it_rate_limits_failed_attempts_per_ip(client: Client, settings: object) -> None:
-    settings.REDEEM_MAX_FAILURES = 3  # type: ignore[attr-defined]
+def test_it_rate_limits_failed_attempts_per_ip(client: Client, settings: SettingsWrapper) -> None:
+    settings.REDEEM_MAX_FAILURES = 3
     for n in range(3):
         user = user_create(email=f"brute{n}@example.com")
         client.force_login(user)

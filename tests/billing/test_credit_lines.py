@@ -9,11 +9,10 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import Organization, User
+from accounts.models import AuditEvent, Organization, User
 from billing.models import LedgerEntry, Wallet
 from billing.reconcile import reconcile_run
 from billing.services import wallet_adjust, wallet_credit_limit_set
-from logs.models import AuditEvent
 
 pytestmark = pytest.mark.embedded
 USD = 1_000_000

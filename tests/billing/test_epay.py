@@ -8,6 +8,7 @@ from urllib.parse import parse_qsl, urlparse
 
 import pytest
 from django.test import Client
+from pytest_django.fixtures import Settings as SettingsWrapper
 
 from accounts.models import Organization
 from billing.models import LedgerEntry, PaymentEvent, TopUp
@@ -150,9 +151,9 @@ def test_an_unsigned_return_page_credits_nothing(
 
 @pytest.mark.parametrize("method", ["wxpay", ""])
 def test_the_payment_type_is_configurable(
-    owner_client: Client, epay: None, settings: object, method: str
+    owner_client: Client, epay: None, settings: SettingsWrapper, method: str
 ) -> None:
-    settings.EPAY_TYPE = method  # type: ignore[attr-defined]
+    settings.EPAY_TYPE = method
 
     topup = create_topup(owner_client, "10", provider="epay")
 

@@ -22,11 +22,10 @@ from accounts.forms import (
     legal_name_clean,
     tax_id_clean,
 )
-from accounts.models import Membership, Organization, User
+from accounts.models import AuditEvent, Membership, Organization, User
 from accounts.services import organization_create, user_create
 from billing.models import TopUp
 from billing.topups import topup_confirm
-from logs.models import AuditEvent
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 

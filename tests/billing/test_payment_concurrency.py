@@ -11,9 +11,8 @@ from django.db import connection
 from django.test import Client
 
 from accounts.models import Organization
-from billing.events import payment_event_process
+from billing.events import payment_event_process, process_payment_event
 from billing.models import LedgerEntry, PaymentEvent, TopUp
-from billing.tasks import process_payment_event
 from billing.topups import topup_recover
 from tests.billing.conftest import balance, create_topup, post_stripe
 from tests.fakes.stripe_api import FakeStripe

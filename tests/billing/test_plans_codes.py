@@ -124,7 +124,13 @@ def test_a_code_with_credit_and_a_plan_gives_both_on_the_billing_page(
 def test_a_batch_grants_something(pro: Plan, options: dict[str, int]) -> None:
     plan = pro if options.pop("with_plan", False) else None
     with pytest.raises(ValueError):
-        redemption_batch_create(name="x", count=1, plan=plan, **options)  # type: ignore[arg-type]
+        redemption_batch_create(
+            name="x",
+            count=1,
+            amount=options["amount"],
+            plan=plan,
+            plan_days=options.get("plan_days"),
+        )
     assert not RedemptionBatch.objects.exists()
 
 

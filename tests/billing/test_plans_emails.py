@@ -15,9 +15,8 @@ from accounts.models import Membership, Organization, User
 from accounts.services import user_create
 from billing.holds import hold_release
 from billing.models import Plan, Subscription
-from billing.subscriptions import plan_quota_check, subscription_grant
+from billing.subscriptions import plan_quota_check, send_plan_quota_email, subscription_grant
 from billing.tasks import plan_quota_check as plan_quota_check_task
-from billing.tasks import send_plan_quota_email
 from billing.tasks import subscriptions_expire as subscriptions_expire_task
 from tests.billing.test_subscriptions import NOW, make_plan, use_plan
 from tests.test_celery_worker import _until, worker

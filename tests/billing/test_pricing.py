@@ -7,8 +7,8 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from billing.money import round_micros
 from billing.pricing import PriceSheet, Usage, cost_micros, micros_of, worst_case_micros
+from money import round_micros
 from relay.formats import anthropic
 
 # Claude Sonnet list prices (micro-USD per 1M tokens): input 3, 5-minute writes 3.75,

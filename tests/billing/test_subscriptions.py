@@ -12,7 +12,7 @@ import pytest
 from django.db import IntegrityError, transaction
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from accounts.models import Organization, User
+from accounts.models import AuditEvent, Organization, User
 from accounts.selectors import organization_personal
 from accounts.services import user_create
 from billing.holds import Admission, Settlement, hold_place, hold_settle
@@ -35,7 +35,6 @@ from billing.subscriptions import (
     subscriptions_demo_renew,
     subscriptions_expire_lapsed,
 )
-from logs.models import AuditEvent
 from logs.records import RequestRecord
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

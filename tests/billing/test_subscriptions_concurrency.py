@@ -13,9 +13,8 @@ from django.test import Client
 
 from accounts.models import Organization, User
 from billing.codes import code_redeem, redemption_batch_create
-from billing.events import payment_event_process
+from billing.events import payment_event_process, process_payment_event
 from billing.models import PaymentEvent, Subscription
-from billing.tasks import process_payment_event
 from tests.billing.conftest import post_stripe
 from tests.billing.test_payment_concurrency import THREADS, _together
 from tests.billing.test_subscriptions import make_plan

@@ -278,7 +278,8 @@ def test_a_second_paid_checkout_is_recorded_as_rejected_for_the_operator(
 
     assert process_pending() == ["processed", "rejected"]
     assert Subscription.objects.filter(status="active").count() == 1
-    assert "already pays for subscription" in PaymentEvent.objects.order_by("pk").last().error  # type: ignore[union-attr]
+    last = PaymentEvent.objects.order_by("pk").last()
+    assert last is not None and "already pays for subscription" in last.error
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,8 @@ import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.test import RequestFactory
 
-from accounts.models import Organization, User
-from logs.models import AuditEvent
-from logs.selectors import audit_events_for_organization, audit_events_for_user
-from logs.services import audit_record
+from accounts.audit import audit_events_for_organization, audit_events_for_user, audit_record
+from accounts.models import AuditEvent, Organization, User
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 

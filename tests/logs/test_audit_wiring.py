@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from accounts.models import Membership, Organization, User
+from accounts.models import AuditEvent, Membership, Organization, User
 from accounts.services import (
     key_create,
     key_rotate,
@@ -14,7 +14,6 @@ from accounts.services import (
     membership_set_role,
 )
 from billing.services import wallet_adjust
-from logs.models import AuditEvent
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 

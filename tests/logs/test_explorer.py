@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connection
+from django.http import StreamingHttpResponse
 from django.test import AsyncClient, Client
 
 from accounts.access import ACTIVE_ORG_SESSION_KEY
@@ -180,7 +182,9 @@ async def test_it_exports_the_filtered_range_as_csv(
 
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
-    chunks = response.streaming_content  # type: ignore[attr-defined]
+    assert isinstance(response, StreamingHttpResponse)
+    chunks = response.streaming_content
+    assert isinstance(chunks, AsyncIterator)
     body = b"".join([chunk async for chunk in chunks]).decode()
     rows = list(csv.DictReader(io.StringIO(body)))
     assert len(rows) == 1251
@@ -205,7 +209,9 @@ async def test_a_request_the_plan_paid_shows_what_the_plan_paid_on_the_page_and_
     assert "Paid by your plan: $0.012345" in page
     assert page.count('class="badge"') == 1
     response = await async_client.get(URL, {"format": "csv"})
-    chunks = response.streaming_content  # type: ignore[attr-defined]
+    assert isinstance(response, StreamingHttpResponse)
+    chunks = response.streaming_content
+    assert isinstance(chunks, AsyncIterator)
     body = b"".join([chunk async for chunk in chunks]).decode()
     rows = {r["request_id"]: r for r in csv.DictReader(io.StringIO(body))}
     plan, paid = rows[f"req_{org.pk}_1"], rows[f"req_{org.pk}_2"]

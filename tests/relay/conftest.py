@@ -194,10 +194,19 @@ def ready(customer: Customer, openai_channel: Callable[..., Channel], priced: No
     return customer
 
 
+_DATABASE_FIXTURES = frozenset({"db", "transactional_db", "django_db_setup"})
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # The embedded mode (SQLite, no Redis) relays through the ORM ledger and in-process
-    # limits: every relay test runs there too.
+    # limits: every relay test that touches the database runs there too. Tests that don't
+    # (the pure translation and parser tests) would only repeat themselves.
     here = Path(__file__).parent
     for item in items:
-        if here in Path(item.path).parents:
+        if here not in Path(item.path).parents:
+            continue
+        uses_database = item.get_closest_marker("django_db") is not None or bool(
+            _DATABASE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        )
+        if uses_database:
             item.add_marker(pytest.mark.embedded)

@@ -17,10 +17,10 @@ from django.utils import timezone
 
 from accounts.models import ApiKey
 from billing.models import Plan, Subscription
-from billing.money import micros_to_usd
 from billing.pricing import Usage as BillingUsage
 from billing.services import price_set
 from logs.models import RequestLog
+from money import micros_to_usd
 from relay import protocols
 from relay.formats import anthropic, ir, openai_chat, responses
 from relay.models import Channel

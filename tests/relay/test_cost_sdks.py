@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 import pytest
 
-from billing.money import micros_to_usd
 from billing.services import price_set
 from logs.models import RequestLog
+from money import micros_to_usd
 from relay.models import Channel
 from relay.services import channel_create
 from tests.fakes.upstream import DEFAULT_REPLY, Usage

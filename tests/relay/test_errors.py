@@ -48,7 +48,8 @@ def test_it_rejects_a_missing_model_with_400(ready: Customer) -> None:
 def test_it_rejects_an_unknown_model_with_404(ready: Customer) -> None:
     with pytest.raises(openai.NotFoundError) as exc:
         ready.openai().chat.completions.create(model="gpt-unknown", messages=[])
-    assert exc.value.body["code"] == "model_not_found"  # type: ignore[index]
+    body = exc.value.body
+    assert isinstance(body, dict) and body["code"] == "model_not_found"
 
 
 def test_it_rejects_a_bad_key_with_401(ready: Customer, fake) -> None:
@@ -125,7 +126,8 @@ def test_it_refuses_with_402_when_the_balance_cannot_cover_the_hold(ready: Custo
     with pytest.raises(openai.APIStatusError) as exc:
         ready.openai().chat.completions.create(**CHAT)
     assert exc.value.status_code == 402
-    assert exc.value.body["code"] == "insufficient_quota"  # type: ignore[index]
+    body = exc.value.body
+    assert isinstance(body, dict) and body["code"] == "insufficient_quota"
     assert fake.requests == []
     assert not Hold.objects.exists()
 

@@ -11,8 +11,8 @@ import pytest
 from accounts.models import ApiKey
 from accounts.selectors import organization_personal
 from accounts.services import key_create, user_create
-from billing.money import micros_to_usd
 from logs.models import RequestLog
+from money import micros_to_usd
 from tests.relay.conftest import Customer, wait_for
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}

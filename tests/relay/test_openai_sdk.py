@@ -94,4 +94,5 @@ def test_it_answers_unknown_model_retrieval_with_404(ready: Customer) -> None:
 
     with pytest.raises(openai.NotFoundError) as exc:
         ready.openai().models.retrieve("no-such-model")
-    assert exc.value.body["code"] == "model_not_found"  # type: ignore[index]
+    body = exc.value.body
+    assert isinstance(body, dict) and body["code"] == "model_not_found"

@@ -10,9 +10,9 @@ import pytest
 from accounts.models import ApiKey
 from accounts.services import key_create
 from billing.models import LedgerEntry, UncollectedUsage, Wallet
-from billing.money import micros_to_usd
 from billing.services import price_set
 from logs.models import RequestLog
+from money import micros_to_usd
 from tests.conftest import balance_set
 from tests.fakes.upstream import Usage
 from tests.relay.conftest import Customer, wait_for

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import openai
 import pytest
 from django.utils import timezone
 
@@ -86,15 +87,16 @@ def test_a_full_window_without_fallback_is_a_429_naming_it_with_retry_after(
         meter=f"s{sub.pk}", span="m", start=timezone.now() - dt.timedelta(hours=1),
         cost=1_000, requests=1,
     )  # fmt: skip
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(openai.RateLimitError) as refused:
         ready.openai().chat.completions.create(
             model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=5
         )
     error = refused.value
-    assert error.status_code == 429  # type: ignore[attr-defined]
-    assert error.body["code"] == "plan_window_exhausted"  # type: ignore[attr-defined]
-    assert "5-hour window" in error.body["message"]  # type: ignore[attr-defined]
-    retry = int(error.response.headers["retry-after"])  # type: ignore[attr-defined]
+    assert error.status_code == 429
+    assert isinstance(error.body, dict)
+    assert error.body["code"] == "plan_window_exhausted"
+    assert "5-hour window" in error.body["message"]
+    retry = int(error.response.headers["retry-after"])
     assert 3 * 3600 < retry <= 4 * 3600 + 600  # the bucket leaves the window in ~4 h
     # Anthropic's callers get it in Anthropic's shape.
     answer = httpx.post(

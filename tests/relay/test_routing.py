@@ -122,7 +122,8 @@ def test_it_answers_503_when_every_channel_of_a_priced_model_is_disabled(
     with pytest.raises(openai.APIStatusError) as again:
         _ask(customer)
     assert again.value.status_code == 503
-    assert again.value.body["code"] == "no_available_channel"  # type: ignore[index]
+    body = again.value.body
+    assert isinstance(body, dict) and body["code"] == "no_available_channel"
 
 
 def test_it_maps_model_names_to_the_upstream_name(

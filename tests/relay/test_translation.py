@@ -246,7 +246,8 @@ def test_it_answers_errors_in_the_callers_format(funded: Customer, channel):
     funded.clients.append(bad)
     with pytest.raises(anthropic.AuthenticationError) as exc:
         bad.messages.create(model=MODEL, max_tokens=5, messages=[{"role": "user", "content": "x"}])
-    assert exc.value.body["type"] == "error"  # type: ignore[index]
+    body = exc.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
     response = httpx.post(
         funded.relay.url + f"/v1beta/models/{MODEL}:generateContent",
         headers={"x-goog-api-key": "sk-th-" + "y" * 40},
@@ -262,6 +263,8 @@ def test_it_lists_models_in_the_callers_shape(funded: Customer, channel):
     assert [m.id for m in anthropic_list.data] == [MODEL]
     gemini_names = [m.name for m in _gemini(funded).models.list()]
     assert gemini_names == [f"models/{MODEL}"]
+    one = _gemini(funded).models.get(model=MODEL)
+    assert (one.name, one.display_name) == (f"models/{MODEL}", MODEL)
 
 
 def test_it_counts_tokens_for_anthropic_and_gemini_callers(funded: Customer, channel):

@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 
 from accounts.models import User
 from accounts.services import user_create
-from billing.money import round_micros
 from logs.models import DailyUsage, RequestLog, RolledUpDay
+from money import round_micros
 from relay.models import Channel, UpstreamBill, UpstreamBillLine
 from relay.services import channel_create
 from relay.upstream_bills import anthropic, openai, openrouter

@@ -5,10 +5,10 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.exceptions import InvalidKeySettings
+from accounts.management.arguments import csv_arg, datetime_arg, usd_arg, user_or_fail
 from accounts.models import ApiKey
 from accounts.selectors import organization_personal
 from accounts.services import key_create
-from tokenhub.cli import csv_arg, datetime_arg, usd_arg, user_or_fail
 
 
 class Command(BaseCommand):

@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.management.arguments import datetime_arg, usd_arg
 from billing.codes import MAX_BATCH, redemption_batch_create
-from tokenhub.cli import datetime_arg, usd_arg
 
 
 class Command(BaseCommand):

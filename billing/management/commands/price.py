@@ -4,8 +4,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.management.arguments import usd_arg
 from billing.services import price_set
-from tokenhub.cli import usd_arg
 
 _FLAGS = {
     "input": "input_per_1m",

@@ -5,11 +5,11 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.management.arguments import usd_arg, user_or_fail
 from accounts.selectors import organization_personal
 from billing.models import LedgerEntry, Wallet
-from billing.money import micros_to_usd
 from billing.services import wallet_credit
-from tokenhub.cli import usd_arg, user_or_fail
+from money import micros_to_usd
 
 
 class Command(BaseCommand):

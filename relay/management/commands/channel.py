@@ -4,9 +4,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from accounts.management.arguments import csv_arg
 from relay.models import Channel
 from relay.services import InvalidChannel, channel_create
-from tokenhub.cli import csv_arg
 
 
 def _model_map(value: str | None) -> dict[str, str]:

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from relay.models import Channel
-from tokenhub.fields import reveal
+from sealed.fields import reveal
 
 
 class Command(BaseCommand):

@@ -15,8 +15,7 @@ from django.core import mail
 from django.test import Client
 
 from accounts.access import ACTIVE_ORG_SESSION_KEY
-from accounts.models import Organization, User
-from logs.models import AuditEvent
+from accounts.models import AuditEvent, Organization, User
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 

@@ -13,11 +13,10 @@ from allauth.socialaccount.providers.github.views import GitHubOAuth2Adapter
 from django.test import Client
 from pytest_django.fixtures import Settings as SettingsWrapper
 
-from accounts.models import Membership, User
+from accounts.models import AuditEvent, Membership, User
 from accounts.oauth_providers import providers_from_env
 from accounts.selectors import organization_personal, user_can_create_keys
 from billing.models import Wallet
-from logs.models import AuditEvent
 from tests.accounts.auth.provider_stub import CLIENT_ID, CLIENT_SECRET, Identity, ProviderStub
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]

@@ -9,10 +9,9 @@ from allauth.account.models import EmailAddress
 from django.core import mail
 from django.test import Client
 
-from accounts.models import Membership, User
+from accounts.models import AuditEvent, Membership, User
 from accounts.selectors import organization_personal, user_can_create_keys
 from billing.models import Wallet
-from logs.models import AuditEvent
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 

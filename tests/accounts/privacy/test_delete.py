@@ -14,13 +14,21 @@ from django.db.models import Sum
 from django.test import Client
 
 from accounts.exceptions import AccountDeletionBlocked
-from accounts.models import ApiKey, DataExport, Invitation, Membership, Organization, User
+from accounts.models import (
+    ApiKey,
+    AuditEvent,
+    DataExport,
+    Invitation,
+    Membership,
+    Organization,
+    User,
+)
 from accounts.privacy import account_delete, data_export_build
 from accounts.selectors import organization_personal
 from accounts.services import key_create, user_create
 from billing.models import LedgerEntry, PaymentEvent, Wallet
 from billing.services import wallet_adjust, wallet_credit
-from logs.models import AuditEvent, RequestLog
+from logs.models import RequestLog
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 

@@ -10,9 +10,8 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import DataExport, Organization, User
-from accounts.privacy import data_exports_purge
+from accounts.privacy import build_data_export, data_exports_purge
 from accounts.services import key_create
-from accounts.tasks import build_data_export
 from billing.services import wallet_credit
 from logs.models import RequestLog
 from tests.test_celery_worker import _until, worker  # noqa: F401 - the worker fixture

@@ -7,10 +7,10 @@ import pytest
 from allauth.account.models import EmailAddress
 from django.test import Client
 
-from accounts.models import Organization, User
+from accounts.audit import audit_record
+from accounts.models import AuditEvent, Organization, User
 from accounts.selectors import organization_personal
-from logs.models import AuditEvent, RequestLog
-from logs.services import audit_record
+from logs.models import RequestLog
 
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from django.http import StreamingHttpResponse
 from django.test import Client
 from django.utils import timezone
 
@@ -51,9 +53,8 @@ def test_the_owner_sees_state_cost_and_a_playable_file(
     assert f"/dashboard/media/{waiting}/content" not in html
     video = client.get(f"/dashboard/media/{done}/content")
     assert video.status_code == 200 and video["Content-Type"] == "video/mp4"
-    assert b"".join(video.streaming_content) == video_bytes(  # type: ignore[attr-defined]
-        MediaTask.objects.get(public_id=done).upstream_id
-    )
+    assert isinstance(video, StreamingHttpResponse)
+    assert video.getvalue() == video_bytes(MediaTask.objects.get(public_id=done).upstream_id)
 
 
 def test_other_organizations_and_anonymous_visitors_see_nothing(
@@ -117,7 +118,10 @@ def test_under_asgi_the_file_streams_without_being_buffered(
         client = AsyncClient()
         await client.aforce_login(sora.user)
         response = await client.get(f"/dashboard/media/{done}/content?download=1")
-        return response, [chunk async for chunk in response.streaming_content]  # type: ignore[attr-defined]
+        assert isinstance(response, StreamingHttpResponse)
+        chunks = response.streaming_content
+        assert isinstance(chunks, AsyncIterator)
+        return response, [chunk async for chunk in chunks]
 
     response, chunks = async_to_sync(fetch)()
 

@@ -254,7 +254,8 @@ def test_a_model_priced_only_for_input_is_told_it_makes_no_images_or_videos(
     client = dalle.openai()
     with pytest.raises(openai.BadRequestError) as refused:
         client.images.generate(model="text-embedding-3-small", prompt="a cat")
-    assert refused.value.body["code"] == "model_not_supported"  # type: ignore[index]
+    body = refused.value.body
+    assert isinstance(body, dict) and body["code"] == "model_not_supported"
     videos = httpx.post(
         dalle.base_url + "/videos",
         json={"model": "text-embedding-3-small", "prompt": "a cat"},

@@ -19,11 +19,12 @@ from billing.services import wallet_credit
 from logs.models import RequestLog
 from relay.media import services
 from relay.models import MediaTask
+from relay.services import channel_create
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def _open(org_id: int, wallet_id: int, n: int) -> MediaTask:
+def _open(org_id: int, wallet_id: int, channel_id: int, n: int) -> MediaTask:
     task = services.media_task_open(
         public_id=f"video_race{n}",
         organization_id=org_id,
@@ -39,7 +40,7 @@ def _open(org_id: int, wallet_id: int, n: int) -> MediaTask:
         client_ip=None,
     )
     services.media_task_accept(
-        task_id=task.pk, channel_id=None, channel_type="openai",  # type: ignore[arg-type]
+        task_id=task.pk, channel_id=channel_id, channel_type="openai",
         key_fingerprint="", upstream_model="sora-2", upstream_id=f"up{n}", state="queued",
         progress=0,
     )  # fmt: skip
@@ -74,8 +75,12 @@ def test_concurrent_settles_and_refunds_of_one_task_apply_exactly_once() -> None
     org = organization_personal(user=user_create(email="race@example.com"))
     wallet_credit(organization=org, amount=100_000, kind="adjust", source_type="t", source_id="r")
     wallet = Wallet.objects.get(organization=org)
+    channel = channel_create(
+        name="sora", type="openai", base_url="https://upstream.test/v1", api_keys=["sk-x"],
+        models=["sora-2"],
+    )  # fmt: skip
     for n in range(5):
-        task = _open(org.pk, wallet.pk, n)
+        task = _open(org.pk, wallet.pk, channel.pk, n)
         complete = lambda t=task: services.media_task_complete(  # noqa: E731
             task_id=t.pk, seconds=8, output_tokens=None, result_url="", expires_at=None
         )

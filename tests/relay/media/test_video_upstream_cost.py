@@ -20,7 +20,7 @@ from relay.services import channel_create
 pytestmark = [pytest.mark.embedded, pytest.mark.django_db]
 
 
-def _finish(channel: Channel | None, seconds: int) -> RequestLog:
+def _finish(channel: Channel, seconds: int) -> RequestLog:
     org = organization_personal(user=user_create(email="video@example.com"))
     wallet_credit(organization=org, amount=100_000, kind="adjust", source_type="t", source_id="v")
     task = services.media_task_open(
@@ -30,7 +30,7 @@ def _finish(channel: Channel | None, seconds: int) -> RequestLog:
         price=PriceSheet(per_second=100), multiplier=Decimal(1), client_ip=None,
     )  # fmt: skip
     services.media_task_accept(
-        task_id=task.pk, channel_id=channel.pk if channel else None,  # type: ignore[arg-type]
+        task_id=task.pk, channel_id=channel.pk,
         channel_type="openai", key_fingerprint="", upstream_model="sora-2-2025",
         upstream_id="up1", state="queued", progress=0,
     )  # fmt: skip

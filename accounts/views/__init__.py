@@ -1,0 +1,1 @@
+"""Portal pages and the privacy API of accounts, one module per subject."""

@@ -1,0 +1,1 @@
+"""The portal's own pages, the top layer: it may import every app, and no app imports it."""

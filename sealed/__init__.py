@@ -1,0 +1,1 @@
+"""Secrets encrypted at rest: Fernet encryption with rotating keys and the model field using it."""
