@@ -1,10 +1,11 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 from django import forms
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import Model
 from django.http import HttpRequest
 
 from accounts.forms import UsdAmountField
@@ -258,16 +259,11 @@ class AnnouncementAdmin(admin.ModelAdmin[Announcement]):
         self.message_user(request, f"Emailing of {len(pending)} announcement(s) queued.")
 
 
-@admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
-    """Read-only: the audit trail is append-only, admins see every event."""
+_M = TypeVar("_M", bound=Model)
 
-    list_display = ("created_at", "kind", "user", "actor", "organization", "ip")
-    list_filter = ("kind",)
-    search_fields = ("user__email", "actor__email", "organization__name")
-    date_hierarchy = "created_at"
-    list_select_related = ("user", "actor", "organization")
-    raw_id_fields = ("user", "actor", "organization")
+
+class ReadOnlyAdmin(admin.ModelAdmin[_M]):
+    """Rows only their own code writes (the audit trail, the ledger, payments): staff read."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -277,6 +273,18 @@ class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ReadOnlyAdmin[AuditEvent]):
+    """Read-only: the audit trail is append-only, admins see every event."""
+
+    list_display = ("created_at", "kind", "user", "actor", "organization", "ip")
+    list_filter = ("kind",)
+    search_fields = ("user__email", "actor__email", "organization__name")
+    date_hierarchy = "created_at"
+    list_select_related = ("user", "actor", "organization")
+    raw_id_fields = ("user", "actor", "organization")
 
 
 # Support work orders: their admin lives with them.

@@ -1,17 +1,18 @@
 from __future__ import annotations
 
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import ForeignKeyRawIdWidget
-from django.db.models import Count, Model, Q
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
+from accounts.admin import ReadOnlyAdmin
 from accounts.models import Organization, User
 from billing.codes import MAX_BATCH, redemption_batch_create, redemption_batch_download
 from billing.exceptions import RedemptionError
@@ -45,19 +46,6 @@ from billing.subscriptions import (
 )
 from billing.topups import topup_refund_request
 from money import InvalidAmount, micros_to_usd, usd_to_micros
-
-_M = TypeVar("_M", bound=Model)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin[_M]):
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class AdjustForm(forms.Form):
