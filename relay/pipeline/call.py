@@ -40,7 +40,7 @@ class Call:
     error_code: str = ""
     ttfb_ms: int | None = None
     price: PriceSheet | None = None
-    # What the serving channel's upstream charges the operator (relay/costs.py).
+    # What the serving channel's upstream charges the operator (relay.CostPrice).
     cost_price: PriceSheet | None = None
     cost_multiplier: Decimal = Decimal(1)
     served: bool = False  # an upstream answered successfully

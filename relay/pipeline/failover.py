@@ -1,4 +1,4 @@
-"""Step 5: try channels in order, never the same one twice — for every relayed endpoint.
+"""Step 7: try channels in order, never the same one twice — for every relayed endpoint.
 
 An exchange with one channel either returns, raises `UpstreamFailure` (counted as an
 attempt: logged, metered, the channel cooled down or disabled; a retryable failure moves

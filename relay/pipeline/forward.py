@@ -1,4 +1,4 @@
-"""Step 5: send the request to one channel and classify what went wrong, if anything."""
+"""Step 7: send the request to one channel and classify what went wrong, if anything."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Step 6: the usage to bill — the upstream's own report, else an estimate marked as such."""
+"""Step 8: the usage to bill — the upstream's own report, else an estimate marked as such."""
 
 from __future__ import annotations
 

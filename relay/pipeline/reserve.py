@@ -1,4 +1,4 @@
-"""Step 3: hold the request's worst-case cost before any upstream is called.
+"""Step 6: hold the request's worst-case cost before any upstream is called.
 
 The hold is funded by the organization's plan when the plan covers the model and its
 windows have room, else by the wallet (when the organization allows falling back). The

@@ -24,7 +24,7 @@ def _weighted_order(channels: list[ChannelInfo]) -> list[ChannelInfo]:
 
 
 def _affine_order(channels: list[ChannelInfo], affinity: bytes) -> list[ChannelInfo]:
-    """The same weighted order for every call of one conversation (relay/pipeline/affinity)."""
+    """The same weighted order for every call of one conversation (relay/affinity.py)."""
     return sorted(channels, key=lambda c: affinities.rank(affinity, c.id, c.weight), reverse=True)
 
 

@@ -1,4 +1,4 @@
-"""Step 7: charge, release the hold and log — exactly once, even if the client vanished.
+"""Step 9: charge, release the hold and log — exactly once, even if the client vanished.
 
 What a request is billed is computed once, by `call_bill`, for its settlement and for
 the cost its answer shows (headers, `usage.cost`). Settlement runs in its own task:
