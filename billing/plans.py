@@ -102,20 +102,14 @@ def subscription_current(
     *, organization_id: int, now: dt.datetime | None = None
 ) -> Subscription | None:
     """The organization's subscription that covers requests now (see `covers`)."""
-    now = now or timezone.now()
-    return (
-        Subscription.objects.select_related("plan", "plan__pricing_group")
-        .filter(organization_id=organization_id)
-        .filter(_covering(now))
-        .first()
-    )
+    return subscriptions_current(organization_ids=[organization_id], now=now).get(organization_id)
 
 
 def subscriptions_current(
     *, organization_ids: Collection[int], now: dt.datetime | None = None
 ) -> dict[int, Subscription]:
-    """`subscription_current` of many organizations in one query, by organization id;
-    organizations without a covering subscription are absent."""
+    """The covering subscription of each organization, in one query, by organization id;
+    organizations without one are absent. With two (an operator's mistake), the oldest."""
     now = now or timezone.now()
     found: dict[int, Subscription] = {}
     rows = (
