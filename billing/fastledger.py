@@ -194,14 +194,16 @@ def _caps_json(found: tuple[Cap, ...]) -> Jsonb:
     return Jsonb([cap.json() for cap in found], dumps=_dumps)
 
 
-async def _settle_many(conn: AsyncConnection[Any], items: list[Settlement]) -> list[bool]:
-    """Settle ITEMS with one statement (one round trip); True for each newly settled.
-
-    A reference twice in ITEMS is settled once: only its first occurrence can be True.
-    """
+def _first_of_each(items: list[Settlement]) -> dict[str, int]:
     first: dict[str, int] = {}
     for n, s in enumerate(items):
         first.setdefault(s.reference, n)
+    return first
+
+
+def batch_parameters(items: list[Settlement]) -> dict[str, Any]:
+    """SETTLE_BATCH's parameters for ITEMS: each reference once, its first occurrence."""
+    first = _first_of_each(items)
     unique = [items[n] for n in sorted(first.values())]
     rows = [
         {
@@ -214,14 +216,20 @@ async def _settle_many(conn: AsyncConnection[Any], items: list[Settlement]) -> l
         for n, s in enumerate(unique)
     ]
     logs = [{**s.record.columns(), "request_id": s.reference, "cost": s.cost} for s in unique]
-    cur = await conn.execute(
-        SETTLE_BATCH,
-        {
-            "items": Jsonb(rows, dumps=_dumps),
-            "logs": Jsonb(logs, dumps=_dumps),
-            "now": caps.clock(),
-        },
-    )
+    return {
+        "items": Jsonb(rows, dumps=_dumps),
+        "logs": Jsonb(logs, dumps=_dumps),
+        "now": caps.clock(),
+    }
+
+
+async def _settle_many(conn: AsyncConnection[Any], items: list[Settlement]) -> list[bool]:
+    """Settle ITEMS with one statement (one round trip); True for each newly settled.
+
+    A reference twice in ITEMS is settled once: only its first occurrence can be True.
+    """
+    first = _first_of_each(items)
+    cur = await conn.execute(SETTLE_BATCH, batch_parameters(items))
     settled = {row[0] for row in await cur.fetchall()}
     return [s.reference in settled and first[s.reference] == n for n, s in enumerate(items)]
 

@@ -16,6 +16,7 @@ from billing import fastledger
 from billing.exceptions import InsufficientBalance
 from billing.holds import KeyLimitExceeded, Settlement
 from billing.models import Hold, LedgerEntry, Wallet
+from billing.pg_functions import SETTLE_BATCH
 from billing.services import wallet_credit
 from logs.models import RequestLog
 from logs.records import RequestRecord
@@ -122,3 +123,36 @@ def test_it_settles_each_request_once_in_batches(funded) -> None:
     key.refresh_from_db()
     assert (key.spent, key.held) == (200, 0)
     assert not Hold.objects.exists()
+
+
+def test_a_settlement_probes_the_request_log_by_index_whatever_its_statistics(funded) -> None:
+    """The idempotence checks on the request log are index probes, even on a day's
+    partition whose statistics are stale: as NOT EXISTS, PostgreSQL hashed the whole
+    partition on every batch, and settling slowed as the day's log grew."""
+    org, wallet, key = funded
+    RequestLog.objects.bulk_create(
+        RequestLog(
+            request_id=f"old{n}", created_at=timezone.now(), organization_id=org.pk,
+            endpoint="chat/completions", model="m", status_code=200,
+        )  # fmt: skip
+        for n in range(3_000)
+    )  # never analyzed: the planner sees only the partition's size
+    held = Settlement(
+        reference="held", wallet_id=wallet.pk, api_key_id=key.pk, cost=40, record=_log(org.pk)
+    )
+    gone = Settlement(
+        reference="gone", wallet_id=wallet.pk, api_key_id=key.pk, cost=40, record=_log(org.pk)
+    )
+
+    async def go(ledger: fastledger.FastLedger) -> str:
+        await ledger.place(reference="held", wallet_id=wallet.pk, api_key_id=key.pk, amount=100,
+                           ttl=60)  # fmt: skip
+        async with ledger.pool.connection() as conn:
+            cur = await conn.execute(
+                "EXPLAIN " + SETTLE_BATCH, fastledger.batch_parameters([held, gone])
+            )
+            return "\n".join(row[0] for row in await cur.fetchall())
+
+    plan = asyncio.run(_run(go))
+    assert "Index" in plan and "logs_requestlog_p" in plan
+    assert "Seq Scan on logs_requestlog" not in plan, plan
