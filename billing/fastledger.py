@@ -1,6 +1,9 @@
 """The relay's ledger path on PostgreSQL: no ORM, no thread hop, settlements batched.
 
-- `place`: one round trip (th_hold_place) on psycopg's own async pool.
+- `place`: one round trip on psycopg's own async pool. Holds asked for while a round
+  trip is in flight wait for it and then go together in the next (th_hold_place_many):
+  an idle ledger sends a hold at once (no timer, no added latency), a busy one sends
+  one round trip for many holds.
 - `settle`: queued; a writer task per event loop commits queued settlements together,
   with one statement (pg_functions.SETTLE_BATCH), a few milliseconds apart. A caller
   awaits its own commit, so nothing is reported settled before it is. A batch that fails
@@ -32,6 +35,7 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 256
 BATCH_WINDOW = 0.002  # seconds a batch waits for company once the writer is idle
+HOLD_WAIT_SECONDS = 30.0  # a cancelled caller waits this long to learn how its hold ended
 
 
 def enabled() -> bool:
@@ -54,6 +58,38 @@ def _conninfo() -> str:
 
 
 @dataclass
+class _Hold:
+    reference: str
+    wallet_id: int
+    api_key_id: int | None
+    amount: int
+    ttl: float
+    lease: str
+    progress: dict[str, Any]
+    admission: Admission
+    done: asyncio.Future[tuple[str, int]] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+    def json(self, ord_: int) -> dict[str, Any]:
+        terms = self.admission
+        plan = terms.subscription_id is not None
+        return {
+            "ord": ord_,
+            "ref": self.reference,
+            "wallet": self.wallet_id,
+            "key": self.api_key_id,
+            "amount": self.amount,
+            "progress": self.progress,
+            "sub": terms.subscription_id,
+            "fallback": terms.fallback,
+            "plan_caps": [cap.json() for cap in terms.plan_caps],
+            "caps": [cap.json() for cap in terms.caps],
+            "meters": terms.meters(plan=plan),
+        }
+
+
+@dataclass
 class _Item:
     settlement: Settlement
     done: asyncio.Future[bool] = field(
@@ -72,6 +108,8 @@ class FastLedger:
             kwargs={"autocommit": True},
             open=False,
         )
+        self._holds: list[_Hold] = []
+        self._holder: asyncio.Task[None] | None = None
         self._queue: list[_Item] = []
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -95,20 +133,20 @@ class FastLedger:
         progress: dict[str, Any] | None = None,
         admission: Admission = NO_ADMISSION,
     ) -> Placed:
-        """holds.hold_place in one round trip; the same outcomes and exceptions."""
-        await self._open()
-        plan = admission.subscription_id is not None
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT outcome, available FROM th_hold_place("
-                "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                (reference, wallet_id, api_key_id, amount, ttl, lease,
-                 Jsonb(progress or {}, dumps=_dumps), caps.clock(), admission.subscription_id,
-                 admission.fallback, _caps_json(admission.plan_caps), _caps_json(admission.caps),
-                 Jsonb(admission.meters(plan=plan), dumps=_dumps)),
-            )  # fmt: skip
-            row = await cur.fetchone()
-        outcome, available = row if row else ("low", 0)
+        """holds.hold_place in one round trip, shared with the holds asked for while the
+        previous one was in flight; the same outcomes and exceptions."""
+        hold = _Hold(reference, wallet_id, api_key_id, amount, ttl, lease, progress or {},
+                     admission)  # fmt: skip
+        self._holds.append(hold)
+        if self._holder is None or self._holder.done():
+            self._holder = asyncio.ensure_future(self._hold_loop())
+        try:
+            outcome, available = await asyncio.shield(hold.done)
+        except asyncio.CancelledError:
+            # The hold is on its way: learn how it ended, so that the caller's
+            # settlement (which releases it) is queued after it, never before.
+            await asyncio.wait({hold.done}, timeout=HOLD_WAIT_SECONDS)
+            raise
         if outcome in ("plan", "balance"):
             return Placed(funding=outcome, available=available)
         if outcome == "key":
@@ -117,6 +155,63 @@ class FastLedger:
         if kind in ("window", "cap"):
             raise CapReached(int(index), window=kind == "window")
         raise InsufficientBalance("insufficient balance")
+
+    async def _hold_loop(self) -> None:
+        while self._holds:
+            batch, self._holds = self._holds[:BATCH_MAX], self._holds[BATCH_MAX:]
+            try:
+                await self._open()
+                if len(batch) == 1:  # an idle ledger: the plain call, no batch overhead
+                    results = [await self._place_alone(batch[0])]
+                else:
+                    results = await self._place_many(batch)
+            except Exception:
+                # One bad hold must not fail the others: each alone (th_hold_place).
+                results = [await self._place_alone(hold) for hold in batch]
+            for hold, result in zip(batch, results, strict=True):
+                if hold.done.done():
+                    continue
+                if isinstance(result, BaseException):
+                    hold.done.set_exception(result)
+                else:
+                    hold.done.set_result(result)
+
+    async def _place_many(self, batch: list[_Hold]) -> list[tuple[str, int] | BaseException]:
+        # Same ttl and lease for every hold of a loop; sorted in lock order: wallet, key.
+        order = sorted(range(len(batch)), key=lambda n: (batch[n].wallet_id,
+                                                         batch[n].api_key_id or 0))  # fmt: skip
+        items = [batch[n].json(n) for n in order]
+        first = batch[0]
+        if any(h.ttl != first.ttl or h.lease != first.lease for h in batch):
+            return [await self._place_alone(hold) for hold in batch]
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT ord, outcome, available FROM th_hold_place_many(%s, %s, %s, %s)",
+                (Jsonb(items, dumps=_dumps), first.ttl, first.lease, caps.clock()),
+            )
+            rows = await cur.fetchall()
+        found: dict[int, tuple[str, int]] = {
+            n: (outcome, available) for n, outcome, available in rows
+        }
+        return [found.get(n, ("low", 0)) for n in range(len(batch))]
+
+    async def _place_alone(self, hold: _Hold) -> tuple[str, int] | BaseException:
+        terms = hold.admission
+        plan = terms.subscription_id is not None
+        try:
+            async with self.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT outcome, available FROM th_hold_place("
+                    "%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    (hold.reference, hold.wallet_id, hold.api_key_id, hold.amount, hold.ttl,
+                     hold.lease, Jsonb(hold.progress, dumps=_dumps), caps.clock(),
+                     terms.subscription_id, terms.fallback, _caps_json(terms.plan_caps),
+                     _caps_json(terms.caps), Jsonb(terms.meters(plan=plan), dumps=_dumps)),
+                )  # fmt: skip
+                row = await cur.fetchone()
+        except Exception as exc:
+            return exc
+        return (row[0], row[1]) if row else ("low", 0)
 
     async def settle(self, settlement: Settlement) -> bool:
         """Queue SETTLEMENT and wait for its commit. Queued before the first await, so a
@@ -180,6 +275,8 @@ class FastLedger:
             await asyncio.wait(pending, timeout=60)
 
     async def close(self) -> None:
+        if self._holder is not None:
+            self._holder.cancel()
         if self._writer is not None:
             self._writer.cancel()
         if self._opened:

@@ -172,6 +172,34 @@ END $$;
 """
 HOLD_PLACE = BUCKETS + _HOLD_PLACE
 
+# Holds queued while one round trip was in flight, placed by the next, one after another
+# in one transaction: each exactly as th_hold_place would alone, later ones seeing the
+# earlier ones (the same wallet's credit, caps and windows count them). Items come
+# sorted by wallet, then key, the lock order of every ledger statement, so two batches
+# cannot deadlock. ORD is the caller's index of each item.
+HOLD_PLACE_MANY = """
+CREATE OR REPLACE FUNCTION th_hold_place_many(p_items jsonb, p_ttl double precision,
+                                              p_lease text, p_now timestamptz)
+RETURNS TABLE (ord integer, outcome text, available bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    it jsonb; r record;
+BEGIN
+    FOR it IN SELECT e.value FROM jsonb_array_elements(p_items) WITH ORDINALITY AS e
+               ORDER BY e.ordinality LOOP
+        SELECT * INTO r FROM th_hold_place(
+            it->>'ref', (it->>'wallet')::bigint, (it->>'key')::bigint,
+            (it->>'amount')::bigint, p_ttl, p_lease, it->'progress', p_now,
+            (it->>'sub')::bigint, (it->>'fallback')::boolean, it->'plan_caps', it->'caps',
+            it->'meters');
+        ord := (it->>'ord')::integer; outcome := r.outcome; available := r.available;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+"""
+DROP_HOLD_PLACE_MANY = """
+DROP FUNCTION IF EXISTS th_hold_place_many(jsonb, double precision, text, timestamptz);
+"""
+
 _COLS = ", ".join(LOG_COLUMNS)
 # The log row's cost is what was charged: the reported cost capped by the hold.
 _DERIVED = {
@@ -311,7 +339,8 @@ DROP FUNCTION IF EXISTS th_hold_place(
 """
 
 DROP = (
-    DROP_V1
+    DROP_HOLD_PLACE_MANY
+    + DROP_V1
     + DROP_V2
     + """
 DROP FUNCTION IF EXISTS th_hold_place(

@@ -156,3 +156,73 @@ def test_a_settlement_probes_the_request_log_by_index_whatever_its_statistics(fu
     plan = asyncio.run(_run(go))
     assert "Index" in plan and "logs_requestlog_p" in plan
     assert "Seq Scan on logs_requestlog" not in plan, plan
+
+
+def test_holds_asked_for_together_share_one_round_trip_each_with_its_own_outcome(funded) -> None:
+    org, wallet, key = funded
+    limited, _ = key_create(organization=org, created_by=None, spend_limit=100)
+    other = organization_personal(user=user_create(email="other@example.com"))
+    poor = Wallet.objects.get(organization=other)  # no credit at all
+    asks = [  # (reference, wallet, key, amount), in the order the callers ask
+        ("k-over", wallet.pk, limited.pk, 150),
+        ("poor", poor.pk, None, 10),
+        ("ok-1", wallet.pk, key.pk, 400),
+        ("k-ok", wallet.pk, limited.pk, 100),
+        ("ok-2", wallet.pk, key.pk, 400),
+        ("low", wallet.pk, key.pk, 400),  # 1,000 - 400 - 100 - 400 = 100 left
+    ]
+    batches: list[int] = []
+
+    async def go(ledger: fastledger.FastLedger) -> list[object]:
+        real = ledger._place_many
+
+        async def counted(batch):  # the real round trip, counted
+            batches.append(len(batch))
+            return await real(batch)
+
+        ledger._place_many = counted  # type: ignore[method-assign]
+
+        async def one(ref: str, wallet_id: int, key_id: int | None, amount: int) -> object:
+            try:
+                placed = await ledger.place(
+                    reference=ref, wallet_id=wallet_id, api_key_id=key_id, amount=amount, ttl=60
+                )
+            except (InsufficientBalance, KeyLimitExceeded) as exc:
+                return type(exc)
+            return placed.available
+
+        return list(await asyncio.gather(*(one(*ask) for ask in asks)))
+
+    outcomes = asyncio.run(_run(go))
+    assert batches == [len(asks)]  # one round trip for all six
+    # Each caller gets its own hold's outcome, in the order the wallet's lock saw them
+    # (sorted by wallet, then key): ok-1 and ok-2 (key), then k-ok (limited key).
+    assert outcomes[0] is KeyLimitExceeded and outcomes[1] is InsufficientBalance
+    assert outcomes[5] is InsufficientBalance
+    assert sorted(outcomes[n] for n in (2, 3, 4)) == [100, 200, 600]  # type: ignore[type-var]
+    wallet.refresh_from_db()
+    assert wallet.held == 900
+    assert set(Hold.objects.values_list("reference", flat=True)) == {"ok-1", "k-ok", "ok-2"}
+    limited.refresh_from_db()
+    assert limited.held == 100
+
+
+def test_a_hold_that_fails_in_a_batch_fails_alone(funded) -> None:
+    _, wallet, key = funded
+
+    async def go(ledger: fastledger.FastLedger) -> list[object]:
+        async def one(ref: str) -> object:
+            try:
+                return (await ledger.place(
+                    reference=ref, wallet_id=wallet.pk, api_key_id=key.pk, amount=100, ttl=60
+                )).funding  # fmt: skip
+            except Exception as exc:
+                return type(exc).__name__
+
+        return list(await asyncio.gather(*(one(ref) for ref in ("a", "dup", "dup", "b"))))
+
+    outcomes = asyncio.run(_run(go))
+    # The batch broke on the duplicate reference; placed one by one, only it failed.
+    assert outcomes.count("balance") == 3 and outcomes.count("UniqueViolation") == 1
+    wallet.refresh_from_db()
+    assert wallet.held == 300 and Hold.objects.count() == 3
