@@ -73,7 +73,9 @@ class RelayServer:
 
 
 @pytest.fixture(scope="session")
-def relay_server() -> Iterator[RelayServer]:
+def relay_server(django_db_setup: None) -> Iterator[RelayServer]:
+    # After the test database exists and stopped before it is dropped (session fixtures
+    # end in reverse): the server's own pool and lease must not outlive the database.
     server = RelayServer()
     server.start()
     yield server
