@@ -196,9 +196,12 @@ def hold_settle(settlement: Settlement, *, now: dt.datetime | None = None) -> bo
                 .first()
             )
             hold = Hold.objects.select_for_update().filter(reference=ref).first()
-            if hold is None and RequestLog.objects.filter(request_id=ref).exists():
+            if RequestLog.objects.filter(request_id=ref).exists():
                 # Settled before, perhaps by another path at another created_at: the
-                # log's unique key includes it on PostgreSQL (logs/partitions.py).
+                # log's unique key includes it on PostgreSQL (logs/partitions.py). A
+                # hold still there is stale: let go, not charged (as SETTLE_BATCH does).
+                if hold is not None:
+                    hold_release(reference=ref)
                 return False
             held = 0
             if hold is not None:

@@ -267,6 +267,29 @@ def test_the_batch_then_the_orm_settle_a_request_once(funded) -> None:
     assert RequestLog.objects.get(request_id="req_again").created_at == settled_at
 
 
+def test_both_ledgers_let_a_stale_hold_go_when_its_request_is_logged(funded) -> None:
+    """A hold whose request already has its log row is released, never charged: by the
+    ORM (hold_settle) as by the batch statement."""
+    wallet, key = funded
+    started = timezone.now()
+    for ref in ("req_stale_orm", "req_stale_batch"):
+        RequestLog.objects.create(
+            request_id=ref, created_at=started, organization_id=wallet.organization_id,
+            endpoint="chat/completions", model="m", status_code=200, cost=4_000,
+        )  # fmt: skip
+        hold_place(reference=ref, wallet_id=wallet.pk, api_key_id=key.pk, amount=10_000,
+                   ttl_seconds=60)  # fmt: skip
+    stale = Settlement("req_stale_orm", wallet.pk, key.pk, 4_000, _record(wallet, key, started))
+    assert hold_settle(stale) is False
+    assert _batch_settle(wallet, key, "req_stale_batch", started) is False
+
+    wallet.refresh_from_db()
+    key.refresh_from_db()
+    assert (wallet.balance, wallet.held, key.held, key.spent) == (1_000_000, 0, 0, 0)
+    assert not Hold.objects.exists() and not LedgerEntry.objects.filter(kind="charge").exists()
+    assert RequestLog.objects.filter(request_id__startswith="req_stale").count() == 2
+
+
 def test_a_sweep_without_a_snapshot_time_logs_the_holds_time_not_now(funded) -> None:
     wallet, key = funded
     snapshot = progress_snapshot(cost=4_000, record=_record(wallet, key, timezone.now()))
