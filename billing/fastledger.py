@@ -34,7 +34,6 @@ from billing.pg_functions import SETTLE_BATCH
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 256
-BATCH_WINDOW = 0.002  # seconds a batch waits for company once the writer is idle
 HOLD_WAIT_SECONDS = 30.0  # a cancelled caller waits this long to learn how its hold ended
 
 
@@ -228,7 +227,8 @@ class FastLedger:
             await self._wake.wait()
             self._wake.clear()
             if len(self._queue) < BATCH_MAX:
-                await asyncio.sleep(BATCH_WINDOW)  # let concurrent requests join the batch
+                # let concurrent requests join the batch
+                await asyncio.sleep(settings.RELAY_SETTLE_WINDOW_MS / 1000)
             while self._queue:
                 batch, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
                 self._committing = {item.done for item in batch}

@@ -310,6 +310,10 @@ LOW_BALANCE_BANNER_MICROS = envint("LOW_BALANCE_BANNER_MICROS", 1_000_000)
 # PostgreSQL only: holds and settlements through billing/fastledger.py (see architecture).
 RELAY_FAST_LEDGER = envbool("RELAY_FAST_LEDGER", True)
 RELAY_DB_POOL_MAX = envint("RELAY_DB_POOL_MAX", 10)
+# How long a settlement batch waits for company once the ledger's writer is idle (ms):
+# fewer, larger commits (less database work per request, fewer lock waits for holds)
+# against a log row that shows up this much later after its answer.
+RELAY_SETTLE_WINDOW_MS = envfloat("RELAY_SETTLE_WINDOW_MS", 10.0)
 
 # --- Payments, top-ups, redemption codes, alerts (billing) ---------------------------------
 from celery.schedules import crontab as _crontab  # noqa: E402
