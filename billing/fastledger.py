@@ -5,7 +5,8 @@
   an idle ledger sends a hold at once (no timer, no added latency), a busy one sends
   one round trip for many holds.
 - `settle`: queued; a writer task per event loop commits queued settlements together,
-  with one statement (pg_functions.SETTLE_BATCH), a few milliseconds apart. A caller
+  with one statement (pg_functions.SETTLE_BATCH), a batch waiting up to
+  RELAY_SETTLE_WINDOW_MS for company once the writer is idle. A caller
   awaits its own commit, so nothing is reported settled before it is. A batch that fails
   (say, a deadlock victim) is retried whole, then item by item; settling is idempotent,
   so a retry never charges twice. What a killed process never settled stays a hold until
