@@ -258,25 +258,10 @@ def test_a_request_logged_before_is_not_charged_again_and_its_stale_hold_is_let_
         await ledger.place(
             reference="twice", wallet_id=wallet.pk, api_key_id=key.pk, amount=100, ttl=60
         )
-        first = await ledger.settle(
-            Settlement(
-                reference="twice",
-                wallet_id=wallet.pk,
-                api_key_id=key.pk,
-                cost=40,
-                record=earlier,
-            )
-        )
-        second = await ledger.settle(
-            Settlement(
-                reference="twice",
-                wallet_id=wallet.pk,
-                api_key_id=key.pk,
-                cost=40,
-                record=later,
-            )
-        )
-        return [first, second]
+        return [
+            await ledger.settle(Settlement("twice", wallet.pk, key.pk, 40, record))
+            for record in (earlier, later)
+        ]
 
     assert asyncio.run(_run(go)) == [False, False]
     assert RequestLog.objects.filter(request_id="twice").count() == 1
