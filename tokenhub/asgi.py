@@ -23,10 +23,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tokenhub.settings")
 
 
 class DjangoHandler(ASGIHandler):
-    """Django's ASGI handler, but a response whose client left mid-way is still closed.
+    """Django's ASGI handler, but a response whose client left is always closed.
 
-    Django cancels the response then without calling response.close(), which would leave
-    a static file (or any FileResponse) open until the garbage collector finds it."""
+    When the client leaves, Django cancels the request's task. Cancelled while sending,
+    it never calls response.close(). Cancelled while a sync middleware (WhiteNoise) or
+    view runs in its thread, asgiref gives up on the thread if the cancellation wins a
+    race with the thread's start, and the response the thread still returns is dropped.
+    Either way a static file (or any FileResponse) stays open until the garbage collector
+    finds it, with a ResourceWarning."""
 
     async def send_response(self, response: HttpResponseBase, send: Any) -> None:
         try:
@@ -34,6 +38,26 @@ class DjangoHandler(ASGIHandler):
         except asyncio.CancelledError:
             await sync_to_async(response.close)()
             raise
+
+    async def run_get_response(self, request: Any) -> HttpResponseBase:
+        job = asyncio.ensure_future(super().run_get_response(request))
+        try:
+            return await asyncio.shield(job)
+        except asyncio.CancelledError:
+            # The view finishes anyway (a thread cannot be cancelled): close what it returns.
+            job.add_done_callback(_close_when_done)
+            raise
+
+
+_closing: set[asyncio.Future[None]] = set()
+
+
+def _close_when_done(job: asyncio.Future[HttpResponseBase]) -> None:
+    if job.cancelled() or job.exception() is not None:
+        return
+    closing = asyncio.ensure_future(sync_to_async(job.result().close)())
+    _closing.add(closing)
+    closing.add_done_callback(_closing.discard)
 
 
 django.setup(set_prefix=False)
