@@ -18,7 +18,8 @@ figure of the same run:
    (a small aiohttp client, TokenHub and direct interleaved);
 3. p50/p99 at a moderate, roughly fixed rate (--rate) and at concurrency 1;
 4. a per-stage breakdown at concurrency 1, from a second worker started from
-   benchmarks/staged_app.py (the same app with perf_counter timers around the pipeline);
+   benchmarks/staged_app.py (the same app with perf_counter timers around the pipeline),
+   of non-streaming requests and of streams up to their first chunk;
 5. a py-spy profile of the worker under saturating load (top functions by own time);
 6. requests/s with --workers worker processes (2 by default);
 7. the same figures again after --log-rows request-log rows were COPYed into PostgreSQL;
@@ -791,7 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     budget = int(
         300
         + 24 * (opts.duration + WRK_GRACE_S + 1)
-        + opts.ttfb_requests * 0.2
+        + opts.ttfb_requests * 0.4  # two TTFB rounds: the plain worker, the staged one
         + opts.log_rows / 10_000  # COPY + VACUUM: 100 s per million rows, generously
     )
     base = Path(tempfile.mkdtemp(prefix="tokenhub-bench-"))
@@ -1081,6 +1082,12 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
     stage_report.fetch(stages_url + "?reset=1")
     staged_c1 = load("staged c=1", staged_target, plain, d, 1)
     stages = stage_report.breakdown(stage_report.fetch(stages_url))
+    _step(f"per-stage breakdown of streams: {n} sequential streams each, interleaved")
+    stage_report.fetch(stages_url + "?reset=1")
+    staged_ttfb_hub, staged_ttfb_direct = _run_ttfb(
+        [staged_target, direct], streamed, n, warmup=10, limit_s=TTFB_LIMIT_S
+    )
+    stream_stages = stage_report.stream_breakdown(stage_report.fetch(stages_url))
     procs.stop(staged)
 
     workers: tuple[int, Load] | None = None
@@ -1104,8 +1111,8 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
     books = _settled_books(database_url)
     quiet_after = _background_load(pid)
     problems = [p for proc in (hub, staged) for p in _log_problems(proc.log)]
-    sent = sum(x.requests for x in hub_loads) + ttfb_hub.sent
-    ok = sum(x.ok for x in hub_loads) + ttfb_hub.ok
+    sent = sum(x.requests for x in hub_loads) + ttfb_hub.sent + staged_ttfb_hub.sent
+    ok = sum(x.ok for x in hub_loads) + ttfb_hub.ok + staged_ttfb_hub.ok
     exact = all(x.drained and not x.socket_errors for x in hub_loads)
     slack = 0 if exact else sum(x.concurrency + x.socket_errors for x in hub_loads)
 
@@ -1127,6 +1134,8 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
         keys_s=keys_s,
         stages=stages,
         staged_c1=staged_c1,
+        stream_stages=stream_stages,
+        staged_ttfb=(staged_ttfb_direct, staged_ttfb_hub),
         profiles=profiles,
         workers=workers,
         cpus=len(all_cpus),
@@ -1135,6 +1144,7 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
     )
     report.print_figures()
     report.print_stages()
+    report.print_stream_stages()
     report.print_profile()
     report.print_scale()
     report.print_dead_tuples()
@@ -1208,6 +1218,8 @@ class Report:
     keys_s: float
     stages: stage_report.Breakdown
     staged_c1: Load
+    stream_stages: stage_report.StreamBreakdown
+    staged_ttfb: tuple[Ttfb, Ttfb]  # direct, instrumented TokenHub
     profiles: list[tuple[str, Profile]]
     workers: tuple[int, Load] | None
     cpus: int
@@ -1332,6 +1344,27 @@ class Report:
             f"  timer overhead: {s.overhead_ns:,.0f} ns per wrapped call x"
             f" {s.wraps_per_request:.1f} wrapped calls per request ="
             f" {s.overhead_ns * s.wraps_per_request / 1000:.1f} µs per request"
+        )
+
+    def print_stream_stages(self) -> None:
+        s = self.stream_stages
+        direct, hub = (t.pct(50) * 1000 for t in self.staged_ttfb)
+        print()
+        print(
+            f"Streaming time to first byte at concurrency 1 ({s.requests:,} sequential streams"
+            " to the instrumented worker; µs)"
+        )
+        rows: list[tuple[str, ...]] = [("stage", "median", "p90")]
+        rows += [(name, f"{med:,.0f}", f"{p90:,.0f}") for name, med, p90 in s.rows]
+        rows.append(("(in-process, not in a stage above)", f"{s.unaccounted_us:,.0f}", ""))
+        rows.append(("request in to first chunk sent, in process", f"{s.first_chunk_us:,.0f}", ""))
+        _print_table(rows)
+        upstream = next(med for name, med, _ in s.rows if name.startswith("connect"))
+        print(
+            f"  client TTFB p50: {hub:,.0f} µs instrumented, {direct:,.0f} µs direct;"
+            f" added {hub - direct:,.0f} µs = in-process outside the upstream call"
+            f" {s.first_chunk_us - upstream:,.0f} µs + the upstream call and the rest"
+            f" (sockets, the client) {hub - direct - (s.first_chunk_us - upstream):,.0f} µs"
         )
 
     def print_profile(self) -> None:

@@ -85,6 +85,38 @@ def breakdown(data: dict[str, Any]) -> Breakdown:
     )
 
 
+FIRST_CHUNK = "first chunk sent"
+# The stages a stream passes before its first chunk goes out (no answer to write, no
+# upstream body read whole).
+STREAM_SHOWN = SHOWN[:6]
+
+
+@dataclasses.dataclass
+class StreamBreakdown:
+    requests: int
+    rows: list[tuple[str, float, float]]  # stage, median µs, p90 µs
+    first_chunk_us: float  # median: request in to the first chunk sent, in process
+    unaccounted_us: float  # median of that minus the shown stages
+
+
+def stream_breakdown(data: dict[str, Any]) -> StreamBreakdown:
+    """Where a stream's time to first byte goes, from the staged app's records of
+    streaming requests (those with a first chunk)."""
+    records: list[dict[str, int]] = [r for r in data["records"] if FIRST_CHUNK in r]
+    rows = []
+    for name, parts in STREAM_SHOWN:
+        values = [_value(r, parts) / 1000 for r in records]
+        rows.append((name, statistics.median(values or [0]), _pct(values, 90)))
+    first = [r[FIRST_CHUNK] / 1000 for r in records]
+    rest = [(r[FIRST_CHUNK] - sum(_value(r, p) for _, p in STREAM_SHOWN)) / 1000 for r in records]
+    return StreamBreakdown(
+        requests=len(records),
+        rows=rows,
+        first_chunk_us=statistics.median(first or [0]),
+        unaccounted_us=statistics.median(rest or [0]),
+    )
+
+
 # py-spy --format raw: "frame;frame;...;leaf COUNT", a frame "function (path:line)".
 _FRAME_LINE = re.compile(r":\d+\)$")
 

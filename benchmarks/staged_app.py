@@ -42,6 +42,8 @@ WRAPPED: tuple[tuple[str, str], ...] = (
     ("settle (after the answer)", "relay.proxy:_finish|relay.pipeline.settle:finish"),
     ("relay handler", "relay.proxy:proxy"),
 )
+# (mark, "module:attribute"): the time from the request's start to the first call, once.
+MARKS: tuple[tuple[str, str], ...] = (("first chunk sent", "relay.asgi_io:send_chunk"),)
 SCANNED = ("relay", "billing", "tokenhub", "accounts", "logs")  # modules whose names we rebind
 MAX_RECORDS = 200_000
 
@@ -82,6 +84,17 @@ def _timed(stage: str, fn: Callable[..., Any]) -> Callable[..., Any]:
     return timed
 
 
+def _marked(mark: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    async def marked(*args: Any, **kwargs: Any) -> Any:
+        record = _record.get()
+        if record is not None and mark not in record:
+            record[mark] = time.perf_counter_ns() - record.get("@start", 0)
+        return await fn(*args, **kwargs)
+
+    return marked
+
+
 def _resolve(specs: str) -> tuple[Any, str, Any]:
     """(owner object, attribute name, original) for the first of "module:a.b|..." found,
     or a clear failure naming what is missing."""
@@ -114,9 +127,12 @@ def _resolve_one(spec: str) -> tuple[Any, str, Any]:
 def install() -> int:
     """Wrap every WRAPPED function wherever it is bound by name; returns the rebinds made."""
     rebinds = 0
-    for stage, spec in WRAPPED:
+    Wrap = Callable[[str, Callable[..., Any]], Callable[..., Any]]
+    wrappers: list[tuple[str, str, Wrap]] = [(stage, spec, _timed) for stage, spec in WRAPPED]
+    wrappers += [(mark, spec, _marked) for mark, spec in MARKS]
+    for stage, spec, wrap in wrappers:
         owner, name, original = _resolve(spec)
-        wrapper = _timed(stage, original)
+        wrapper = wrap(stage, original)
         if inspect.ismodule(owner):
             for module_name, module in list(sys.modules.items()):
                 if module is None or not module_name.startswith(SCANNED):
@@ -183,9 +199,9 @@ async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if b"reset=1" in scope.get("query_string", b""):
             _records.clear()
         return
-    record: dict[str, int] = {}
-    token = _record.set(record)
     started = time.perf_counter_ns()
+    record: dict[str, int] = {"@start": started}
+    token = _record.set(record)
     try:
         await tokenhub_application(scope, receive, send)
     finally:
