@@ -80,6 +80,8 @@ class _Hold:
             "wallet": self.wallet_id,
             "key": self.api_key_id,
             "amount": self.amount,
+            "ttl": self.ttl,
+            "lease": self.lease,
             "progress": self.progress,
             "sub": terms.subscription_id,
             "fallback": terms.fallback,
@@ -169,25 +171,20 @@ class FastLedger:
                 # One bad hold must not fail the others: each alone (th_hold_place).
                 results = [await self._place_alone(hold) for hold in batch]
             for hold, result in zip(batch, results, strict=True):
-                if hold.done.done():
-                    continue
                 if isinstance(result, BaseException):
                     hold.done.set_exception(result)
                 else:
                     hold.done.set_result(result)
 
     async def _place_many(self, batch: list[_Hold]) -> list[tuple[str, int] | BaseException]:
-        # Same ttl and lease for every hold of a loop; sorted in lock order: wallet, key.
+        # Sorted in lock order: wallet, then key.
         order = sorted(range(len(batch)), key=lambda n: (batch[n].wallet_id,
                                                          batch[n].api_key_id or 0))  # fmt: skip
         items = [batch[n].json(n) for n in order]
-        first = batch[0]
-        if any(h.ttl != first.ttl or h.lease != first.lease for h in batch):
-            return [await self._place_alone(hold) for hold in batch]
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT ord, outcome, available FROM th_hold_place_many(%s, %s, %s, %s)",
-                (Jsonb(items, dumps=_dumps), first.ttl, first.lease, caps.clock()),
+                "SELECT ord, outcome, available FROM th_hold_place_many(%s, %s)",
+                (Jsonb(items, dumps=_dumps), caps.clock()),
             )
             rows = await cur.fetchall()
         found: dict[int, tuple[str, int]] = {

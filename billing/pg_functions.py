@@ -178,8 +178,7 @@ HOLD_PLACE = BUCKETS + _HOLD_PLACE
 # sorted by wallet, then key, the lock order of every ledger statement, so two batches
 # cannot deadlock. ORD is the caller's index of each item.
 HOLD_PLACE_MANY = """
-CREATE OR REPLACE FUNCTION th_hold_place_many(p_items jsonb, p_ttl double precision,
-                                              p_lease text, p_now timestamptz)
+CREATE OR REPLACE FUNCTION th_hold_place_many(p_items jsonb, p_now timestamptz)
 RETURNS TABLE (ord integer, outcome text, available bigint) LANGUAGE plpgsql AS $$
 DECLARE
     it jsonb; r record;
@@ -188,7 +187,8 @@ BEGIN
                ORDER BY e.ordinality LOOP
         SELECT * INTO r FROM th_hold_place(
             it->>'ref', (it->>'wallet')::bigint, (it->>'key')::bigint,
-            (it->>'amount')::bigint, p_ttl, p_lease, it->'progress', p_now,
+            (it->>'amount')::bigint, (it->>'ttl')::double precision, it->>'lease',
+            it->'progress', p_now,
             (it->>'sub')::bigint, (it->>'fallback')::boolean, it->'plan_caps', it->'caps',
             it->'meters');
         ord := (it->>'ord')::integer; outcome := r.outcome; available := r.available;
@@ -207,7 +207,7 @@ BEGIN
 END $$;
 """
 DROP_BATCH_FUNCTIONS = """
-DROP FUNCTION IF EXISTS th_hold_place_many(jsonb, double precision, text, timestamptz);
+DROP FUNCTION IF EXISTS th_hold_place_many(jsonb, timestamptz);
 DROP FUNCTION IF EXISTS th_request_logged(text);
 """
 
