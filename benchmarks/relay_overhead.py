@@ -680,6 +680,16 @@ def _verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
+def _stage_rows(
+    stages: list[tuple[str, float, float]], unaccounted_us: float
+) -> list[tuple[str, ...]]:
+    """A stage breakdown's table: header, each stage's median and p90, what is left."""
+    rows: list[tuple[str, ...]] = [("stage", "median", "p90")]
+    rows += [(name, f"{med:,.0f}", f"{p90:,.0f}") for name, med, p90 in stages]
+    rows.append(("(in-process, not in a stage above)", f"{unaccounted_us:,.0f}", ""))
+    return rows
+
+
 def _print_table(rows: list[tuple[str, ...]]) -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
@@ -1317,11 +1327,7 @@ class Report:
             f"Per-stage breakdown at concurrency 1 (non-streaming; {s.requests:,} requests to an"
             " instrumented worker, benchmarks/staged_app.py; µs)"
         )
-        rows: list[tuple[str, ...]] = [("stage", "median", "p90")]
-        rows += [(name, f"{med:,.0f}", f"{p90:,.0f}") for name, med, p90 in s.rows]
-        rows.append(
-            ("(in-process, not in a stage above)", f"{s.unaccounted_in_process_us:,.0f}", "")
-        )
+        rows = _stage_rows(s.rows, s.unaccounted_in_process_us)
         rows.append(("request in to answer sent, in process", f"{s.in_process_us:,.0f}", ""))
         rows.append(("settle, after the answer (not in the latency)", f"{s.settle_us:,.0f}", ""))
         _print_table(rows)
@@ -1354,9 +1360,7 @@ class Report:
             f"Streaming time to first byte at concurrency 1 ({s.requests:,} sequential streams"
             " to the instrumented worker; µs)"
         )
-        rows: list[tuple[str, ...]] = [("stage", "median", "p90")]
-        rows += [(name, f"{med:,.0f}", f"{p90:,.0f}") for name, med, p90 in s.rows]
-        rows.append(("(in-process, not in a stage above)", f"{s.unaccounted_us:,.0f}", ""))
+        rows = _stage_rows(s.rows, s.unaccounted_us)
         rows.append(("request in to first chunk sent, in process", f"{s.first_chunk_us:,.0f}", ""))
         _print_table(rows)
         upstream = next(med for name, med, _ in s.rows if name.startswith("connect"))

@@ -47,6 +47,17 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))] if ordered else 0.0
 
 
+def _rows(
+    records: list[dict[str, int]], shown: tuple[tuple[str, tuple[str, ...]], ...]
+) -> list[tuple[str, float, float]]:
+    """(stage, median µs, p90 µs) of each SHOWN stage over RECORDS."""
+    rows = []
+    for name, parts in shown:
+        values = [_value(r, parts) / 1000 for r in records]
+        rows.append((name, statistics.median(values or [0]), _pct(values, 90)))
+    return rows
+
+
 @dataclasses.dataclass
 class Breakdown:
     requests: int
@@ -61,10 +72,7 @@ class Breakdown:
 
 def breakdown(data: dict[str, Any]) -> Breakdown:
     records: list[dict[str, int]] = [r for r in data["records"] if "relay handler" in r]
-    rows = []
-    for name, parts in SHOWN:
-        values = [_value(r, parts) / 1000 for r in records]
-        rows.append((name, statistics.median(values or [0]), _pct(values, 90)))
+    rows = _rows(records, SHOWN)
     settle = [r.get(SETTLE, 0) / 1000 for r in records]
     in_process = [(r["asgi app"] - r.get(SETTLE, 0)) / 1000 for r in records]
     handler = [(r["relay handler"] - r.get(SETTLE, 0)) / 1000 for r in records]
@@ -103,10 +111,7 @@ def stream_breakdown(data: dict[str, Any]) -> StreamBreakdown:
     """Where a stream's time to first byte goes, from the staged app's records of
     streaming requests (those with a first chunk)."""
     records: list[dict[str, int]] = [r for r in data["records"] if FIRST_CHUNK in r]
-    rows = []
-    for name, parts in STREAM_SHOWN:
-        values = [_value(r, parts) / 1000 for r in records]
-        rows.append((name, statistics.median(values or [0]), _pct(values, 90)))
+    rows = _rows(records, STREAM_SHOWN)
     first = [r[FIRST_CHUNK] / 1000 for r in records]
     rest = [(r[FIRST_CHUNK] - sum(_value(r, p) for _, p in STREAM_SHOWN)) / 1000 for r in records]
     return StreamBreakdown(
