@@ -856,6 +856,7 @@ class Phase:
     load: Load
     dead_before: dict[str, tuple[int, int]]
     dead_after: dict[str, tuple[int, int]]
+    peak_rss_mb: float  # the worker's, at the end of the phase
 
 
 @dataclasses.dataclass
@@ -1032,7 +1033,8 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
         )  # fmt: skip
         if target.pid:  # every TokenHub process writes to the same books
             hub_loads.append(result)
-            phases.append(Phase(label, result, before, _dead_tuples(database_url)))
+            after = _dead_tuples(database_url)
+            phases.append(Phase(label, result, before, after, _peak_rss_mb(target.pid)))
         return result
 
     quiet_before = _background_load(pid)
@@ -1444,16 +1446,20 @@ class Report:
         print(
             "Dead tuples per phase (pg_stat_user_tables.n_dead_tup before → after;"
             " autovacuum runs in brackets; statistics lag the backends by up to a few seconds)"
+            " and the worker's peak RSS when it ends"
         )
         rows: list[tuple[str, ...]] = [
-            ("TokenHub phase", "req/s", "p50", *(f"{t}" for t in DEAD_TABLES))
+            ("TokenHub phase", "req/s", "p50", *(f"{t}" for t in DEAD_TABLES), "peak RSS")
         ]
         for phase in self.phases:
             cells = []
             for table in DEAD_TABLES:
                 b, a = phase.dead_before.get(table, (0, 0)), phase.dead_after.get(table, (0, 0))
                 cells.append(f"{b[0]:,} → {a[0]:,} ({a[1]})")
-            rows.append((phase.label, f"{phase.load.rps:,.0f}", _ms(phase.load.p50_ms), *cells))
+            rss = f"{phase.peak_rss_mb:.1f} MB"
+            rows.append(
+                (phase.label, f"{phase.load.rps:,.0f}", _ms(phase.load.p50_ms), *cells, rss)
+            )
         _print_table(rows)
 
     def print_targets(self) -> None:

@@ -86,6 +86,7 @@ class WalletAdmin(ReadOnlyAdmin[Wallet]):
         "organization",
         "balance_usd",
         "held_usd",
+        "leased_usd",
         "credit_line_usd",
         "updated_at",
         "adjust_link",
@@ -100,6 +101,11 @@ class WalletAdmin(ReadOnlyAdmin[Wallet]):
     @admin.display(description="held (USD)")
     def held_usd(self, obj: Wallet) -> str:
         return micros_to_usd(obj.held)
+
+    @admin.display(description="leased (USD)")
+    def leased_usd(self, obj: Wallet) -> str:
+        # Reserved by serving processes to admit requests without a round trip.
+        return micros_to_usd(obj.leased) if obj.leased else "-"
 
     @admin.display(description="credit line (USD)")
     def credit_line_usd(self, obj: Wallet) -> str:

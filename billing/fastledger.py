@@ -1,5 +1,8 @@
 """The relay's ledger path on PostgreSQL: no ORM, no thread hop, settlements batched.
 
+- `credit` (billing/credit_leases.py): requests admitted against this loop's slice of a
+  busy wallet, with no round trip; their holds are written behind, by the writer, before
+  its settlements.
 - `place`: one round trip on psycopg's own async pool. Holds asked for while a round
   trip is in flight wait for it and then go together in the next (th_hold_place_many):
   an idle ledger sends a hold at once (no timer, no added latency), a busy one sends
@@ -28,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from billing import caps
 from billing.caps import Cap
+from billing.credit_leases import CreditLeases
 from billing.exceptions import CapReached, InsufficientBalance
 from billing.holds import NO_ADMISSION, Admission, KeyLimitExceeded, Placed, Settlement
 from billing.pg_functions import SETTLE_BATCH
@@ -94,6 +98,7 @@ class _Hold:
 @dataclass
 class _Item:
     settlement: Settlement
+    written: asyncio.Future[str] | None  # its hold, while written behind (credit_leases)
     done: asyncio.Future[bool] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -117,6 +122,7 @@ class FastLedger:
         self._writer: asyncio.Task[None] | None = None
         self._committing: set[asyncio.Future[bool]] = set()
         self._opened = False
+        self.credit = CreditLeases(self)
 
     async def _open(self) -> None:
         if not self._opened:
@@ -213,12 +219,20 @@ class FastLedger:
     async def settle(self, settlement: Settlement) -> bool:
         """Queue SETTLEMENT and wait for its commit. Queued before the first await, so a
         cancelled caller (client gone, shutdown) still gets settled."""
-        item = _Item(settlement)
+        item = _Item(settlement, self.credit.written(settlement.reference))
         self._queue.append(item)
+        self.wake()
+        return await asyncio.shield(item.done)
+
+    def backlog(self) -> int:
+        """Settlements queued or being committed."""
+        return len(self._queue) + len(self._committing)
+
+    def wake(self) -> None:
+        """Something to write: settlements, or holds written behind (credit_leases)."""
         self._wake.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.ensure_future(self._write_loop())
-        return await asyncio.shield(item.done)
 
     async def _write_loop(self) -> None:
         while True:
@@ -227,14 +241,22 @@ class FastLedger:
             if len(self._queue) < BATCH_MAX:
                 # let concurrent requests join the batch
                 await asyncio.sleep(settings.RELAY_SETTLE_WINDOW_MS / 1000)
-            while self._queue:
+            while self._queue or self.credit.queued():
+                await self._open()
+                # Holds written behind go first: a request's settlement finds its hold.
+                await self.credit.flush()
                 batch, self._queue = self._queue[:BATCH_MAX], self._queue[BATCH_MAX:]
-                self._committing = {item.done for item in batch}
-                await self._commit(batch)
-                self._committing = set()
+                if batch:
+                    self._committing = {item.done for item in batch}
+                    await self._commit(batch)
+                    self._committing = set()
 
     async def _commit(self, batch: list[_Item]) -> None:
         await self._open()
+        # A hold written behind its request goes in before the request settles.
+        unwritten = [i.written for i in batch if i.written is not None and not i.written.done()]
+        if unwritten:
+            await asyncio.wait(unwritten, timeout=HOLD_WAIT_SECONDS)
         # Wallet then key, like th_hold_place: concurrent batches cannot deadlock.
         batch.sort(key=lambda i: (i.settlement.wallet_id, i.settlement.api_key_id or 0))
         results: list[bool] = []
@@ -273,6 +295,7 @@ class FastLedger:
             await asyncio.wait(pending, timeout=60)
 
     async def close(self) -> None:
+        self.credit.close()
         if self._holder is not None:
             self._holder.cancel()
         if self._writer is not None:

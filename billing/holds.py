@@ -32,7 +32,16 @@ from billing import caps as caps_clock
 from billing.caps import CONCURRENT, USD, Cap, bucket_start
 from billing.exceptions import CapReached, InsufficientBalance
 from billing.journal import journal_read
-from billing.models import Hold, Lease, LedgerEntry, UncollectedUsage, UsageBucket, Wallet
+from billing.leases import credit_leases_end
+from billing.models import (
+    CreditLease,
+    Hold,
+    Lease,
+    LedgerEntry,
+    UncollectedUsage,
+    UsageBucket,
+    Wallet,
+)
 from billing.windows import cap_use
 from logs.models import RequestLog
 from logs.records import RequestRecord
@@ -138,7 +147,7 @@ def hold_place(
         if failed >= 0:
             raise CapReached(failed, window=False)
         if not plan:
-            if available < amount:
+            if wallet.free < amount:  # leased credit is not free for this hold
                 raise InsufficientBalance("insufficient balance")
             if api_key_id is not None:
                 month = _month_start(now.date())
@@ -328,6 +337,9 @@ def holds_sweep(*, now: dt.datetime | None = None) -> int:
             except Exception as exc:  # a damaged snapshot must not keep the credit locked
                 log.error("sweep could not settle request %s: %s", reference, type(exc).__name__)
         done += hold_release(reference=reference)
+    # The credit a dead process leased goes back (billing/leases.py).
+    dead = CreditLease.objects.filter(updated_at__lt=lapsed).exclude(lease_id__in=live)
+    credit_leases_end(lease_ids=set(dead.values_list("lease_id", flat=True)))
     Lease.objects.filter(expires_at__lt=lapsed).exclude(
         id__in=Hold.objects.filter(lease__gt="").values("lease")
     ).delete()

@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 import socket
+from collections.abc import Iterable
 
+from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from billing.models import Lease
+from billing.models import CreditLease, Lease, Wallet
 
 
 def lease_renew(*, lease_id: str, ttl_seconds: float) -> None:
@@ -32,5 +35,25 @@ def lease_renew(*, lease_id: str, ttl_seconds: float) -> None:
 
 
 def lease_end(*, lease_id: str) -> None:
-    """A clean shutdown, after its requests settled: nothing is left to sweep."""
+    """A clean shutdown, after its requests settled: nothing is left to sweep. Its
+    credit leases go back to their wallets."""
+    credit_leases_end(lease_ids=[lease_id])
     Lease.objects.filter(id=lease_id).delete()
+
+
+def credit_leases_end(*, lease_ids: Iterable[str]) -> int:
+    """Give the credit of these leases' CreditLease rows back to their wallets; returns
+    how much. Each row in its own transaction, wallet locked first (the lock order)."""
+    back = 0
+    for row_id, wallet_id in CreditLease.objects.filter(lease_id__in=list(lease_ids)).values_list(
+        "pk", "wallet_id"
+    ):
+        with transaction.atomic():
+            Wallet.objects.select_for_update().filter(pk=wallet_id).exists()
+            row = CreditLease.objects.select_for_update().filter(pk=row_id).first()
+            if row is None:  # given back meanwhile
+                continue
+            Wallet.objects.filter(pk=wallet_id).update(leased=F("leased") - row.amount)
+            row.delete()
+            back += row.amount
+    return back

@@ -81,6 +81,9 @@ class Wallet(models.Model):
     balance = models.BigIntegerField(default=0)
     # Sum of open holds; available credit is balance + credit_limit - held.
     held = models.BigIntegerField(default=0)
+    # Sum of this wallet's credit leases (CreditLease): credit reserved by serving
+    # processes, which admit requests against it without a round trip.
+    leased = models.BigIntegerField(default=0, db_default=0)
     # A credit line granted by staff: the balance may go down to -credit_limit (the hold
     # checks this floor as it checks zero without one). 0: prepaid only.
     credit_limit = models.BigIntegerField(default=0, db_default=0, help_text="micro-USD")
@@ -92,6 +95,7 @@ class Wallet(models.Model):
     class Meta:
         constraints: ClassVar = [
             models.CheckConstraint(condition=models.Q(held__gte=0), name="wallet_held_nonneg"),
+            models.CheckConstraint(condition=models.Q(leased__gte=0), name="wallet_leased_nonneg"),
             models.CheckConstraint(
                 condition=models.Q(credit_limit__gte=0), name="wallet_credit_limit_nonneg"
             ),
@@ -102,8 +106,14 @@ class Wallet(models.Model):
 
     @property
     def available(self) -> int:
-        """What new holds may still take: the balance, the credit line, less what is held."""
+        """What the organization's requests may still spend: the balance and the credit
+        line, less what requests in flight hold (leased credit is theirs to spend)."""
         return self.balance + self.credit_limit - self.held
+
+    @property
+    def free(self) -> int:
+        """What a new hold may take: the available credit that is not leased."""
+        return self.available - self.leased
 
 
 class LedgerEntry(models.Model):
@@ -182,6 +192,29 @@ class Lease(models.Model):
 
     def __str__(self) -> str:
         return f"lease {self.id} ({self.host} pid {self.pid})"
+
+
+class CreditLease(models.Model):
+    """Credit a serving event loop reserved from a wallet (relay/pipeline/credit.py): it
+    admits requests against it in process and writes their holds behind, each drawn
+    from this amount when the wallet's free credit cannot fund it. Ended with its lease;
+    the sweep gives back the credit of a lease that lapsed."""
+
+    lease_id = models.CharField(max_length=40)
+    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="credit_leases")
+    amount = models.BigIntegerField(default=0, help_text="micro-USD")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["lease_id", "wallet"], name="creditlease_once"),
+            models.CheckConstraint(
+                condition=models.Q(amount__gte=0), name="creditlease_amount_nonneg"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"credit lease {self.lease_id} on wallet {self.wallet_id}: {self.amount}"
 
 
 class UncollectedUsage(models.Model):

@@ -98,17 +98,18 @@ CREATE OR REPLACE FUNCTION th_hold_place(
     OUT outcome text, OUT available bigint
 ) LANGUAGE plpgsql AS $$
 DECLARE
-    v_balance bigint; v_held bigint; v_fail integer; v_sub bigint;
+    v_balance bigint; v_held bigint; v_leased bigint; v_fail integer; v_sub bigint;
 BEGIN
     -- outcome: 'plan' or 'balance' (placed, funded by it); 'low' (balance too low),
     -- 'key' (key spend limit), 'window:<i>' (plan window i full, no fallback), 'cap:<i>'
     -- (cap i of P_CAPS). Nothing changes unless placed. AVAILABLE: the wallet's credit
-    -- after the hold. The wallet row is locked first (then the key): it serialises every
-    -- admission of the organization, so caps and windows are counted exactly.
+    -- after the hold (leased credit included: it is the organization's to spend). The
+    -- wallet row is locked first (then the key): it serialises every admission of the
+    -- organization, so caps and windows are counted exactly. Leased credit is not free.
     IF p_sub IS NULL AND jsonb_array_length(p_caps) = 0 THEN
         -- No plan, no caps (most requests): one conditional update, as before plans.
         UPDATE billing_wallet SET held = held + p_amount
-         WHERE id = p_wallet AND balance + credit_limit >= held + p_amount
+         WHERE id = p_wallet AND balance + credit_limit >= held + leased + p_amount
         RETURNING balance + credit_limit - held INTO available;
         IF NOT FOUND THEN
             outcome := 'low';
@@ -131,7 +132,8 @@ BEGIN
     END IF;
     -- A plan or caps: lock the wallet first, then count.
     -- A credit line lowers the floor: the balance may go down to -credit_limit.
-    SELECT w.balance + w.credit_limit, w.held INTO v_balance, v_held
+    -- Credit leased to serving processes (CREDIT_LEASE) is not free for this hold.
+    SELECT w.balance + w.credit_limit, w.held, w.leased INTO v_balance, v_held, v_leased
       FROM billing_wallet w WHERE w.id = p_wallet FOR UPDATE;
     IF NOT FOUND THEN
         outcome := 'low'; available := 0; RETURN;
@@ -150,7 +152,7 @@ BEGIN
         outcome := 'cap:' || v_fail; RETURN;
     END IF;
     IF v_sub IS NULL THEN
-        IF v_balance < v_held + p_amount THEN
+        IF v_balance < v_held + v_leased + p_amount THEN
             outcome := 'low'; RETURN;
         END IF;
         IF p_key IS NOT NULL AND NOT th_key_hold(p_key, p_amount) THEN
@@ -195,6 +197,115 @@ BEGIN
         RETURN NEXT;
     END LOOP;
 END $$;
+"""
+# Credit leases (relay/pipeline/credit.py). Lock order as everywhere: the wallet, then
+# the lease row, then the key. Leased credit is reserved, not spent: no ledger row.
+CREDIT_LEASE = """
+-- Reserve P_AMOUNT of the wallet's free credit for lease P_LEASE: P_AMOUNT, or 0 (nothing
+-- changed) when the free credit cannot cover it.
+CREATE OR REPLACE FUNCTION th_lease_grant(p_lease text, p_wallet bigint, p_amount bigint)
+RETURNS bigint LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE billing_wallet SET leased = leased + p_amount
+     WHERE id = p_wallet AND p_amount > 0
+       AND balance + credit_limit >= held + leased + p_amount;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO billing_creditlease (lease_id, wallet_id, amount, updated_at)
+    VALUES (p_lease, p_wallet, p_amount, now())
+    ON CONFLICT (lease_id, wallet_id) DO UPDATE
+       SET amount = billing_creditlease.amount + EXCLUDED.amount, updated_at = now();
+    RETURN p_amount;
+END $$;
+
+-- Give back what lease P_LEASE holds on the wallet beyond P_KEEP (what its process
+-- admitted and has not written holds for yet); returns what went back.
+CREATE OR REPLACE FUNCTION th_lease_return(p_lease text, p_wallet bigint, p_keep bigint)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_amount bigint; v_back bigint;
+BEGIN
+    PERFORM 1 FROM billing_wallet WHERE id = p_wallet FOR UPDATE;
+    SELECT amount INTO v_amount FROM billing_creditlease
+     WHERE lease_id = p_lease AND wallet_id = p_wallet FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    v_back := greatest(v_amount - greatest(p_keep, 0), 0);
+    IF v_amount - v_back = 0 THEN
+        DELETE FROM billing_creditlease WHERE lease_id = p_lease AND wallet_id = p_wallet;
+    ELSIF v_back > 0 THEN
+        UPDATE billing_creditlease SET amount = amount - v_back, updated_at = now()
+         WHERE lease_id = p_lease AND wallet_id = p_wallet;
+    END IF;
+    IF v_back > 0 THEN
+        UPDATE billing_wallet SET leased = leased - v_back WHERE id = p_wallet;
+    END IF;
+    RETURN v_back;
+END $$;
+
+-- The hold of a request its process admitted against lease P_LEASE, written behind it.
+-- outcome 'free': the wallet's free credit funds it and the lease stays whole; 'drawn':
+-- it is drawn from the lease; 'low': neither can (the lease is gone: the sweep gave it
+-- back while its process stalled), nothing changed. AVAILABLE: the free credit after.
+-- A key's spend limit is not checked: keys with one are never admitted this way.
+CREATE OR REPLACE FUNCTION th_hold_carve(
+    p_ref text, p_wallet bigint, p_key bigint, p_amount bigint, p_ttl double precision,
+    p_lease text, p_progress jsonb, OUT outcome text, OUT available bigint
+) LANGUAGE plpgsql AS $$
+BEGIN
+    SELECT w.balance + w.credit_limit - w.held - w.leased INTO available
+      FROM billing_wallet w WHERE w.id = p_wallet FOR UPDATE;
+    IF NOT FOUND THEN
+        outcome := 'low'; available := 0; RETURN;
+    END IF;
+    IF available >= p_amount THEN
+        UPDATE billing_wallet SET held = held + p_amount WHERE id = p_wallet;
+        outcome := 'free';
+    ELSE
+        UPDATE billing_creditlease SET amount = amount - p_amount, updated_at = now()
+         WHERE lease_id = p_lease AND wallet_id = p_wallet AND amount >= p_amount;
+        IF NOT FOUND THEN
+            outcome := 'low'; RETURN;
+        END IF;
+        UPDATE billing_wallet SET held = held + p_amount, leased = leased - p_amount
+         WHERE id = p_wallet;
+        outcome := 'drawn';
+    END IF;
+    available := available - p_amount;
+    IF p_key IS NOT NULL THEN
+        UPDATE accounts_apikey SET held = held + p_amount WHERE id = p_key;
+    END IF;
+    INSERT INTO billing_hold (reference, wallet_id, api_key_id, amount, created_at,
+                              expires_at, lease, progress, subscription_id, meters)
+    VALUES (p_ref, p_wallet, p_key, p_amount, now(), now() + make_interval(secs => p_ttl),
+            p_lease, p_progress, NULL, '[]'::jsonb);
+END $$;
+
+-- Holds written behind together, like th_hold_place_many: sorted by wallet, then key.
+CREATE OR REPLACE FUNCTION th_hold_carve_many(p_items jsonb)
+RETURNS TABLE (ord integer, outcome text, available bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    it jsonb; r record;
+BEGIN
+    FOR it IN SELECT e.value FROM jsonb_array_elements(p_items) WITH ORDINALITY AS e
+               ORDER BY e.ordinality LOOP
+        SELECT * INTO r FROM th_hold_carve(
+            it->>'ref', (it->>'wallet')::bigint, (it->>'key')::bigint,
+            (it->>'amount')::bigint, (it->>'ttl')::double precision, it->>'lease',
+            it->'progress');
+        ord := (it->>'ord')::integer; outcome := r.outcome; available := r.available;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+"""
+DROP_CREDIT_LEASE = """
+DROP FUNCTION IF EXISTS th_hold_carve_many(jsonb);
+DROP FUNCTION IF EXISTS th_hold_carve(
+    text, bigint, bigint, bigint, double precision, text, jsonb);
+DROP FUNCTION IF EXISTS th_lease_return(text, bigint, bigint);
+DROP FUNCTION IF EXISTS th_lease_grant(text, bigint, bigint);
 """
 # Whether REF has a log row on any day. A function (PL/pgSQL: never inlined) so that
 # SETTLE_BATCH's plan does not carry a scan of every daily partition; it runs only for

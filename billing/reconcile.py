@@ -25,7 +25,16 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from accounts.models import ApiKey, AuditEvent
-from billing.models import Hold, Lease, LedgerEntry, PaymentEvent, TopUp, UncollectedUsage, Wallet
+from billing.models import (
+    CreditLease,
+    Hold,
+    Lease,
+    LedgerEntry,
+    PaymentEvent,
+    TopUp,
+    UncollectedUsage,
+    Wallet,
+)
 from billing.topups import SOURCE_TOPUP
 from logs.models import UNCOSTED, RequestLog
 from money import micros_to_usd
@@ -49,7 +58,9 @@ class Discrepancy:
         return f"{self.check}: {self.subject}: {self.detail}"
 
 
-def _sum_of(rows: QuerySet[LedgerEntry] | QuerySet[Hold]) -> Coalesce:
+def _sum_of(
+    rows: QuerySet[LedgerEntry] | QuerySet[Hold] | QuerySet[CreditLease],
+) -> Coalesce:
     total = rows.order_by().values("wallet").annotate(total=Sum("amount")).values("total")
     return Coalesce(Subquery(total, output_field=BigIntegerField()), Value(0))
 
@@ -67,6 +78,7 @@ def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
         ledger_sum=_sum_of(LedgerEntry.objects.filter(wallet=OuterRef("pk"))),
         # A plan's holds reserve its windows, not the wallet.
         hold_sum=_sum_of(Hold.objects.filter(wallet=OuterRef("pk"), subscription_id__isnull=True)),
+        lease_sum=_sum_of(CreditLease.objects.filter(wallet=OuterRef("pk"))),
     ).order_by("pk")
     for wallet in wallets:
         name = _wallet_name(wallet)
@@ -77,6 +89,15 @@ def reconcile_run(*, now: dt.datetime | None = None) -> list[Discrepancy]:
                     name,
                     f"balance {micros_to_usd(wallet.balance)} != ledger sum "
                     f"{micros_to_usd(wallet.ledger_sum)}",
+                )
+            )
+        if wallet.leased != wallet.lease_sum:
+            found.append(
+                Discrepancy(
+                    "held",
+                    name,
+                    f"leased {micros_to_usd(wallet.leased)} != credit leases "
+                    f"{micros_to_usd(wallet.lease_sum)}",
                 )
             )
         held = wallet.hold_sum

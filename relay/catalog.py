@@ -69,6 +69,7 @@ class KeyInfo:
     plan_fallback: bool = True  # beyond the plan, pay from the balance (else 429)
     overdue_invoice: str = ""  # an unpaid invoice's number: every request is refused (402)
     verified: bool = False  # staff verified the organization (accounts/verification)
+    spend_limited: bool = False  # the key has a spend limit (checked by every hold)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +182,7 @@ def _key_info(
         plan_fallback=row["organization__plan_fallback"],
         overdue_invoice=row["organization__wallet__overdue_invoice"],
         verified=verified,
+        spend_limited=row["spend_limit"] is not None,
     )
 
 
@@ -194,7 +196,7 @@ _CAP_FIELDS = (
 # The columns _key_info reads.
 _KEY_COLUMNS = (
     *("id", "key_hash", "status", "expires_at", "scopes", "allowed_models", "allowed_ips"),
-    *("rpm_limit", "tpm_limit", "show_cost", "pricing_group__name"),
+    *("rpm_limit", "tpm_limit", "spend_limit", "show_cost", "pricing_group__name"),
     *("pricing_group__multiplier", *_CAP_FIELDS, "organization_id"),
     *(f"organization__{name}" for name in ("verified_at", "rpm_limit", "tpm_limit")),
     *(f"organization__{name}" for name in ("store_responses", "plan_fallback")),

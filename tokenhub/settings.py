@@ -314,6 +314,9 @@ RELAY_DB_POOL_MAX = envint("RELAY_DB_POOL_MAX", 10)
 # fewer, larger commits (less database work per request, fewer lock waits for holds)
 # against a log row that shows up this much later after its answer.
 RELAY_SETTLE_WINDOW_MS = envfloat("RELAY_SETTLE_WINDOW_MS", 10.0)
+# PostgreSQL only: the most credit (micro-USD) each serving event loop may lease from a
+# busy wallet to admit its requests without a round trip (billing/credit_leases.py); 0 off.
+RELAY_CREDIT_LEASE_MICROS = envint("RELAY_CREDIT_LEASE_MICROS", 5_000_000)
 
 # --- Payments, top-ups, redemption codes, alerts (billing) ---------------------------------
 from celery.schedules import crontab as _crontab  # noqa: E402

@@ -2,8 +2,9 @@
 
 Registered before the loop's first hold, renewed every LEASE_RENEW_SECONDS by a
 background task that also runs the hold sweep, so the survivors (or a successor) of a
-process that died settle its holds within about a minute. Ended at shutdown, after the
-loop's settlements are committed.
+process that died settle its holds within about a minute, and gives back the credit
+leases the loop no longer uses (billing/credit_leases.py). Ended at shutdown, after the
+loop's settlements are committed, with its credit leases.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import weakref
 
 from django.conf import settings
 
+from billing import fastledger
 from billing.holds import holds_sweep
 from billing.leases import lease_end, lease_renew
 from relay.db import in_db_thread
@@ -38,6 +40,8 @@ class _Lease:
             await asyncio.sleep(settings.LEASE_RENEW_SECONDS)
             try:
                 await _renew(lease_id=self.id, ttl_seconds=settings.LEASE_TTL_SECONDS)
+                if fastledger.enabled():
+                    await fastledger.ledger().credit.give_back_idle(lease=self.id)
                 if settings.HOLD_SWEEP_IN_SERVER:
                     await _sweep()
             except Exception as exc:

@@ -128,6 +128,9 @@ def _configure(config: pytest.Config) -> None:
     # The in-process test server must not sweep holds that tests set up on purpose; the
     # server processes that tests start sweep (tests/relay/processes.py turns it on).
     os.environ.setdefault("HOLD_SWEEP_IN_SERVER", "0")
+    # Requests are held one by one, so that tests can read each hold, the held credit and
+    # the balance header exactly; tests/relay/test_credit_leases.py turns leases on.
+    os.environ.setdefault("RELAY_CREDIT_LEASE_MICROS", "0")
     if os.environ.get("TOKENHUB_TEST_EMBEDDED") == "1":
         sqlite_dir = tempfile.mkdtemp(prefix="tokenhub-test-")
         _activate(config, _Cleanup(dirs=[sqlite_dir]), watchdog=False)
