@@ -595,6 +595,8 @@ class Books:
     wallet_held: int
     key_held: int
     wallets_off: list[str]
+    leased: int  # the wallets' leased credit
+    lease_rows: int  # the sum of their credit lease rows
 
 
 # The rows COPYed in by the log-growth round are not requests of this run.
@@ -612,12 +614,17 @@ def _books(dsn: str) -> Books:
         (holds,) = _one(conn, "SELECT count(*) FROM billing_hold")
         (wallet_held,) = _one(conn, "SELECT coalesce(sum(held), 0) FROM billing_wallet")
         (key_held,) = _one(conn, "SELECT coalesce(sum(held), 0) FROM accounts_apikey")
+        (leased,) = _one(conn, "SELECT coalesce(sum(leased), 0) FROM billing_wallet")
+        (lease_rows,) = _one(conn, "SELECT coalesce(sum(amount), 0) FROM billing_creditlease")
         rows = conn.execute(
             "SELECT w.id, w.balance, coalesce(sum(e.amount), 0) FROM billing_wallet w"
             " LEFT JOIN billing_ledgerentry e ON e.wallet_id = w.id GROUP BY w.id, w.balance"
         ).fetchall()
     off = [f"wallet {w}: balance {b} != ledger {s}" for w, b, s in rows if b != s]
-    return Books(logs, logs_200, charges, logs_charged, holds, wallet_held, key_held, off)
+    return Books(
+        logs, logs_200, charges, logs_charged, holds, wallet_held, key_held, off, leased,
+        lease_rows,
+    )  # fmt: skip
 
 
 def _one(conn: psycopg.Connection[Any], sql: str) -> tuple[int, ...]:
@@ -1591,6 +1598,12 @@ class Report:
                 f"{books.holds} holds, wallets held {books.wallet_held}, keys held"
                 f" {books.key_held}",
                 books.holds == 0 and books.wallet_held == 0 and books.key_held == 0,
+            ),
+            (
+                "leased credit = credit lease rows",
+                f"wallets leased {books.leased:,}, lease rows {books.lease_rows:,}"
+                " (the running worker's slices)",
+                books.leased == books.lease_rows,
             ),
         ]
         print()

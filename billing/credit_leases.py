@@ -83,6 +83,9 @@ class CreditLeases:
         self._queue: list[_Carve] = []
         self._unwritten: dict[str, _Carve] = {}  # admitted, hold not written yet
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Grants and give-backs one at a time: a give-back must not race a grant in
+        # flight for the same wallet and take back credit this loop then counts on.
+        self._granting_lock = asyncio.Lock()
 
     def admit(
         self,
@@ -135,11 +138,14 @@ class CreditLeases:
     async def give_back(self, *, wallet_id: int, lease: str) -> int:
         """End this loop's slice of the wallet now: what its lease row holds beyond the
         requests admitted and not yet written goes back. Returns how much went back."""
-        self._slices.pop(wallet_id, None)
-        keep = sum(c.amount for c in self._unwritten.values() if c.wallet_id == wallet_id)
-        async with self._ledger.pool.connection() as conn:
-            cur = await conn.execute("SELECT th_lease_return(%s, %s, %s)", (lease, wallet_id, keep))
-            row = await cur.fetchone()
+        async with self._granting_lock:
+            self._slices.pop(wallet_id, None)
+            keep = sum(c.amount for c in self._unwritten.values() if c.wallet_id == wallet_id)
+            async with self._ledger.pool.connection() as conn:
+                cur = await conn.execute(
+                    "SELECT th_lease_return(%s, %s, %s)", (lease, wallet_id, keep)
+                )
+                row = await cur.fetchone()
         if not keep:
             self._parked.discard(wallet_id)
         return int(row[0]) if row else 0
@@ -166,20 +172,21 @@ class CreditLeases:
     async def _grant(self, wallet_id: int, amount: int, lease: str) -> None:
         try:
             await self._ledger._open()
-            async with self._ledger.pool.connection() as conn:
-                cur = await conn.execute(
-                    "SELECT th_lease_grant(%s, %s, %s)", (lease, wallet_id, amount)
-                )
-                row = await cur.fetchone()
-            granted = int(row[0]) if row else 0
-            if granted:
-                self._parked.add(wallet_id)
-                found = self._slices.get(wallet_id)
-                if found is None:
-                    self._slices[wallet_id] = _Slice(remaining=granted, size=granted)
-                else:
-                    found.remaining += granted
-                    found.size = max(found.size, found.remaining)
+            async with self._granting_lock:
+                async with self._ledger.pool.connection() as conn:
+                    cur = await conn.execute(
+                        "SELECT th_lease_grant(%s, %s, %s)", (lease, wallet_id, amount)
+                    )
+                    row = await cur.fetchone()
+                granted = int(row[0]) if row else 0
+                if granted:
+                    self._parked.add(wallet_id)
+                    found = self._slices.get(wallet_id)
+                    if found is None:
+                        self._slices[wallet_id] = _Slice(remaining=granted, size=granted)
+                    else:
+                        found.remaining += granted
+                        found.size = max(found.size, found.remaining)
         except Exception as exc:  # requests go on being held the usual way
             log.warning("credit lease of wallet %s not granted: %s", wallet_id,
                         type(exc).__name__)  # fmt: skip
