@@ -59,9 +59,10 @@ class _Carve:
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
-    def json(self, ord_: int) -> dict[str, Any]:
+    def json(self, ord_: int, *, refill: bool) -> dict[str, Any]:
         return {
             "ord": ord_,
+            "refill": refill,
             "ref": self.reference,
             "wallet": self.wallet_id,
             "key": self.api_key_id,
@@ -218,7 +219,10 @@ class CreditLeases:
     async def _write(self, batch: list[_Carve]) -> list[str]:
         order = sorted(range(len(batch)), key=lambda n: (batch[n].wallet_id,
                                                          batch[n].api_key_id or 0))  # fmt: skip
-        items = [batch[n].json(n) for n in order]
+        # A slice still in use is topped up again from the free credit; one given back
+        # meanwhile is drawn down, so that nothing this loop no longer counts on stays
+        # reserved.
+        items = [batch[n].json(n, refill=batch[n].wallet_id in self._slices) for n in order]
         async with self._ledger.pool.connection() as conn:
             cur = await conn.execute(
                 "SELECT ord, outcome FROM th_hold_carve_many(%s)", (Jsonb(items, dumps=_dumps),)
@@ -230,15 +234,17 @@ class CreditLeases:
     def _written(self, carve: _Carve, outcome: str) -> None:
         self._unwritten.pop(carve.reference, None)
         found = self._slices.get(carve.wallet_id)
-        if outcome == "free" and found is not None:
-            # The wallet's free credit funded the hold: the slice is whole again.
-            found.remaining = min(found.size, found.remaining + carve.amount)
-        elif outcome not in ("free", "drawn"):
-            # The slice is gone (the sweep gave it back while this loop stalled) or the
-            # database failed: no more admissions against it. The request settles
-            # without a hold: logged, charged nothing (billing/pg_functions.SETTLE_BATCH).
-            log.error("hold of request %s not written (%s): its slice is dropped",
-                      carve.reference, outcome)  # fmt: skip
+        if outcome == "free":
+            if found is not None:  # the wallet's free credit topped the slice up again
+                found.remaining = min(found.size, found.remaining + carve.amount)
+        elif outcome != "drawn":
+            # The slice is gone: the sweep gave it back while this loop stalled (the hold
+            # was then funded by the free credit, 'unleased'), or neither could fund it or
+            # the database failed: the request settles without a hold, logged and charged
+            # nothing (billing/pg_functions.SETTLE_BATCH). No more admissions against it.
+            level = logging.WARNING if outcome == "unleased" else logging.ERROR
+            log.log(level, "hold of request %s written %s: its slice is dropped",
+                    carve.reference, outcome)  # fmt: skip
             self._slices.pop(carve.wallet_id, None)
         if not carve.done.done():
             carve.done.set_result(outcome)

@@ -245,33 +245,45 @@ BEGIN
     RETURN v_back;
 END $$;
 
--- The hold of a request its process admitted against lease P_LEASE, written behind it.
--- outcome 'free': the wallet's free credit funds it and the lease stays whole; 'drawn':
--- it is drawn from the lease; 'low': neither can (the lease is gone: the sweep gave it
--- back while its process stalled), nothing changed. AVAILABLE: the free credit after.
+-- The hold of a request its process admitted against lease P_LEASE, written behind it:
+-- drawn from the lease, which admitted it. With P_REFILL (the process still uses the
+-- lease) the wallet's free credit then tops the lease up again, when there is enough:
+-- outcome 'free', the lease as it was; else 'drawn', the lease smaller. When the lease
+-- cannot cover it (the sweep gave it back while its process stalled): 'unleased', funded
+-- by the free credit, or 'low' when that cannot either, and nothing changed.
+-- AVAILABLE: the wallet's credit after it.
 -- A key's spend limit is not checked: keys with one are never admitted this way.
 CREATE OR REPLACE FUNCTION th_hold_carve(
     p_ref text, p_wallet bigint, p_key bigint, p_amount bigint, p_ttl double precision,
-    p_lease text, p_progress jsonb, OUT outcome text, OUT available bigint
+    p_lease text, p_progress jsonb, p_refill boolean, OUT outcome text, OUT available bigint
 ) LANGUAGE plpgsql AS $$
+DECLARE
+    v_free bigint;
 BEGIN
-    SELECT w.balance + w.credit_limit - w.held - w.leased INTO available
+    SELECT w.balance + w.credit_limit - w.held - w.leased, w.balance + w.credit_limit - w.held
+      INTO v_free, available
       FROM billing_wallet w WHERE w.id = p_wallet FOR UPDATE;
     IF NOT FOUND THEN
         outcome := 'low'; available := 0; RETURN;
     END IF;
-    IF available >= p_amount THEN
-        UPDATE billing_wallet SET held = held + p_amount WHERE id = p_wallet;
-        outcome := 'free';
-    ELSE
-        UPDATE billing_creditlease SET amount = amount - p_amount, updated_at = now()
-         WHERE lease_id = p_lease AND wallet_id = p_wallet AND amount >= p_amount;
-        IF NOT FOUND THEN
-            outcome := 'low'; RETURN;
+    UPDATE billing_creditlease SET amount = amount - p_amount, updated_at = now()
+     WHERE lease_id = p_lease AND wallet_id = p_wallet AND amount >= p_amount;
+    IF FOUND THEN
+        IF p_refill AND v_free >= p_amount THEN
+            UPDATE billing_creditlease SET amount = amount + p_amount
+             WHERE lease_id = p_lease AND wallet_id = p_wallet;
+            UPDATE billing_wallet SET held = held + p_amount WHERE id = p_wallet;
+            outcome := 'free';
+        ELSE
+            UPDATE billing_wallet SET held = held + p_amount, leased = leased - p_amount
+             WHERE id = p_wallet;
+            outcome := 'drawn';
         END IF;
-        UPDATE billing_wallet SET held = held + p_amount, leased = leased - p_amount
-         WHERE id = p_wallet;
-        outcome := 'drawn';
+    ELSIF v_free >= p_amount THEN
+        UPDATE billing_wallet SET held = held + p_amount WHERE id = p_wallet;
+        outcome := 'unleased';
+    ELSE
+        outcome := 'low'; RETURN;
     END IF;
     available := available - p_amount;
     IF p_key IS NOT NULL THEN
@@ -294,7 +306,7 @@ BEGIN
         SELECT * INTO r FROM th_hold_carve(
             it->>'ref', (it->>'wallet')::bigint, (it->>'key')::bigint,
             (it->>'amount')::bigint, (it->>'ttl')::double precision, it->>'lease',
-            it->'progress');
+            it->'progress', (it->>'refill')::boolean);
         ord := (it->>'ord')::integer; outcome := r.outcome; available := r.available;
         RETURN NEXT;
     END LOOP;
@@ -303,7 +315,7 @@ END $$;
 DROP_CREDIT_LEASE = """
 DROP FUNCTION IF EXISTS th_hold_carve_many(jsonb);
 DROP FUNCTION IF EXISTS th_hold_carve(
-    text, bigint, bigint, bigint, double precision, text, jsonb);
+    text, bigint, bigint, bigint, double precision, text, jsonb, boolean);
 DROP FUNCTION IF EXISTS th_lease_return(text, bigint, bigint);
 DROP FUNCTION IF EXISTS th_lease_grant(text, bigint, bigint);
 """

@@ -197,6 +197,28 @@ def test_a_hold_whose_slice_was_taken_back_is_logged_and_not_charged(ready: Cust
     _books(ready)
 
 
+def test_a_hold_whose_slice_was_taken_back_is_funded_by_free_credit(ready: Customer) -> None:
+    client = ready.openai()
+    client.chat.completions.create(**CHAT)
+    wait_for(lambda: _leased(ready)[0] == SLICE and RequestLog.objects.exists())
+    from billing.leases import credit_leases_end
+
+    credit_leases_end(lease_ids=list(CreditLease.objects.values_list("lease_id", flat=True)))
+    before = ready.balance()
+    admitted = client.chat.completions.with_raw_response.create(**CHAT)
+    assert BALANCE_HEADER not in admitted.headers  # admitted from the slice it still counts on
+    reference = admitted.headers["x-request-id"]
+    wait_for(lambda: RequestLog.objects.filter(request_id=reference).exists())
+    charged = int(float(admitted.headers["x-tokenhub-cost"]) * 1_000_000)
+    assert charged > 0
+    assert ready.balance() == before - charged  # its hold came from the free credit
+    assert not UncollectedUsage.objects.exists()
+    # The slice is dropped: the next request is held the usual way (and asks for a new one).
+    after = client.chat.completions.with_raw_response.create(**CHAT)
+    assert BALANCE_HEADER in after.headers
+    _books(ready)
+
+
 def test_an_idle_slice_goes_back(ready: Customer, processes) -> None:
     url = _serve(processes, **FAST)
     assert _post(url, ready).status_code == 200
