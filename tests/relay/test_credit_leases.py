@@ -9,7 +9,6 @@ import contextlib
 import signal
 import subprocess
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -21,8 +20,9 @@ from accounts.models import ApiKey
 from billing.models import CreditLease, Hold, LedgerEntry, UncollectedUsage, Wallet
 from billing.services import price_set, wallet_credit
 from logs.models import RequestLog
+from tests.relay import test_crash_safety
 from tests.relay.conftest import Customer, wait_for
-from tests.relay.processes import free_port, needs_shared_servers, relay_process, wait_up
+from tests.relay.processes import free_port, relay_process, wait_up
 from tests.relay.test_crash_safety import REPLY, RawStream, _events, _journal
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
@@ -30,6 +30,7 @@ BALANCE_HEADER = "x-tokenhub-balance"
 SLICE = 1_000_000  # RELAY_CREDIT_LEASE_MICROS in these tests
 # Fast lease renewal: idle slices go back and dead servers are swept within seconds.
 FAST = {"LEASE_TTL_SECONDS": "2", "LEASE_RENEW_SECONDS": "0.5"}
+processes = test_crash_safety.processes  # the fixture: server processes a test starts
 
 
 @pytest.fixture(autouse=True)
@@ -37,17 +38,6 @@ def _postgres_and_leases(settings) -> None:
     if connection.vendor != "postgresql":
         pytest.skip("credit leases belong to the fast ledger, on PostgreSQL")
     settings.RELAY_CREDIT_LEASE_MICROS = SLICE
-
-
-@pytest.fixture
-def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
-    needs_shared_servers()
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for proc in started:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=30)
 
 
 def _serve(started: list[subprocess.Popen[bytes]], **env: str) -> str:
