@@ -81,6 +81,7 @@ class CreditLeases:
         self._slices: dict[int, _Slice] = {}
         self._parked: set[int] = set()  # wallets whose lease row may hold credit
         self._granting: set[int] = set()
+        self._refused: set[int] = set()  # wallets with no slice to give, this keeper tick
         self._queue: list[_Carve] = []
         self._unwritten: dict[str, _Carve] = {}  # admitted, hold not written yet
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -123,18 +124,23 @@ class CreditLeases:
         """Whether this loop's lease may hold some of the wallet's credit."""
         return wallet_id in self._parked
 
-    def want(self, *, wallet_id: int, amount: int, available: int, lease: str) -> None:
-        """A request of AMOUNT was held the usual way and left AVAILABLE free: take a
-        slice (or top it up) in the background when one can admit WORTH like it."""
+    def want(self, *, wallet_id: int, amount: int, lease: str) -> None:
+        """A request of AMOUNT was held the usual way: take a slice of its wallet (or top
+        it up) in the background, if one can admit WORTH like it. A wallet that had none
+        to give is asked again a keeper tick later, not at every request."""
         if wallet_id in self._granting:
             return
-        size = min(settings.RELAY_CREDIT_LEASE_MICROS, available // SHARE)
         found = self._slices.get(wallet_id)
         remaining = found.remaining if found is not None else 0
-        if size < amount * WORTH or remaining >= size // 2:
+        if found is not None and remaining >= found.size // 2:
+            return
+        if wallet_id in self._refused:
+            return
+        most = settings.RELAY_CREDIT_LEASE_MICROS - remaining
+        if most < amount * WORTH:
             return
         self._granting.add(wallet_id)
-        self._spawn(self._grant(wallet_id, size - remaining, lease))
+        self._spawn(self._grant(wallet_id, most, amount * WORTH, lease))
 
     async def give_back(self, *, wallet_id: int, lease: str) -> int:
         """End this loop's slice of the wallet now: what its lease row holds beyond the
@@ -153,6 +159,7 @@ class CreditLeases:
 
     async def give_back_idle(self, *, lease: str) -> None:
         """A keeper tick: slices unused since the last tick go back."""
+        self._refused.clear()
         for wallet_id, found in list(self._slices.items()):
             if found.used:
                 found.used = False
@@ -170,17 +177,20 @@ class CreditLeases:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _grant(self, wallet_id: int, amount: int, lease: str) -> None:
+    async def _grant(self, wallet_id: int, most: int, least: int, lease: str) -> None:
         try:
             await self._ledger._open()
             async with self._granting_lock:
                 async with self._ledger.pool.connection() as conn:
                     cur = await conn.execute(
-                        "SELECT th_lease_grant(%s, %s, %s)", (lease, wallet_id, amount)
+                        "SELECT th_lease_grant(%s, %s, %s, %s, %s)",
+                        (lease, wallet_id, most, least, SHARE),
                     )
                     row = await cur.fetchone()
                 granted = int(row[0]) if row else 0
-                if granted:
+                if not granted:
+                    self._refused.add(wallet_id)
+                else:
                     self._parked.add(wallet_id)
                     found = self._slices.get(wallet_id)
                     if found is None:

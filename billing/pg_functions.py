@@ -201,22 +201,25 @@ END $$;
 # Credit leases (relay/pipeline/credit.py). Lock order as everywhere: the wallet, then
 # the lease row, then the key. Leased credit is reserved, not spent: no ledger row.
 CREDIT_LEASE = """
--- Reserve P_AMOUNT of the wallet's free credit for lease P_LEASE: P_AMOUNT, or 0 (nothing
--- changed) when the free credit cannot cover it.
-CREATE OR REPLACE FUNCTION th_lease_grant(p_lease text, p_wallet bigint, p_amount bigint)
-RETURNS bigint LANGUAGE plpgsql AS $$
+-- Reserve for lease P_LEASE up to P_MOST of the wallet's free credit, and no more than a
+-- P_SHARE-th of it: what was granted, or 0 (nothing changed) when that is under P_LEAST.
+CREATE OR REPLACE FUNCTION th_lease_grant(
+    p_lease text, p_wallet bigint, p_most bigint, p_least bigint, p_share integer
+) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    v_amount bigint;
 BEGIN
-    UPDATE billing_wallet SET leased = leased + p_amount
-     WHERE id = p_wallet AND p_amount > 0
-       AND balance + credit_limit >= held + leased + p_amount;
-    IF NOT FOUND THEN
+    SELECT least(p_most, (w.balance + w.credit_limit - w.held - w.leased) / p_share)
+      INTO v_amount FROM billing_wallet w WHERE w.id = p_wallet FOR UPDATE;
+    IF v_amount IS NULL OR v_amount < greatest(p_least, 1) THEN
         RETURN 0;
     END IF;
+    UPDATE billing_wallet SET leased = leased + v_amount WHERE id = p_wallet;
     INSERT INTO billing_creditlease (lease_id, wallet_id, amount, updated_at)
-    VALUES (p_lease, p_wallet, p_amount, now())
+    VALUES (p_lease, p_wallet, v_amount, now())
     ON CONFLICT (lease_id, wallet_id) DO UPDATE
        SET amount = billing_creditlease.amount + EXCLUDED.amount, updated_at = now();
-    RETURN p_amount;
+    RETURN v_amount;
 END $$;
 
 -- Give back what lease P_LEASE holds on the wallet beyond P_KEEP (what its process
@@ -317,7 +320,7 @@ DROP FUNCTION IF EXISTS th_hold_carve_many(jsonb);
 DROP FUNCTION IF EXISTS th_hold_carve(
     text, bigint, bigint, bigint, double precision, text, jsonb, boolean);
 DROP FUNCTION IF EXISTS th_lease_return(text, bigint, bigint);
-DROP FUNCTION IF EXISTS th_lease_grant(text, bigint, bigint);
+DROP FUNCTION IF EXISTS th_lease_grant(text, bigint, bigint, bigint, integer);
 """
 # Whether REF has a log row on any day. A function (PL/pgSQL: never inlined) so that
 # SETTLE_BATCH's plan does not carry a scan of every daily partition; it runs only for

@@ -146,9 +146,7 @@ async def _place_fast(
         await ledger.credit.give_back(wallet_id=key.wallet_id, lease=lease)
         placed = await place()
     if leasable and placed.funding == "balance":
-        ledger.credit.want(
-            wallet_id=key.wallet_id, amount=amount, available=placed.available, lease=lease
-        )
+        ledger.credit.want(wallet_id=key.wallet_id, amount=amount, lease=lease)
     return placed
 
 
