@@ -2,12 +2,12 @@
 
 An event loop serving a busy wallet reserves a slice of the wallet's free credit
 (th_lease_grant): at most RELAY_CREDIT_LEASE_MICROS and an eighth of what is free. A
-request that fits in what is left of its loop's slice is admitted at once, and its hold
-is written behind it (th_hold_carve, holds queued during a round trip going together):
-funded by the wallet's free credit when there is enough (the slice stays whole), else
-drawn from the slice. A request's settlement waits for its hold, so from there on it is
-settled like any other. What the slice funds is reserved in PostgreSQL before the
-request is admitted, so no wallet funds more than it has, whatever the processes do.
+request that fits in what is left of its loop's slice is admitted at once. Its hold is
+written behind it by the ledger's writer, before the writer's settlements
+(th_hold_carve_many): drawn from the slice, which the wallet's free credit tops up again
+while the loop still uses it. A request's settlement waits for its hold, so from there on
+it is settled like any other. What a slice admits was reserved in PostgreSQL before, so
+no wallet funds more than it has, whatever the processes do.
 
 A slice unused for a whole keeper tick goes back (relay/pipeline/lease.py), all of them
 when the loop's lease ends, and the sweep gives back the slices of a lease that lapsed
