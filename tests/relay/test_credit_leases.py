@@ -114,6 +114,26 @@ def test_a_busy_wallet_s_requests_are_admitted_from_its_lease(ready: Customer) -
     _books(ready)
 
 
+def test_requests_are_held_the_usual_way_while_writes_are_backed_up(
+    ready: Customer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billing import credit_leases
+
+    client = ready.openai()
+    client.chat.completions.create(**CHAT)
+    wait_for(lambda: _leased(ready)[0] == SLICE)
+    # As if 128 holds or settlements were waiting: admitting costs no round trip, so
+    # this is what makes requests wait for the database again.
+    monkeypatch.setattr(credit_leases, "BACKLOG", 0)
+    held = client.chat.completions.with_raw_response.create(**CHAT)
+    assert BALANCE_HEADER in held.headers
+    monkeypatch.undo()
+    admitted = client.chat.completions.with_raw_response.create(**CHAT)
+    assert BALANCE_HEADER not in admitted.headers
+    wait_for(lambda: RequestLog.objects.count() == 3 and not Hold.objects.exists())
+    _books(ready)
+
+
 def test_holds_written_behind_cover_the_requests_in_flight(ready: Customer, fake) -> None:
     ready.openai().chat.completions.create(**CHAT)
     wait_for(lambda: _leased(ready)[0] == SLICE)
