@@ -195,10 +195,10 @@ class Lease(models.Model):
 
 
 class CreditLease(models.Model):
-    """Credit a serving event loop reserved from a wallet (relay/pipeline/credit.py): it
-    admits requests against it in process and writes their holds behind, each drawn
-    from this amount when the wallet's free credit cannot fund it. Ended with its lease;
-    the sweep gives back the credit of a lease that lapsed."""
+    """Credit a serving event loop reserved from a wallet (billing/credit_leases.py): it
+    admits requests against it in process and writes their holds behind, each drawn from
+    this amount (and topped up again from the wallet's free credit while the loop uses
+    it). Ended with its lease; the sweep gives back the credit of a lease that lapsed."""
 
     lease_id = models.CharField(max_length=40)
     wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="credit_leases")
