@@ -124,7 +124,7 @@ async def _place_fast(
 ) -> Placed:
     """The hold in one round trip. A leasable request asks for a credit lease after it;
     one refused while this loop's lease holds some of the wallet's credit gives that
-    back and asks once more (the balance it would have been refused on is there)."""
+    back and asks once more (the credit it lacked may be in that lease)."""
 
     async def place() -> Placed:
         return await ledger.place(
