@@ -6,7 +6,10 @@ time; the key-change broadcast (accounts/revocations.py) empties the cache at on
 a request costs a dict lookup, one task per event loop reloads every key used in the last
 KEY_IDLE_SECONDS together, in a few queries, twice per lifetime; a key seen for the first
 time (or not refreshed in time) is loaded on demand, once for all the requests waiting for
-it. Channels and prices are reloaded as a whole every RELAY_CATALOG_SECONDS.
+it. On PostgreSQL a refresh rebuilds only the snapshots whose basis (a digest of the columns
+they are built from, and the organization's covering plan) changed: a thousand unchanged
+keys cost one query, not a thousand snapshots. Channels and prices are reloaded as a whole
+every RELAY_CATALOG_SECONDS.
 """
 
 from __future__ import annotations
@@ -127,6 +130,65 @@ def _load_keys(key_hashes: Collection[str]) -> dict[str, KeyInfo | None]:
 
 def _load_key(key_hash: str) -> KeyInfo | None:
     return _load_keys([key_hash])[key_hash]
+
+
+# What a key's snapshot is built from: a digest of its row with the joined columns, its
+# organization's covering plan at the time of reading, and the settings and verified group
+# _key_info falls back to. Equal bases build equal snapshots.
+Basis = tuple[str, object, object]
+
+
+def _key_bases(
+    key_hashes: Collection[str], now: dt.datetime | None = None
+) -> dict[str, Basis] | None:
+    """The basis of each existing key with these hashes, without building snapshots: one
+    query digests the very columns _load_keys reads, PostgreSQL side. None where the
+    database cannot digest rows (SQLite, the embedded single process): reload them all."""
+    from django.db import connection
+
+    from accounts.models import ApiKey
+    from billing.models import PricingGroup
+
+    if connection.vendor != "postgresql":
+        return None
+    columns, params = ApiKey.objects.values(*_KEY_COLUMNS).query.sql_with_params()
+    with connection.cursor() as cursor:
+        # COLUMNS is SQL Django compiled, its values in PARAMS. The hashes go as one string:
+        # psycopg would quote a list's items one by one.
+        cursor.execute(
+            "SELECT s.key_hash, s.organization_id, md5(s::text) "  # noqa: S608
+            f"FROM ({columns}) s WHERE s.key_hash = ANY(string_to_array(%s, ','))",
+            [*params, ",".join(key_hashes)],
+        )
+        rows = cursor.fetchall()
+    plans: dict[int, object] = {}
+    for org_id, subscription in subscriptions_current(
+        organization_ids={org_id for _, org_id, _ in rows}, now=now
+    ).items():
+        group = subscription.plan.pricing_group
+        plans[org_id] = (plan_info(subscription), group and (group.name, group.multiplier))
+    fallback = (
+        settings.UNVERIFIED_RPM_LIMIT,
+        settings.VERIFIED_PRICING_GROUP,
+        settings.VERIFIED_PRICING_GROUP
+        and PricingGroup.objects.filter(name=settings.VERIFIED_PRICING_GROUP)
+        .values_list("pk", "multiplier")
+        .first(),
+    )
+    return {key_hash: (digest, plans.get(org_id), fallback) for key_hash, org_id, digest in rows}
+
+
+def _keys_rebuild_changed(
+    known: Mapping[str, Basis | None],
+) -> tuple[dict[str, KeyInfo | None], dict[str, Basis]]:
+    """The snapshots of the keys whose basis is not the KNOWN one (a key without one, or
+    gone, counts as changed; all of them where the database cannot tell), and every key's
+    current basis. Bases are read first: a change in between is rebuilt again next time."""
+    bases = _key_bases(known)
+    if bases is None:
+        return _load_keys(known), {}
+    changed = [h for h, basis in known.items() if basis is None or bases.get(h) != basis]
+    return (_load_keys(changed) if changed else {}), bases
 
 
 def _key_info(
@@ -301,6 +363,7 @@ class _KeyEntry:
     loaded_at: float  # when the load that read it started (time.monotonic)
     info: KeyInfo | None
     used_at: float
+    basis: Basis | None = None  # None: loaded on demand, rebuilt by the next refresh
 
 
 @dataclass(slots=True)
@@ -427,26 +490,34 @@ class Catalog:
             keys[key_hash] = _KeyEntry(loaded_at, info, now)
 
     async def refresh_keys(self) -> None:
-        """Reload every known key used within KEY_IDLE_SECONDS, together; forget the keys
-        used before. Unknown keys are not reloaded: they expire and load on demand."""
+        """Reread every known key used within KEY_IDLE_SECONDS, together, and rebuild the
+        snapshots whose basis changed; forget the keys used before. Unknown keys are not
+        reread: they expire and load on demand."""
         started = self._keys_refreshed_at = time.monotonic()
         keys = self._keys
         epoch = self._keys_epoch
-        recent = []
+        recent: dict[str, _KeyEntry] = {}
         for key_hash, entry in list(keys.items()):
             if started - entry.used_at > KEY_IDLE_SECONDS:
                 keys.pop(key_hash, None)
             elif entry.info is not None:
-                recent.append(key_hash)
+                recent[key_hash] = entry
         if not recent:
             return
-        infos = await in_db_thread(_load_keys)(recent)
+        infos, bases = await in_db_thread(_keys_rebuild_changed)(
+            {key_hash: entry.basis for key_hash, entry in recent.items()}
+        )
         if epoch != self._keys_epoch:
             return  # a key change arrived meanwhile: what this read may predate it
-        for key_hash, info in infos.items():
+        for key_hash, seen in recent.items():
             current = keys.get(key_hash)
-            if current is not None and current.loaded_at < started:
-                keys[key_hash] = _KeyEntry(started, info, current.used_at)
+            if current is None or current.loaded_at >= started:
+                continue
+            if key_hash in infos:
+                info, basis = infos[key_hash], bases.get(key_hash)
+                keys[key_hash] = _KeyEntry(started, info, current.used_at, basis)
+            elif current is seen:  # its basis is unchanged: so is its snapshot
+                current.loaded_at = started
 
     async def _refresh_keys_forever(self) -> None:
         while True:

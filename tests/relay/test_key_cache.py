@@ -23,10 +23,10 @@ from accounts.keysecrets import hash_secret
 from accounts.models import ApiKey, Organization
 from accounts.selectors import organization_personal
 from accounts.services import key_create, key_set_status, user_create
-from billing.models import Plan, PricingGroup, Subscription
+from billing.models import Plan, PricingGroup, Subscription, Wallet
 from billing.plans import subscription_current, subscriptions_current
 from relay import catalog as catalog_module
-from relay.catalog import Catalog, KeyInfo, _load_keys
+from relay.catalog import Catalog, KeyInfo, _key_bases, _load_keys
 from tests.relay.conftest import Customer, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,6 +140,121 @@ def test_a_key_changed_without_broadcast_is_reread_by_the_next_refresh(
     assert after is not None and not after.active
     # The first sight, then the refresh: no load on demand.
     assert loads.calls == [[key_hash], [key_hash]]
+
+
+def _group(name: str, multiplier: str) -> PricingGroup:
+    return PricingGroup.objects.create(name=name, multiplier=Decimal(multiplier))
+
+
+def _reprice(name: str) -> None:
+    PricingGroup.objects.filter(name=name).update(multiplier=Decimal("1.5"))
+
+
+# Each part of what a snapshot is built from: how the organization starts, a change made
+# without the broadcast, and what the rebuilt snapshot shows of it.
+Setup = Callable[[Organization, ApiKey], object]
+BASIS_CHANGES: dict[str, tuple[Setup, Setup, Callable[[KeyInfo | None], bool]]] = {
+    "key": (
+        lambda org, key: None,
+        lambda org, key: ApiKey.objects.filter(pk=key.pk).update(rpm_limit=5),
+        lambda info: info is not None and info.rpm_limit == 5,
+    ),
+    "key gone": (
+        lambda org, key: None,
+        lambda org, key: ApiKey.objects.filter(pk=key.pk).delete(),
+        lambda info: info is None,
+    ),
+    "organization": (
+        lambda org, key: None,
+        lambda org, key: Organization.objects.filter(pk=org.pk).update(tpm_limit=9),
+        lambda info: info is not None and info.org_tpm_limit == 9,
+    ),
+    "organization's group": (
+        lambda org, key: Organization.objects.filter(pk=org.pk).update(
+            pricing_group=_group("orgs", "1.2")
+        ),
+        lambda org, key: _reprice("orgs"),
+        lambda info: info is not None and info.multiplier == Decimal("1.5"),
+    ),
+    "wallet": (
+        lambda org, key: None,
+        lambda org, key: Wallet.objects.filter(organization=org).update(overdue_invoice="INV-1"),
+        lambda info: info is not None and info.overdue_invoice == "INV-1",
+    ),
+    "plan starts": (
+        lambda org, key: None,
+        lambda org, key: subscribe(org, "pro"),
+        lambda info: info is not None and info.plan is not None,
+    ),
+    "plan ends": (
+        lambda org, key: subscribe(org, "pro"),
+        lambda org, key: Subscription.objects.filter(organization=org).update(status="canceled"),
+        lambda info: info is not None and info.plan is None,
+    ),
+    "plan's group": (
+        lambda org, key: subscribe(org, "pro", pricing_group=_group("planned", "0.7")),
+        lambda org, key: _reprice("planned"),
+        lambda info: info is not None and info.multiplier == Decimal("1.5"),
+    ),
+    "verified group": (
+        lambda org, key: Organization.objects.filter(pk=org.pk).update(verified_at=timezone.now()),
+        lambda org, key: _reprice("verified"),
+        lambda info: info is not None and info.multiplier == Decimal("1.5"),
+    ),
+}
+
+
+@pytest.mark.parametrize("change", BASIS_CHANGES)
+def test_a_refresh_rebuilds_exactly_the_snapshots_whose_basis_changed(
+    change: str, loads: Loads, settings: Any
+) -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite cannot digest rows: every refresh rebuilds every snapshot")
+    settings.RELAY_KEY_CACHE_SECONDS = 3600  # only the refresh can bring the change
+    settings.VERIFIED_PRICING_GROUP = "verified"
+    _group("verified", "0.5")
+    setup, make_change, shows = BASIS_CHANGES[change]
+    org, key, key_hash = org_with_key("changed@example.com")
+    _, _, other_hash = org_with_key("other@example.com")
+    setup(org, key)
+    cache = Catalog()
+    hashes = (key_hash, other_hash)
+
+    async def scenario() -> tuple[list[KeyInfo | None], list[KeyInfo | None]]:
+        for key_hash in hashes:
+            await cache.key(key_hash)
+        await cache.refresh_keys()  # loaded on demand: rebuilt once, now with their bases
+        before = [await cache.key(h) for h in hashes]
+        loads.calls.clear()
+        await cache.refresh_keys()
+        assert loads.calls == []  # nothing changed: nothing rebuilt
+        assert [await cache.key(h) for h in hashes] == before
+        await asyncio.to_thread(make_change, org, key)
+        await cache.refresh_keys()
+        return before, [await cache.key(h) for h in hashes]
+
+    before, after = asyncio.run(scenario())
+    if change == "verified group":  # a fallback of every snapshot: all are rebuilt
+        assert [sorted(call) for call in loads.calls] == [sorted(hashes)]
+        assert after[1] == before[1]
+    else:
+        assert loads.calls == [[key_hash]]
+        assert after[1] is before[1]  # the other organization's snapshot is kept as it was
+    assert after[0] != before[0] and shows(after[0])
+    assert after[0] == _load_keys([key_hash])[key_hash]
+
+
+def test_a_plan_that_ends_with_time_changes_the_basis() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite cannot digest rows")
+    org, _, key_hash = org_with_key("timed@example.com")
+    now = timezone.now()
+    subscribe(org, "pro", current_period_end=now + dt.timedelta(hours=1))
+    during = _key_bases([key_hash], now)
+    after = _key_bases([key_hash], now + dt.timedelta(hours=2))
+    assert during is not None and after is not None
+    assert during[key_hash][0] == after[key_hash][0]  # the rows did not change
+    assert during[key_hash][1] is not None and after[key_hash][1] is None
 
 
 def test_a_snapshot_older_than_the_lifetime_is_loaded_again(loads: Loads, settings: Any) -> None:
