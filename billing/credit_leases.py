@@ -25,6 +25,8 @@ import orjson
 from django.conf import settings
 from psycopg.types.json import Jsonb
 
+from billing.holds import HoldAsked
+
 if TYPE_CHECKING:
     from billing.fastledger import FastLedger
 
@@ -47,30 +49,13 @@ class _Slice:
 
 
 @dataclass
-class _Carve:
-    reference: str
-    wallet_id: int
-    api_key_id: int | None
-    amount: int
-    ttl: float
-    lease: str
-    progress: dict[str, Any]
+class _Carve(HoldAsked):
     done: asyncio.Future[str] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
     def json(self, ord_: int, *, refill: bool) -> dict[str, Any]:
-        return {
-            "ord": ord_,
-            "refill": refill,
-            "ref": self.reference,
-            "wallet": self.wallet_id,
-            "key": self.api_key_id,
-            "amount": self.amount,
-            "ttl": self.ttl,
-            "lease": self.lease,
-            "progress": self.progress,
-        }
+        return {**self.batch_json(ord_), "refill": refill}
 
 
 class CreditLeases:

@@ -33,7 +33,14 @@ from billing import caps
 from billing.caps import Cap
 from billing.credit_leases import CreditLeases
 from billing.exceptions import CapReached, InsufficientBalance
-from billing.holds import NO_ADMISSION, Admission, KeyLimitExceeded, Placed, Settlement
+from billing.holds import (
+    NO_ADMISSION,
+    Admission,
+    HoldAsked,
+    KeyLimitExceeded,
+    Placed,
+    Settlement,
+)
 from billing.pg_functions import SETTLE_BATCH
 
 log = logging.getLogger(__name__)
@@ -62,14 +69,7 @@ def _conninfo() -> str:
 
 
 @dataclass
-class _Hold:
-    reference: str
-    wallet_id: int
-    api_key_id: int | None
-    amount: int
-    ttl: float
-    lease: str
-    progress: dict[str, Any]
+class _Hold(HoldAsked):
     admission: Admission
     done: asyncio.Future[tuple[str, int]] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -79,14 +79,7 @@ class _Hold:
         terms = self.admission
         plan = terms.subscription_id is not None
         return {
-            "ord": ord_,
-            "ref": self.reference,
-            "wallet": self.wallet_id,
-            "key": self.api_key_id,
-            "amount": self.amount,
-            "ttl": self.ttl,
-            "lease": self.lease,
-            "progress": self.progress,
+            **self.batch_json(ord_),
             "sub": terms.subscription_id,
             "fallback": terms.fallback,
             "plan_caps": [cap.json() for cap in terms.plan_caps],
