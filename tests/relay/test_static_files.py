@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 from asgiref.sync import sync_to_async
+from django.core.signals import request_finished
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from tests.relay.conftest import RelayServer
@@ -41,7 +42,7 @@ def test_a_static_file_whose_client_left_while_it_opened_is_closed(
 
     def held_serve(static_file: Any, request: Any) -> Any:
         started.set()  # the thread runs: a cancellation can no longer stop it
-        proceed.wait(10)
+        assert proceed.wait(10)  # set as Django gives up on the request, not by a timeout
         return serve(static_file, request)
 
     monkeypatch.setattr(WhiteNoiseMiddleware, "serve", staticmethod(held_serve))
@@ -67,8 +68,15 @@ def test_a_static_file_whose_client_left_while_it_opened_is_closed(
         async def send(message: Mapping[str, Any]) -> None:
             sent.append(dict(message))
 
-        await asgi.django_application(scope, receive, send)
-        proceed.set()
+        async def finished(**kwargs: Any) -> None:
+            # Django has given up on the request: let WhiteNoise return its response.
+            proceed.set()
+
+        request_finished.connect(finished)
+        try:
+            await asgi.django_application(scope, receive, send)
+        finally:
+            request_finished.disconnect(finished)
         # Django's sync work runs on one thread: this runs after the view has returned.
         await sync_to_async(lambda: None, thread_sensitive=True)()
         await asyncio.sleep(0)
