@@ -1,7 +1,7 @@
 """Relay overhead: what TokenHub adds on top of the upstream it forwards to (issue 18).
 
     .venv/bin/python benchmarks/relay_overhead.py [--duration S] [--concurrency N] [--quick]
-        [--rate R] [--log-rows N] [--workers N] [--no-profile] [--no-pin] [--keep]
+        [--rate R] [--log-rows N] [--workers N] [--rounds N] [--no-profile] [--no-pin] [--keep]
 
 Starts a throwaway PostgreSQL and Redis (the test suite's logic, tests/plugins/servers.py),
 the fake upstream (tests/fakes/upstream.py, its own process, not recording requests) and
@@ -16,7 +16,10 @@ figure of the same run:
    wallet (one key), then the same spread over the 1,000 keys (wrk rotates the header);
 2. streaming chat, the same; plus time to first body byte of sequential streaming requests
    (a small aiohttp client, TokenHub and direct interleaved);
-3. p50/p99 at a moderate, roughly fixed rate (--rate) and at concurrency 1;
+3. p50/p99 at a moderate, roughly fixed rate (--rate) and at concurrency 1; phases 1 and 2
+   and concurrency 1 run --rounds times (3), and the figures are the median round's, each
+   round printed (this machine is shared: the same phase can run at half speed a minute
+   later);
 4. a per-stage breakdown at concurrency 1, from a second worker started from
    benchmarks/staged_app.py (the same app with perf_counter timers around the pipeline),
    of non-streaming requests and of streams up to their first chunk;
@@ -429,6 +432,24 @@ class Load:
 
 
 @dataclasses.dataclass
+class Round:
+    """One round of the phases that are repeated: each TokenHub phase beside its direct."""
+
+    plain: tuple[Load, Load]  # (direct, TokenHub)
+    spread: Load
+    stream: tuple[Load, Load]
+    c1: tuple[Load, Load]
+
+    def added_c1(self) -> float:
+        return self.c1[1].p50_ms - self.c1[0].p50_ms
+
+
+def _median(rounds: list[Round], by: Callable[[Round], float]) -> Round:
+    """The round whose BY is the median (the upper one of an even count)."""
+    return sorted(rounds, key=by)[len(rounds) // 2]
+
+
+@dataclasses.dataclass
 class Target:
     name: str
     url: str
@@ -697,14 +718,14 @@ def _stage_rows(
     return rows
 
 
-def _print_table(rows: list[tuple[str, ...]]) -> None:
+def _print_table(rows: list[tuple[str, ...]], indent: str = "  ") -> None:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         cells = [
             c.ljust(w) if i == 0 else c.rjust(w)
             for i, (c, w) in enumerate(zip(row, widths, strict=True))
         ]
-        print("  " + "  ".join(cells).rstrip())
+        print(indent + "  ".join(cells).rstrip())
 
 
 # --- main -----------------------------------------------------------------------------------
@@ -722,6 +743,7 @@ class Options:
     log_rows: int
     workers: int
     profile: bool
+    rounds: int
 
 
 def _parse(argv: list[str] | None) -> Options:
@@ -744,6 +766,12 @@ def _parse(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--workers", type=int, default=2, help="processes of the multi-worker phase (2; 1 skips)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="rounds of the saturating and c=1 phases, each beside its own direct run; the"
+        " figures are the median round's (3; --quick 1)",
+    )
     parser.add_argument("--no-profile", action="store_true", help="skip the py-spy profile")
     parser.add_argument("--keep", action="store_true", help="keep the temp dir (server logs)")
     args = parser.parse_args(argv)
@@ -753,8 +781,9 @@ def _parse(argv: list[str] | None) -> Options:
         log_rows = QUICK_LOG_ROWS if args.quick else DEFAULT_LOG_ROWS
     if duration <= 0 or args.concurrency < 1 or args.rate < 1:
         parser.error("--duration, --concurrency and --rate must be positive")
-    if log_rows < 0 or args.workers < 1:
-        parser.error("--log-rows must be >= 0 and --workers >= 1")
+    rounds = args.rounds if args.rounds is not None else (1 if args.quick else 3)
+    if log_rows < 0 or args.workers < 1 or rounds < 1:
+        parser.error("--log-rows must be >= 0, --workers and --rounds >= 1")
     return Options(
         duration=duration,
         concurrency=args.concurrency,
@@ -766,6 +795,7 @@ def _parse(argv: list[str] | None) -> Options:
         log_rows=log_rows,
         workers=args.workers,
         profile=not args.no_profile,
+        rounds=rounds,
     )
 
 
@@ -1053,24 +1083,37 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
     load("warm-up", direct, plain, w, opts.concurrency)
 
     c, d = opts.concurrency, opts.duration
-    _step(f"non-streaming, {c} connections, {d:g} s: direct, TokenHub one key, 1,000 keys")
-    plain_direct = load("direct", direct, plain, d, c)
-    plain_hub = load(f"one wallet c={c}", hub_target, plain, d, c)
-    spread_hub = load(f"1,000 keys c={c}", hub_target, plain, d, c, keys=keys_file)
-    _step(f"streaming, {c} connections, {d:g} s: direct, then through TokenHub")
-    stream_direct = load("direct", direct, streamed, d, c)
-    stream_hub = load(f"stream c={c}", hub_target, streamed, d, c)
     m, rate = MODERATE_CONCURRENCY, opts.rate
     pause = round(m * 1000 / rate)
+    rounds: list[Round] = []
+    for r in range(1, opts.rounds + 1):
+        # This machine is shared: one phase can run at half the speed of the same phase a
+        # minute later. Each round pairs TokenHub with its own direct run.
+        of = f" (round {r} of {opts.rounds})" if opts.rounds > 1 else ""
+        tag = f" #{r}" if opts.rounds > 1 else ""
+        _step(f"non-streaming, {c} connections, {d:g} s: direct, TokenHub one key, 1,000 keys{of}")
+        plain_direct = load("direct", direct, plain, d, c)
+        plain_hub = load(f"one wallet c={c}{tag}", hub_target, plain, d, c)
+        spread_hub = load(f"1,000 keys c={c}{tag}", hub_target, plain, d, c, keys=keys_file)
+        _step(f"streaming, {c} connections, {d:g} s: direct, then through TokenHub{of}")
+        stream_direct = load("direct", direct, streamed, d, c)
+        stream_hub = load(f"stream c={c}{tag}", hub_target, streamed, d, c)
+        _step(f"concurrency 1, non-streaming, {d:g} s: direct, then TokenHub{of}")
+        c1_direct = load("direct", direct, plain, d, 1)
+        c1_hub = load(f"c=1{tag}", hub_target, plain, d, 1)
+        found = Round((plain_direct, plain_hub), spread_hub, (stream_direct, stream_hub),
+                      (c1_direct, c1_hub))  # fmt: skip
+        rounds.append(found)
+    plain_direct, plain_hub = _median(rounds, lambda r: r.plain[1].rps).plain
+    spread_hub = _median(rounds, lambda r: r.spread.rps).spread
+    stream_direct, stream_hub = _median(rounds, lambda r: r.stream[1].rps).stream
+    c1_direct, c1_hub = _median(rounds, Round.added_c1).c1
     _step(
         f"moderate load: non-streaming, ~{rate} req/s ({m} connections pausing {pause} ms),"
         f" {d:g} s: direct, then TokenHub"
     )
     moderate_direct = load("direct", direct, plain, d, m, pause)
     moderate_hub = load(f"moderate ~{rate}/s", hub_target, plain, d, m, pause)
-    _step(f"concurrency 1, non-streaming, {d:g} s: direct, then TokenHub")
-    c1_direct = load("direct", direct, plain, d, 1)
-    c1_hub = load("c=1", hub_target, plain, d, 1)
     n = opts.ttfb_requests
     _step(f"streaming time to first byte: {n} sequential requests each, interleaved")
     ttfb_hub, ttfb_direct = _run_ttfb(
@@ -1160,6 +1203,7 @@ def _bench(opts: Options, base: Path, dbs: Databases, procs: Processes) -> int:
         cpus=len(all_cpus),
         logs=logs_round,
         phases=phases,
+        rounds=rounds,
     )
     report.print_figures()
     report.print_stages()
@@ -1244,6 +1288,7 @@ class Report:
     cpus: int
     logs: LogRound | None
     phases: list[Phase]
+    rounds: list[Round]
 
     def print_figures(self) -> None:
         c = self.concurrency
@@ -1285,6 +1330,7 @@ class Report:
         ):
             rows.append((f"{label}  {name}", _ms(dv), _ms(hv), _added(hv, dv)))
         _print_table(rows)
+        self._print_rounds()
         print()
         for label, hl in (
             ("non-stream (one wallet)", self.plain[1]),
@@ -1468,6 +1514,22 @@ class Report:
                 (phase.label, f"{phase.load.rps:,.0f}", _ms(phase.load.p50_ms), *cells, rss)
             )
         _print_table(rows)
+
+    def _print_rounds(self) -> None:
+        if len(self.rounds) < 2:
+            return
+        print(
+            f"  {len(self.rounds)} rounds; each figure above is its median round's. Round by round:"
+        )
+        rows: list[tuple[str, ...]] = [
+            ("one wallet req/s", *(f"{r.plain[1].rps:,.0f}" for r in self.rounds)),
+            ("one wallet CPU/request", *(_cpu_ms(r.plain[1]) for r in self.rounds)),
+            ("1,000 keys req/s", *(f"{r.spread.rps:,.0f}" for r in self.rounds)),
+            ("streams/s", *(f"{r.stream[1].rps:,.0f}" for r in self.rounds)),
+            ("added p50 at c=1", *(_ms(r.added_c1()) for r in self.rounds)),
+            ("direct req/s", *(f"{r.plain[0].rps:,.0f}" for r in self.rounds)),
+        ]
+        _print_table(rows, indent="    ")
 
     def print_targets(self) -> None:
         plain_direct, plain_hub = self.plain
