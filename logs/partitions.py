@@ -172,4 +172,33 @@ def request_log_partitions_drop(*, before: dt.date) -> tuple[list[dt.date], int]
             cursor.execute(f"DROP TABLE {_q(part.name)}")  # no longer the log's: no wait
         dropped.append(part.day)
         rows += rolled.get(part.day, 0)
-    return dropped, rows
+    # A day detached by an earlier run whose DROP failed (or that was killed in between)
+    # is no partition any more, so the loop above never sees it again.
+    for part in _detached(before):
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE {_q(part.name)}")
+        dropped.append(part.day)
+        rows += rolled.get(part.day, 0)
+    return sorted(dropped), rows
+
+
+def _detached(before: dt.date) -> list[Partition]:
+    """Daily tables of days before BEFORE that are not partitions of the log: detached
+    by retention (rolled up or empty) and not dropped. A day's table is only ever created
+    and attached in one transaction (create_partition), so no other table has the name."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname FROM pg_class c WHERE c.relkind = 'r' AND NOT c.relispartition"
+            " AND c.relnamespace = (SELECT relnamespace FROM pg_class WHERE oid = to_regclass(%s))"
+            " AND starts_with(c.relname, %s)",
+            [_q(TABLE), f"{TABLE}_p"],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    found = []
+    for name in names:
+        match = _DAILY.match(name)
+        if match:
+            day = dt.datetime.strptime(match[1], "%Y%m%d").date()  # noqa: DTZ007
+            if day < before:
+                found.append(Partition(name, day))
+    return found

@@ -158,6 +158,26 @@ def test_an_empty_old_partition_is_dropped_without_a_rollup() -> None:
     assert request_log_partitions_drop(before=old + dt.timedelta(days=1)) == ([old], 0)
 
 
+def test_a_day_detached_but_not_dropped_is_dropped_by_the_next_run() -> None:
+    old, _, _ = _old_days()
+    request_log_partitions_ensure(today=old, ahead=0)
+    _log("summed", _at(old), organization_id=9, cost=4)
+    daily_usage_rollup(day=old)
+    # An earlier run detached the day, then failed (or was killed) before its DROP.
+    with connection.cursor() as cursor:
+        cursor.execute(f'ALTER TABLE "{RequestLog._meta.db_table}" DETACH PARTITION'
+                       f' "{partition_name(old)}"')  # fmt: skip
+    assert old not in _days()
+
+    assert request_log_partitions_drop(before=old + dt.timedelta(days=1)) == ([old], 1)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [f'"{partition_name(old)}"'])
+        assert cursor.fetchone() == (None,)
+    assert DailyUsage.objects.get(day=old, organization_id=9).cost == 4
+    # A day not yet past the cutoff is left alone, attached or not.
+    assert request_log_partitions_drop(before=old) == ([], 0)
+
+
 async def test_the_explorer_and_the_csv_read_across_partitions(
     async_client: AsyncClient, org: Organization, owner: User
 ) -> None:
