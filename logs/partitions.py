@@ -149,6 +149,8 @@ def request_log_partitions_drop(*, before: dt.date) -> tuple[list[dt.date], int]
     """Drop the daily partitions of days before BEFORE that are rolled up into
     `DailyUsage` (or empty); returns their days and the rows they held as rolled up.
     A day not rolled up yet keeps its partition: a day is never dropped unsummed."""
+    if not partitioned():
+        return [], 0
     rolled = dict(RolledUpDay.objects.filter(day__lt=before).values_list("day", "source_rows"))
     dropped: list[dt.date] = []
     rows = 0

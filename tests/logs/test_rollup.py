@@ -6,6 +6,7 @@ import datetime as dt
 import random
 import threading
 from collections import defaultdict
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -17,6 +18,7 @@ from logs.services import (
     daily_usage_rollup_due,
     request_logs_purge,
 )
+from logs.tasks import purge_request_logs
 
 pytestmark = pytest.mark.embedded
 DAY = dt.date(2026, 3, 14)
@@ -142,6 +144,20 @@ def test_it_purges_in_batches_and_keeps_rows_within_retention(
 
     assert request_logs_purge(older_than_days=90) == 30
     assert RequestLog.objects.count() == 5
+
+
+@pytest.mark.django_db
+def test_the_hourly_purge_task_rolls_up_and_purges_on_either_database(settings: Any) -> None:
+    """The beat task itself: partitions first (PostgreSQL; none to drop on SQLite), then
+    rows. `make run` runs it hourly on SQLite."""
+    now = dt.datetime.now(dt.UTC)
+    _log(1, at=now - dt.timedelta(days=settings.LOG_RETENTION_DAYS + 3), cost=40)
+    _log(2, at=now - dt.timedelta(days=settings.LOG_RETENTION_DAYS + 3), cost=2)
+    _log(3, at=now - dt.timedelta(minutes=5))
+
+    assert purge_request_logs() == 2
+    assert list(RequestLog.objects.values_list("request_id", flat=True)) == ["req_3"]
+    assert DailyUsage.objects.get().cost == 42
 
 
 @pytest.mark.postgres
