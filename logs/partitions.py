@@ -72,7 +72,11 @@ def request_log_partitions() -> list[Partition]:
             " WHERE i.inhparent = to_regclass(%s)",
             [_q(TABLE)],
         )
-        names = [row[0] for row in cursor.fetchall()]
+        return _daily([row[0] for row in cursor.fetchall()])
+
+
+def _daily(names: list[str]) -> list[Partition]:
+    """The daily tables among NAMES, oldest first."""
     found = []
     for name in names:
         match = _DAILY.match(name)
@@ -195,12 +199,4 @@ def _detached(before: dt.date) -> list[Partition]:
             " AND starts_with(c.relname, %s)",
             [_q(TABLE), f"{TABLE}_p"],
         )
-        names = [row[0] for row in cursor.fetchall()]
-    found = []
-    for name in names:
-        match = _DAILY.match(name)
-        if match:
-            day = dt.datetime.strptime(match[1], "%Y%m%d").date()  # noqa: DTZ007
-            if day < before:
-                found.append(Partition(name, day))
-    return found
+        return [p for p in _daily([row[0] for row in cursor.fetchall()]) if p.day < before]
