@@ -15,13 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import orjson
 from django.conf import settings
 
 from billing.journal import progress_snapshot
 from billing.pricing import Usage, worst_case_micros
-from relay import response_store, tokens
+from relay import http1, response_store, tokens
 from relay.affinity import affinity_key
 from relay.asgi_io import (
     ClientDisconnected,
@@ -407,11 +406,11 @@ def _adapter(
 
 async def _attempt(
     call: Call, route: list[ChannelInfo], prepare: Callable[[ChannelInfo], _Prepared]
-) -> tuple[aiohttp.ClientResponse, _Prepared]:
+) -> tuple[http1.Response, _Prepared]:
     """The first channel that answers. A channel whose protocol cannot express the request
     is skipped (not its fault); if no channel could take it, the caller gets that 400."""
 
-    async def exchange(channel: ChannelInfo) -> tuple[aiohttp.ClientResponse, _Prepared]:
+    async def exchange(channel: ChannelInfo) -> tuple[http1.Response, _Prepared]:
         try:
             prepared = prepare(channel)
         except RelayError as exc:
@@ -431,7 +430,7 @@ async def _attempt(
 
 async def _relay_body(
     call: Call,
-    response: aiohttp.ClientResponse,
+    response: http1.Response,
     prepared: _Prepared,
     inbound: Inbound,
     model: str,
@@ -442,7 +441,7 @@ async def _relay_body(
 ) -> None:
     try:
         body = await response.read()
-    except (aiohttp.ClientError, TimeoutError):
+    except (http1.ClientError, TimeoutError):
         raise RelayError(
             502,
             "The upstream connection failed mid-response.",
@@ -521,7 +520,7 @@ def _parts_bytes(parts: list[ir.Part]) -> int:
 
 async def _pump_stream(
     call: Call,
-    response: aiohttp.ClientResponse,
+    response: http1.Response,
     adapter: StreamAdapter,
     receive: Receive,
     send_: Send,
@@ -539,7 +538,7 @@ async def _pump_stream(
     async def pump() -> None:
         first = True
         try:
-            async for chunk in response.content.iter_any():
+            async for chunk in response:
                 out = adapter.feed(chunk)
                 if out:
                     if keeper is not None:
@@ -552,7 +551,7 @@ async def _pump_stream(
             rest = adapter.finish()
             if rest:
                 await send_chunk(send_, rest)
-        except (aiohttp.ClientError, TimeoutError):
+        except (http1.ClientError, TimeoutError):
             call.status, call.error_code = 502, "upstream_stream_error"
             err = RelayError(
                 502,

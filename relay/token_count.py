@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import orjson
 
-from relay import tokens
+from relay import http1, tokens
 from relay.catalog import KeyInfo
 from relay.channel_types import CHANNEL_TYPES
 from relay.pipeline.forward import UpstreamFailure, send
@@ -54,7 +53,7 @@ async def _ask(url: str, headers: dict[str, str], body: bytes, field: str) -> in
         return None
     try:
         data = await response.read()
-    except (aiohttp.ClientError, TimeoutError):
+    except (http1.ClientError, TimeoutError):
         return None
     finally:
         response.release()

@@ -1,9 +1,10 @@
-"""The shared upstream HTTP client: one aiohttp session per event loop.
+"""The aiohttp session (one per event loop) for upstream calls off the hot path: video
+task polling. Chat, embeddings, images and video downloads go through relay/http1.
 
 Measured on this class of machine (benchmarks/relay_overhead.py, py-spy): httpx's own
 transport costs ~2 ms CPU a request; httpx over aiohttp's transport still spends ~22% of
-the relay's CPU in httpx's request/response objects. The relay therefore calls aiohttp
-directly. No cookie jar: an upstream's Set-Cookie must never follow another customer.
+the relay's CPU in httpx's request/response objects. No cookie jar: an upstream's
+Set-Cookie must never follow another customer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import asyncio
 
 import aiohttp
 from django.conf import settings
+
+from relay import http1
 
 _sessions: dict[int, aiohttp.ClientSession] = {}
 
@@ -37,7 +40,8 @@ def session() -> aiohttp.ClientSession:
 
 
 async def close() -> None:
-    """Close this event loop's session (server shutdown)."""
+    """Close this event loop's session and idle connections (server shutdown)."""
+    http1.close_pool()
     found = _sessions.pop(id(asyncio.get_running_loop()), None)
     if found is not None:
         await found.close()

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-import aiohttp
 import orjson
 from django.conf import settings
 
+from relay import http1
 from relay.pipeline.forward import UpstreamFailure, failure_from_response, send
 
 
@@ -22,7 +22,7 @@ class Target:
     body: bytes = b""
 
 
-async def open_response(target: Target) -> aiohttp.ClientResponse:
+async def open_response(target: Target) -> http1.Response:
     """Send TARGET; returns the response once its headers arrived (status < 400)."""
     response = await send(target.url, target.headers, target.body or None, target.method)
     if response.status >= 400:
@@ -36,7 +36,7 @@ async def fetch_json(target: Target) -> dict[str, object]:
     try:
         async with asyncio.timeout(settings.RELAY_IDLE_TIMEOUT):
             body = await response.read()
-    except (TimeoutError, aiohttp.ClientError):
+    except (TimeoutError, http1.ClientError):
         raise UpstreamFailure("upstream connection failed mid-response", retryable=True) from None
     finally:
         response.release()

@@ -14,12 +14,12 @@ import re
 import secrets
 from typing import Any
 
-import aiohttp
 from django.conf import settings
 from django.utils import timezone
 
 from billing.exceptions import InsufficientBalance
 from billing.holds import KeyLimitExceeded
+from relay import http1
 from relay.affinity import pick_key
 from relay.asgi_io import (
     Receive,
@@ -50,7 +50,6 @@ from relay.upstream import session
 
 _UPSTREAM_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 _VARIANTS = frozenset({"video", "thumbnail", "spritesheet"})
-_CHUNK = 64 * 1024
 
 
 def _epoch(value: dt.datetime | None) -> int | None:
@@ -264,9 +263,9 @@ async def download(
     try:
         await start_stream(send, 200, out, ctype.encode("latin-1"))
         try:
-            async for chunk in response.content.iter_chunked(_CHUNK):
+            async for chunk in response:
                 await send_chunk(send, chunk)
-        except (aiohttp.ClientError, TimeoutError):
+        except (http1.ClientError, TimeoutError):
             response.close()  # a cut download: the client sees a short body
         await end_stream(send)
     finally:

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import aiohttp
 import orjson
 from django.conf import settings
 
-from relay.upstream import session
+from relay import http1
 
 
 class UpstreamFailure(Exception):
@@ -37,18 +36,23 @@ class UpstreamFailure(Exception):
 
 async def send(
     url: str, headers: dict[str, str], body: bytes | None, method: str = "POST"
-) -> aiohttp.ClientResponse:
+) -> http1.Response:
     """Start the request; returns once the status line and headers have arrived."""
     try:
         async with asyncio.timeout(settings.RELAY_FIRST_BYTE_TIMEOUT):
-            return await session().request(
-                method, url, data=body, headers=headers, allow_redirects=False
+            return await http1.request(
+                method,
+                url,
+                headers,
+                body,
+                connect_timeout=settings.RELAY_CONNECT_TIMEOUT,
+                read_timeout=settings.RELAY_IDLE_TIMEOUT,
             )
     except TimeoutError:
         raise UpstreamFailure(
             "upstream timed out before the first byte", retryable=True, status=504
         ) from None
-    except aiohttp.ClientError as exc:
+    except http1.ClientError as exc:
         raise UpstreamFailure(
             f"could not reach upstream ({type(exc).__name__})", retryable=True, status=502
         ) from None
@@ -79,12 +83,12 @@ def _quota_exhausted(status: int, body: bytes) -> str:
     return ""
 
 
-async def failure_from_response(response: aiohttp.ClientResponse) -> UpstreamFailure:
+async def failure_from_response(response: http1.Response) -> UpstreamFailure:
     """Read an error response (bounded) and decide whether another channel may succeed."""
     try:
         async with asyncio.timeout(settings.RELAY_IDLE_TIMEOUT):
             body = await response.read()
-    except (TimeoutError, aiohttp.ClientError):
+    except (TimeoutError, http1.ClientError):
         body = b""
     finally:
         response.release()
