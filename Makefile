@@ -9,7 +9,7 @@ WORKERS ?= 1
 # SIGTERM: requests in flight get this long to finish, then are cut and settled.
 SHUTDOWN_DRAIN_SECONDS ?= 20
 
-.PHONY: install run serve worker beat test lint typecheck pytest bench bench-dashboard clean
+.PHONY: install run serve worker beat test lint typecheck pytest bench bench-dashboard bench-client clean
 
 install: $(STAMP)
 
@@ -64,6 +64,9 @@ bench: install
 bench-dashboard: install
 	bash scripts/ensure-test-servers.sh
 	$(BIN)/python benchmarks/dashboard_pages.py
+
+bench-client: install
+	$(BIN)/python benchmarks/upstream_client.py
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3* .mypy_cache .pytest_cache .ruff_cache

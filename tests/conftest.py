@@ -7,6 +7,7 @@ subprocesses (the CLI tests) and the live server see the same data as the test i
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,6 +26,32 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
     if db["ENGINE"] == "django.db.backends.sqlite3":
         path = Path(db["NAME"])
         db.setdefault("TEST", {})["NAME"] = str(path.with_name(f"test_{path.name}"))
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None, django_db_blocker: Any) -> Iterator[None]:
+    """pytest-django's test database; before it is dropped, end the sessions still open on
+    it, naming them on stderr. A thread of the test process (an in-process relay server's,
+    caught mid-query when the server stopped) can hold a connection past the pool's close,
+    and DROP DATABASE then fails ("being accessed by other users"): an error about the
+    test run's teardown, not about any test."""
+    yield
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        others = (
+            "FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        cursor.execute(f"SELECT pid, application_name, state, left(query, 60) {others}")
+        left = cursor.fetchall()
+        if left:
+            print(
+                f"\nending {len(left)} session(s) left on the test database: {left}",
+                file=sys.stderr,
+            )
+            cursor.execute(f"SELECT pg_terminate_backend(pid) {others}")
 
 
 @pytest.fixture

@@ -187,9 +187,11 @@ class _Connection(asyncio.Protocol):
     # the exchange
 
     def close(self) -> None:
+        # Abort, not close: nothing unsent matters, and a TLS close keeps the socket until
+        # the upstream answers its close_notify (up to 30 s) instead of freeing it now.
         self.eof = True
         if self.transport is not None:
-            self.transport.close()
+            self.transport.abort()
 
     def consumed(self) -> None:
         """The reader took the buffered bytes: read from the socket again."""

@@ -507,3 +507,33 @@ def test_whatever_an_upstream_sends_ends_in_an_answer_or_a_client_error(
     data: bytes, splits: list[int]
 ) -> None:
     asyncio.run(_answer_with(data, splits))
+
+
+async def test_a_stream_cut_short_over_tls_stops_the_upstream_at_once(
+    upstreams: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Dropping a stream is how the relay tells an upstream to stop generating."""
+    server_tls, cert_path = _certificate(tmp_path)
+    stopped = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await up.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            while True:  # an endless stream, as long as anyone takes it
+                writer.write(b"d\r\ndata: token\n\n\r\n")
+                await writer.drain()
+        except ConnectionError:
+            stopped.set()
+
+    up = await upstreams(handler, server_tls)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
+    client._tls.cache_clear()
+    try:
+        response = await http1.request("GET", up.base, {}, None, connect_timeout=5, read_timeout=5)
+        assert await response.__anext__()
+        response.close()
+        async with asyncio.timeout(5):
+            await stopped.wait()
+    finally:
+        client._tls.cache_clear()
