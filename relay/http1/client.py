@@ -300,7 +300,13 @@ class _Pool:
         cutoff = self.loop.time() - KEEPALIVE
         while stack:
             conn = stack.pop()  # the most recently used: the least likely to be stale
-            if not conn.eof and conn.idle_since > cutoff:
+            transport = conn.transport
+            if (
+                not conn.eof
+                and conn.idle_since > cutoff
+                and transport is not None
+                and not transport.is_closing()
+            ):
                 return conn
             conn.close()
         return None
@@ -430,7 +436,7 @@ async def _exchange(
             if conn.eof:
                 if not conn.received and conn.loop.time() - sent < _STALE_WINDOW:
                     raise _NoAnswer
-                raise Disconnected("connection closed mid-response")
+                raise Disconnected("connection closed before the response was complete")
             await conn.wait(read_timeout)
     except ProtocolError as exc:
         conn.close()
