@@ -284,6 +284,13 @@ class Response:
         if conn is not None:
             conn.close()
 
+    def __del__(self) -> None:
+        # A response dropped unreleased (an exception between the answer and its reading)
+        # must not keep its socket open, or its upstream generating, for ever.
+        conn = self._conn
+        if conn is not None and not conn.loop.is_closed():
+            conn.close()
+
 
 class _Pool:
     """The idle keep-alive connections of one event loop, per origin."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
 import hashlib
 import ipaddress
 import ssl
@@ -535,3 +536,22 @@ async def test_a_stream_cut_short_over_tls_stops_the_upstream_at_once(
             await stopped.wait()
     finally:
         client._tls.cache_clear()
+
+
+async def test_a_response_dropped_unread_closes_its_connection(upstreams: Any) -> None:
+    closed = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await up.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        await writer.drain()
+        await reader.read()  # until the client hangs up
+        closed.set()
+
+    up = await upstreams(handler)
+    response = await http1.request("POST", up.base, {}, b"", connect_timeout=5, read_timeout=5)
+    assert response.status == 200
+    del response  # never read, released or closed
+    gc.collect()
+    async with asyncio.timeout(5):
+        await closed.wait()
