@@ -68,9 +68,14 @@ def test_a_static_file_whose_client_left_while_it_opened_is_closed(
         async def send(message: Mapping[str, Any]) -> None:
             sent.append(dict(message))
 
+        ours = threading.get_ident()
+
         async def finished(**kwargs: Any) -> None:
-            # Django has given up on the request: let WhiteNoise return its response.
-            proceed.set()
+            # Django has given up on the request: let WhiteNoise return its response. The
+            # signal is global: another request of the test process (a live server's
+            # thread) ending must not let WhiteNoise go before the client has left.
+            if threading.get_ident() == ours:
+                proceed.set()
 
         request_finished.connect(finished)
         try:
