@@ -2,21 +2,21 @@
 
     make bench-client          (or: python benchmarks/upstream_client.py --rounds 5)
 
-The fake upstream runs pinned to one CPU; this process, pinned to the other, sends
-sequential requests to it (one connection, kept alive) with each client in turn, round
-after round, and prints each client's median latency and CPU time per request: for a
-non-streaming chat answer and for a whole stream. The CPU figure is this process's only,
-so it is what the relay's worker spends per upstream call, with nothing else in it.
+The fake upstream runs pinned to one CPU (started and stopped as `make bench` does); this
+process, pinned to the other, sends sequential requests to it (one connection, kept
+alive) with each client in turn, round after round, and prints each client's median
+latency and CPU time per request: for a non-streaming chat answer and for a whole stream.
+The CPU figure is this process's only, so it is what the relay's worker spends per
+upstream call, with nothing else in it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -28,7 +28,9 @@ if str(ROOT) not in sys.path:  # run as a script: make the repository importable
 import aiohttp  # noqa: E402
 import uvloop  # noqa: E402
 
+from benchmarks.relay_overhead import PYTHON, Processes, _wait_http  # noqa: E402
 from relay import http1  # noqa: E402
+from tests.plugins import servers  # noqa: E402
 
 HEADERS = {
     "authorization": "Bearer sk-bench",
@@ -39,18 +41,6 @@ CHAT = b'{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}],"max
 STREAM = CHAT[:-1] + b',"stream":true}'
 
 Fetch = Callable[[bytes], Awaitable[bytes]]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _pin(cpu: int) -> None:
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
-        os.sched_setaffinity(0, {cpu})
 
 
 async def _measure(fetch: Fetch, body: bytes, n: int) -> tuple[float, float]:
@@ -118,26 +108,24 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--requests", type=int, default=3_000, help="per client per round")
     args = parser.parse_args()
-    port = _free_port()
-    _pin(1)
-    fake = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.upstream", "--port", str(port)],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )
-    _pin(0)
-    try:
-        for _ in range(200):  # until the fake listens
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.05)
-        url = f"http://127.0.0.1:{port}/v1/chat/completions"
-        uvloop.run(_run(url, args.rounds, args.requests))
-    finally:
-        fake.kill()
-        fake.wait()
+    port = servers._free_ports(1)[0]
+    cpus = sorted(os.sched_getaffinity(0))
+    with tempfile.TemporaryDirectory(prefix="tokenhub-bench-client-") as logs:
+        procs = Processes(Path(logs))
+        try:
+            fake = procs.start(
+                "fake-upstream",
+                [PYTHON, "-m", "tests.fakes.upstream", "--host", "127.0.0.1", "--port", str(port)],
+                env=dict(os.environ),
+                cpus={cpus[-1]} if len(cpus) > 1 else None,
+            )
+            if len(cpus) > 1:
+                os.sched_setaffinity(0, {cpus[0]})
+            _wait_http(f"http://127.0.0.1:{port}/v1/models", {}, fake)
+            url = f"http://127.0.0.1:{port}/v1/chat/completions"
+            uvloop.run(_run(url, args.rounds, args.requests))
+        finally:
+            procs.stop_all()
 
 
 if __name__ == "__main__":
