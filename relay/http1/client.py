@@ -193,6 +193,16 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def reusable(self, cutoff: float) -> bool:
+        """Open, idle since after CUTOFF, and not being closed: fit to carry a request."""
+        transport = self.transport
+        return (
+            not self.eof
+            and self.idle_since > cutoff
+            and transport is not None
+            and not transport.is_closing()
+        )
+
     def consumed(self) -> None:
         """The reader took the buffered bytes: read from the socket again."""
         if self.paused and self.transport is not None:
@@ -307,13 +317,7 @@ class _Pool:
         cutoff = self.loop.time() - KEEPALIVE
         while stack:
             conn = stack.pop()  # the most recently used: the least likely to be stale
-            transport = conn.transport
-            if (
-                not conn.eof
-                and conn.idle_since > cutoff
-                and transport is not None
-                and not transport.is_closing()
-            ):
+            if conn.reusable(cutoff):
                 return conn
             conn.close()
         return None
@@ -335,9 +339,11 @@ class _Pool:
         cutoff = self.loop.time() - KEEPALIVE
         left = 0
         for stack in self.idle.values():
-            keep = [c for c in stack if not c.eof and c.idle_since > cutoff]
+            keep = []
             for conn in stack:
-                if conn.eof or conn.idle_since <= cutoff:
+                if conn.reusable(cutoff):
+                    keep.append(conn)
+                else:
                     conn.close()
             stack[:] = keep
             left += len(keep)
